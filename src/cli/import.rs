@@ -1,0 +1,26 @@
+//! `import`: files through the same normalizer and writer as live events.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::ingest::import::import_files;
+use crate::ingest::NormalizeOptions;
+use crate::store::writer::{Writer, WriterConfig};
+
+pub fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
+    let writer = Writer::spawn(WriterConfig {
+        database: config.database.clone(),
+        activity_directory: config.activity_directory.clone(),
+        compress_sessions: config.compress_sessions,
+        capture: config.capture,
+    })?;
+    let opts = NormalizeOptions { max_event_bytes: config.max_event_bytes };
+    let report = import_files(&writer, files, &opts, std::io::stderr().is_terminal());
+    let stats = writer.shutdown();
+    let report = report?;
+    stats?;
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The `mpm-aggregate` command line: argument parsing, logging, configuration,
+//! dispatch to one module per command, and the exit status. Every error
+//! reaches the user as one `error: …` line and exit status 1.
+
+mod export;
+mod import;
+mod output;
+mod prune;
+mod query;
+mod sessions;
+mod start;
+mod status;
+mod stop;
+mod view;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::error::Result;
+
+#[derive(Parser, Debug)]
+#[command(name = "mpm-aggregate", version, about = "Record claude-mpm's agent activity into SQLite; query and export sessions.")]
+pub struct Cli {
+    /// Configuration file (default: .claude-mpm/config.toml when it exists)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SQLite database (default: .claude-mpm/aggregator.db)
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Where session files are written (default: .claude-mpm/activity)
+    #[arg(long, global = true, value_name = "DIR")]
+    activity_dir: Option<PathBuf>,
+    /// Verbose logging
+    #[arg(long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Connect to the monitor and record until stopped
+    Start(StartArgs),
+    /// Stop the running recorder (active sessions are finalized and saved)
+    Stop,
+    /// Show what the recorder and the store are doing
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recorded sessions
+    Sessions {
+        /// Show at most N sessions
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Order: time (newest first), events or duration (largest first)
+        #[arg(long, default_value = "time", value_parser = ["time", "events", "duration"])]
+        sort: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one session: metadata, prompt, metrics, delegations, events
+    View(ViewArgs),
+    /// Export a session as JSON (full, summary or events)
+    Export {
+        /// Session id or unique prefix
+        session: String,
+        /// Output file, or - for standard output (default: ./session_<id8>_<format>.json; .gz compresses)
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// full, summary or events (json = full)
+        #[arg(long, default_value = "full")]
+        format: String,
+    },
+    /// Run a read-only SQL query on the database
+    Query {
+        /// The SQL statement (one, read-only)
+        sql: String,
+        /// table, json or csv
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+        format: String,
+    },
+    /// Import capture JSONL files, session exports or session files of the Python original
+    Import {
+        /// Files to import (.gz is read transparently)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Delete sessions (events, delegations, metrics, files) older than N days
+    Prune {
+        #[arg(long, value_name = "N")]
+        older_than_days: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StartArgs {
+    /// Monitor host (default: localhost, or CLAUDE_MPM_DASHBOARD_HOST)
+    #[arg(long)]
+    host: Option<String>,
+    /// Monitor port (default: 8765, or CLAUDE_MPM_DASHBOARD_PORT)
+    #[arg(long)]
+    port: Option<u16>,
+    /// Run in the background (PID and log files in the activity directory)
+    #[arg(long)]
+    daemon: bool,
+    /// Start even if the monitor is unreachable, and keep retrying
+    #[arg(long)]
+    force: bool,
+    /// Internal: this process is the detached daemon
+    #[arg(long, hide = true)]
+    daemon_child: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ViewArgs {
+    /// Session id or unique prefix
+    session: String,
+    /// Show full texts (instructions, prompt, response) and event data
+    #[arg(short, long)]
+    verbose: bool,
+    /// List the session's events
+    #[arg(long)]
+    show_events: bool,
+    /// How many events to list
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    event_limit: u64,
+    /// Leave out the final response
+    #[arg(long)]
+    no_response: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_logging(debug: bool, command: &Command) {
+    use tracing_subscriber::EnvFilter;
+    let default = if debug {
+        "mpm_aggregate=debug,info"
+    } else if matches!(command, Command::Start(_)) {
+        "mpm_aggregate=info,warn"
+    } else {
+        "mpm_aggregate=warn,error"
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+}
+
+/// Parses the arguments, runs the command and returns the exit status.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    run_cli(cli)
+}
+
+fn run_cli(cli: Cli) -> i32 {
+    let env_debug = std::env::var("CLAUDE_MPM_AGGREGATOR_DEBUG").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+    init_logging(cli.debug || env_debug, &cli.command);
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let (host, port) = match &cli.command {
+        Command::Start(a) => (a.host.clone(), a.port),
+        _ => (None, None),
+    };
+    let overrides = Overrides {
+        database: cli.db.clone(),
+        activity_directory: cli.activity_dir.clone(),
+        dashboard_host: host,
+        dashboard_port: port,
+        debug: cli.debug.then_some(true),
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Start(args) => start::run(&config, &args, global_args(&cli.config, &cli.db, &cli.activity_dir, cli.debug)),
+        Command::Stop => stop::run(&config),
+        Command::Status { json } => status::run(&config, json),
+        Command::Sessions { limit, sort, json } => sessions::run(&config, limit, &sort, json),
+        Command::View(args) => view::run(&config, &args),
+        Command::Export { session, output, format } => export::run(&config, &session, output.as_deref(), &format),
+        Command::Query { sql, format } => query::run(&config, &sql, &format),
+        Command::Import { files } => import::run(&config, &files),
+        Command::Prune { older_than_days } => prune::run(&config, older_than_days),
+    }
+}
+
+/// The global options, repeated for a daemon child.
+fn global_args(config: &Option<PathBuf>, db: &Option<PathBuf>, activity_dir: &Option<PathBuf>, debug: bool) -> Vec<std::ffi::OsString> {
+    let mut args = Vec::new();
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone()).into_os_string();
+    if let Some(c) = config {
+        args.extend(["--config".into(), absolute(c)]);
+    }
+    if let Some(d) = db {
+        args.extend(["--db".into(), absolute(d)]);
+    }
+    if let Some(a) = activity_dir {
+        args.extend(["--activity-dir".into(), absolute(a)]);
+    }
+    if debug {
+        args.push("--debug".into());
+    }
+    args
+}

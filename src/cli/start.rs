@@ -1,0 +1,117 @@
+//! `start`: record in the foreground (Ctrl-C or SIGTERM stops cleanly), or
+//! `--daemon` in the background.
+
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use super::StartArgs;
+use crate::config::Config;
+use crate::error::{AggregatorError, Result};
+use crate::recorder::{self, client::monitor_url, daemon, RecorderOptions};
+
+/// How long `start --daemon` waits for the daemon to report that it records.
+const DAEMON_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn run(config: &Config, args: &StartArgs, global: Vec<std::ffi::OsString>) -> Result<()> {
+    if !config.enabled {
+        return Err(AggregatorError::Config("event_aggregator.enabled is false: recording is switched off".into()));
+    }
+    recorder::check_activity_dir(&config.activity_directory)?;
+    daemon::ensure_not_running(&config.activity_directory)?;
+    if args.daemon && !args.daemon_child {
+        return start_daemon(config, args, global);
+    }
+    record(config, args)
+}
+
+fn start_daemon(config: &Config, args: &StartArgs, mut child_args: Vec<std::ffi::OsString>) -> Result<()> {
+    child_args.extend(["start".into(), "--daemon-child".into(), "--daemon".into()]);
+    child_args.extend(["--host".into(), config.dashboard_host.clone().into()]);
+    child_args.extend(["--port".into(), config.dashboard_port.to_string().into()]);
+    if args.force {
+        child_args.push("--force".into());
+    }
+    let mut child = daemon::spawn_detached(&config.activity_directory, &child_args)?;
+    let pid = daemon::wait_until_recording(&mut child, &config.activity_directory, DAEMON_READY_TIMEOUT)?;
+    println!(
+        "recording in the background (pid {pid}) from {} into {}\nlog: {}\nstop with: mpm-aggregate stop",
+        monitor_url(&config.dashboard_host, config.dashboard_port),
+        config.database.display(),
+        daemon::log_file(&config.activity_directory).display()
+    );
+    Ok(())
+}
+
+fn record(config: &Config, args: &StartArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AggregatorError::Recorder(format!("cannot start the async runtime: {e}")))?;
+    let foreground = !args.daemon_child;
+    runtime.block_on(async {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = shutdown_tx.send(true);
+        });
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let options = RecorderOptions { force: args.force, status_lines: foreground };
+        let task = tokio::spawn(recorder::run(config.clone(), options, shutdown_rx, ready_tx));
+        let _pid_file = match ready_rx.await {
+            Ok(Ok(shared)) => {
+                let pid_file = daemon::PidFile::create(&config.activity_directory)?;
+                let url = monitor_url(&config.dashboard_host, config.dashboard_port);
+                let state = if shared.is_connected() { "connected to" } else { "waiting for" };
+                tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
+                if foreground {
+                    println!("recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
+                }
+                pid_file
+            }
+            Ok(Err(e)) => {
+                let _ = task.await;
+                return Err(e);
+            }
+            Err(_) => {
+                return match task.await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(AggregatorError::Recorder("the recorder stopped before it started".into())),
+                };
+            }
+        };
+        let report = task.await.map_err(|e| AggregatorError::Recorder(format!("the recorder failed: {e}")))??;
+        let s = report.stats;
+        let summary = format!(
+            "stopped: {} events stored this run ({} duplicates, {} rejected), {} sessions finalized at stop, session files in {}",
+            s.stored,
+            s.duplicates,
+            s.rejected,
+            report.finalized_at_stop,
+            config.activity_directory.display()
+        );
+        tracing::info!("{summary}");
+        if foreground {
+            println!("{summary}");
+        }
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,119 @@
+//! `view`: one session in detail, or as JSON.
+
+use serde_json::{json, Value};
+
+use super::output::{clip, duration, short_time};
+use super::ViewArgs;
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::export::{for_each_event, load_header};
+use crate::store::queries::resolve_session;
+
+pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
+    let conn = crate::store::open_read_only(&config.database)?;
+    let id = resolve_session(&conn, &args.session)?;
+    let session = load_header(&conn, &id)?;
+    let mut events = Vec::new();
+    if args.show_events {
+        for_each_event(&conn, &id, Some(args.event_limit), |row| {
+            events.push(row.to_event());
+            Ok(())
+        })?;
+    }
+
+    if args.json {
+        let mut doc = session.summary_header();
+        doc["delegations_summary"] = session.delegations_summary();
+        if args.show_events {
+            doc["events"] = Value::Array(events.iter().map(|e| e.to_dict()).collect());
+        }
+        if args.no_response {
+            if let Value::Object(map) = &mut doc {
+                map.remove("final_response");
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(());
+    }
+
+    let text = |s: Option<&str>, max: usize| match s {
+        Some(s) if args.verbose => s.to_string(),
+        Some(s) => clip(s, max),
+        None => "-".into(),
+    };
+    let m = &session.metrics;
+    let status = session.metadata.get("status").and_then(Value::as_str).unwrap_or("active");
+    println!("Session {}", session.session_id);
+    println!("  status:      {status}");
+    println!("  started:     {}", short_time(&crate::ingest::timestamp::format_timestamp(&session.start_time)));
+    if let Some(end) = &session.end_time {
+        println!("  ended:       {}", short_time(&crate::ingest::timestamp::format_timestamp(end)));
+    }
+    println!("  duration:    {}", duration(m.session_duration_ms));
+    println!("  directory:   {}", session.working_directory.as_deref().unwrap_or("-"));
+    println!("  git branch:  {}", session.git_branch.as_deref().unwrap_or("-"));
+    if let Some(l) = &session.launch_method {
+        println!("  launched:    {l}");
+    }
+    if let Some(f) = session.metadata.get("file_path").and_then(Value::as_str) {
+        println!("  file:        {f}");
+    }
+    println!("  prompt:      {}", text(session.initial_prompt.as_deref(), 100));
+    println!();
+    println!("Metrics");
+    println!("  events:      {}", m.total_events);
+    let breakdown: Vec<String> = m.event_breakdown.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("  by category: {}", if breakdown.is_empty() { "-".into() } else { breakdown.join(", ") });
+    println!("  tools:       {}", if m.tools_used.is_empty() { "-".into() } else { m.tools_used.join(", ") });
+    println!("  files:       {}", if m.files_modified.is_empty() { "-".into() } else { m.files_modified.join(", ") });
+    println!(
+        "  delegations: {} ({} succeeded, {} failed)",
+        m.total_delegations, m.successful_delegations, m.failed_delegations
+    );
+    if !session.delegations.is_empty() {
+        println!();
+        println!("Delegations");
+        for (i, d) in session.delegations.iter().enumerate() {
+            let state = match (d.end_time, d.success) {
+                (None, _) => "running".to_string(),
+                (Some(_), true) => "success".to_string(),
+                (Some(_), false) => format!("failed{}", d.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
+            };
+            let took = d.end_time.map(|e| duration((e - d.start_time).num_milliseconds())).unwrap_or_else(|| "-".into());
+            println!("  {}. {} ({took}, {state})", i + 1, d.agent_type);
+            if let Some(desc) = &d.description {
+                println!("     task:    {}", text(Some(desc), 90));
+            }
+            println!("     asked:   {}", text(Some(&d.instructions).filter(|s| !s.is_empty()).map(String::as_str), 90));
+            println!("     tools:   {}", if d.tool_operations.is_empty() { "-".into() } else { d.tool_operations.join(", ") });
+            println!("     files:   {}", if d.files_modified.is_empty() { "-".into() } else { d.files_modified.join(", ") });
+            println!("     events:  {}", d.event_count);
+            if let Some(r) = &d.response_preview {
+                println!("     answer:  {}", text(Some(r), 90));
+            }
+        }
+    }
+    if args.show_events {
+        println!();
+        println!("Events (first {} of {})", events.len(), m.total_events);
+        for e in &events {
+            let detail = e
+                .tool_name()
+                .map(str::to_string)
+                .or_else(|| e.data.get("prompt").or_else(|| e.data.get("prompt_text")).and_then(Value::as_str).map(|p| clip(p, 60)))
+                .unwrap_or_default();
+            println!("  {}  {:<10} {:<18} {detail}", e.timestamp.get(11..23).unwrap_or(&e.timestamp), e.category.as_str(), e.event_type);
+            if args.verbose {
+                println!("      {}", json!(e.data));
+            }
+        }
+    }
+    if !args.no_response {
+        if let Some(r) = &session.final_response {
+            println!();
+            println!("Final response");
+            println!("  {}", text(Some(r), 300));
+        }
+    }
+    Ok(())
+}

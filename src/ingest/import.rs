@@ -1,0 +1,249 @@
+//! `import`: reads capture JSONL (`{"event", "data"}` lines or bare payloads),
+//! our exports (`full`, `summary`, `events`) and the Python original's session
+//! files, and sends everything through the same normalizer and writer as live
+//! events. Files are streamed line by line; gzip (`.gz`) is read transparently.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::{normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection};
+use crate::error::{AggregatorError, Result};
+use crate::model::AgentSession;
+use crate::store::writer::{DocumentImport, Writer, WriterMsg, WriterStats};
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    pub files: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub control: u64,
+    pub filtered: u64,
+    pub documents: u64,
+    pub sessions: u64,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        write!(
+            f,
+            "imported {} ({}) from {}: {} skipped as duplicate, {} rejected, {} control skipped",
+            plural(self.stored, "event"),
+            plural(self.sessions, "session"),
+            plural(self.files, "file"),
+            self.duplicates,
+            self.rejected,
+            self.control,
+        )?;
+        if self.filtered > 0 {
+            write!(f, ", {} filtered by capture settings", self.filtered)?;
+        }
+        Ok(())
+    }
+}
+
+/// Imports `paths` through `writer`. `progress` shows a bar on a terminal.
+pub fn import_files(writer: &Writer, paths: &[PathBuf], opts: &NormalizeOptions, progress: bool) -> Result<ImportReport> {
+    let before = writer.flush()?;
+    let mut sessions = HashSet::new();
+    let mut documents = 0;
+    for path in paths {
+        documents += import_file(writer, path, opts, progress, &mut sessions)?;
+    }
+    let after = writer.flush()?;
+    Ok(report(before, after, paths.len() as u64, documents, sessions.len() as u64))
+}
+
+fn report(before: WriterStats, after: WriterStats, files: u64, documents: u64, sessions: u64) -> ImportReport {
+    ImportReport {
+        files,
+        stored: after.stored - before.stored,
+        duplicates: after.duplicates - before.duplicates,
+        rejected: after.rejected - before.rejected,
+        control: after.control - before.control,
+        filtered: after.filtered - before.filtered,
+        documents,
+        sessions,
+    }
+}
+
+fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+    let file = File::open(path).map_err(|e| AggregatorError::io(path, e))?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(BufReader::with_capacity(256 * 1024, flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::with_capacity(256 * 1024, file))
+    })
+}
+
+fn progress_bar(path: &Path, show: bool) -> indicatif::ProgressBar {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if !show || len < 4 * 1024 * 1024 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    bar
+}
+
+fn send(writer: &Writer, msg: WriterMsg) -> Result<()> {
+    writer.sender().send(msg).map_err(|_| AggregatorError::Database {
+        path: PathBuf::from("<writer>"),
+        reason: "the writer stopped during the import".into(),
+    })
+}
+
+fn send_outcomes(writer: &Writer, outcomes: Vec<Outcome>, sessions: &mut HashSet<String>) -> Result<()> {
+    for outcome in outcomes {
+        let msg = match outcome {
+            Outcome::Event(e) => {
+                if let Some(id) = &e.session_id {
+                    if !sessions.contains(id) {
+                        sessions.insert(id.clone());
+                    }
+                }
+                WriterMsg::Event(e)
+            }
+            Outcome::Rejected(r) => {
+                tracing::warn!("rejected input from the import: {}", r.reason);
+                WriterMsg::Rejected(Box::new(r))
+            }
+            Outcome::Control(_) => WriterMsg::Control,
+        };
+        send(writer, msg)?;
+    }
+    Ok(())
+}
+
+/// Imports one file; returns the number of session documents it held.
+fn import_file(writer: &Writer, path: &Path, opts: &NormalizeOptions, progress: bool, sessions: &mut HashSet<String>) -> Result<u64> {
+    let mut reader = open(path)?;
+    // Decide the shape from the first line: a complete JSON value on its own
+    // line means JSON lines; anything else is one JSON document.
+    let mut first = String::new();
+    reader.read_line(&mut first).map_err(|e| AggregatorError::io(path, e))?;
+    let first_value = serde_json::from_str::<Value>(first.trim()).ok();
+    let is_document = match &first_value {
+        Some(Value::Object(map)) => is_session_document(map),
+        Some(Value::Array(_)) => true,
+        Some(_) => false,
+        None => first.trim_start().starts_with(['{', '[']) && !first.trim().is_empty(),
+    };
+    if is_document {
+        let mut text = first;
+        reader.read_to_string(&mut text).map_err(|e| AggregatorError::io(path, e))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| AggregatorError::InvalidFormat(format!("{}: not JSON lines nor a JSON document: {e}", path.display())))?;
+        return import_document(writer, path, value, opts, sessions);
+    }
+
+    let bar = progress_bar(path, progress);
+    let mut seen = HashMap::new();
+    let mut line = first;
+    let mut line_no = 1u64;
+    loop {
+        bar.inc(line.len() as u64);
+        let trimmed = line.trim();
+        if !trimmed.is_empty() {
+            let now = Utc::now();
+            if trimmed.len() > opts.max_event_bytes {
+                let reason = format!("line {line_no}: {} bytes exceeds max_event_bytes ({})", trimmed.len(), opts.max_event_bytes);
+                send(writer, WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, trimmed, now))))?;
+            } else {
+                match serde_json::from_str::<Value>(trimmed) {
+                    Ok(value) => {
+                        let (name, payload) = split_capture_line(value);
+                        let name = name
+                            .or_else(|| payload.get("event").and_then(Value::as_str).map(str::to_string))
+                            .unwrap_or_else(|| "import".to_string());
+                        let outcomes = normalize(&name, payload, now, opts, &mut DedupSalt::Occurrences(&mut seen));
+                        send_outcomes(writer, outcomes, sessions)?;
+                    }
+                    Err(e) => {
+                        let reason = format!("line {line_no}: not JSON: {e}");
+                        tracing::warn!("{}: {reason}", path.display());
+                        send(writer, WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, trimmed, now))))?;
+                    }
+                }
+            }
+        }
+        line.clear();
+        line_no += 1;
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // Not UTF-8: reject the line and go on with the next one.
+                let reason = format!("line {line_no}: not UTF-8 text");
+                send(writer, WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, "", Utc::now()))))?;
+                let mut skip = Vec::new();
+                reader.read_until(b'\n', &mut skip).map_err(|e| AggregatorError::io(path, e))?;
+            }
+            Err(e) => return Err(AggregatorError::io(path, e)),
+        }
+    }
+    bar.finish_and_clear();
+    Ok(0)
+}
+
+fn is_session_document(map: &serde_json::Map<String, Value>) -> bool {
+    map.contains_key("session_id") && (map.contains_key("delegations") || map.contains_key("metrics") || map.get("events").is_some_and(Value::is_array))
+}
+
+fn import_document(writer: &Writer, path: &Path, value: Value, opts: &NormalizeOptions, sessions: &mut HashSet<String>) -> Result<u64> {
+    let mut seen = HashMap::new();
+    match value {
+        // The `events` export format: an array of events.
+        Value::Array(items) => {
+            for item in items {
+                let outcomes = normalize("session_document", item, Utc::now(), opts, &mut DedupSalt::Occurrences(&mut seen));
+                send_outcomes(writer, outcomes, sessions)?;
+            }
+            Ok(0)
+        }
+        Value::Object(ref map) if is_session_document(map) => {
+            let mut session = AgentSession::from_value(&value)
+                .map_err(|e| AggregatorError::InvalidFormat(format!("{}: {e}", path.display())))?;
+            let mut events = Vec::with_capacity(session.events.len());
+            for e in std::mem::take(&mut session.events) {
+                let payload = json!({
+                    "session_id": e.session_id.as_deref().unwrap_or(&session.session_id),
+                    "timestamp": e.timestamp,
+                    "event_type": e.event_type,
+                    "category": e.category,
+                    "data": e.data,
+                    "correlation_id": e.correlation_id,
+                });
+                for outcome in normalize("session_document", payload, Utc::now(), opts, &mut DedupSalt::Occurrences(&mut seen)) {
+                    match outcome {
+                        Outcome::Event(ev) => events.push(*ev),
+                        Outcome::Rejected(r) => send(writer, WriterMsg::Rejected(Box::new(r)))?,
+                        Outcome::Control(_) => send(writer, WriterMsg::Control)?,
+                    }
+                }
+            }
+            session.metadata.remove("status");
+            session.metadata.remove("file_path");
+            sessions.insert(session.session_id.clone());
+            send(writer, WriterMsg::Document(Box::new(DocumentImport { session, events })))?;
+            Ok(1)
+        }
+        other => {
+            // A single payload object in a file of its own.
+            let (name, payload) = split_capture_line(other);
+            let outcomes = normalize(name.as_deref().unwrap_or("import"), payload, Utc::now(), opts, &mut DedupSalt::Occurrences(&mut seen));
+            send_outcomes(writer, outcomes, sessions)?;
+            Ok(0)
+        }
+    }
+}

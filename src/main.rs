@@ -1,0 +1,5 @@
+//! The `mpm-aggregate` command: parse, dispatch, exit status.
+
+fn main() {
+    std::process::exit(mpm_aggregate::cli::run());
+}

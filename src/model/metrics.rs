@@ -1,0 +1,93 @@
+//! [`SessionMetrics`]: the figures of a session.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::string_list;
+use super::SessionEvent;
+use crate::ingest::category::WRITE_TOOLS;
+
+/// Session statistics, as kept in the `metrics` table.
+///
+/// ```
+/// use mpm_aggregate::{SessionEvent, SessionMetrics};
+/// let mut m = SessionMetrics::default();
+/// m.update(&SessionEvent::new("PreToolUse", serde_json::json!({"tool_name": "Write", "tool_input": {"file_path": "/a"}}), "2026-01-01T00:00:00.000Z", None));
+/// assert_eq!(m.tools_used, ["Write"]);
+/// assert_eq!(m.files_modified, ["/a"]);
+/// assert_eq!(m.event_breakdown["file"], 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMetrics {
+    pub total_events: u64,
+    pub session_duration_ms: i64,
+    pub event_breakdown: BTreeMap<String, u64>,
+    pub agents_used: Vec<String>,
+    pub tools_used: Vec<String>,
+    pub files_modified: Vec<String>,
+    pub total_delegations: u64,
+    pub successful_delegations: u64,
+    pub failed_delegations: u64,
+}
+
+fn push_distinct(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|x| x == item) {
+        list.push(item.to_string());
+    }
+}
+
+impl SessionMetrics {
+    /// Counts one more event: its category, tool and written file.
+    pub fn update(&mut self, event: &SessionEvent) {
+        self.total_events += 1;
+        *self.event_breakdown.entry(event.category.as_str().to_string()).or_insert(0) += 1;
+        if matches!(event.event_type.as_str(), "PreToolUse" | "PostToolUse") {
+            if let Some(tool) = event.tool_name() {
+                push_distinct(&mut self.tools_used, tool);
+                if WRITE_TOOLS.contains(&tool) {
+                    let input = event.data.get("tool_input").or_else(|| event.data.get("tool_parameters"));
+                    let path = input
+                        .and_then(|i| i.get("file_path").or_else(|| i.get("notebook_path")))
+                        .and_then(Value::as_str);
+                    if let Some(path) = path {
+                        push_distinct(&mut self.files_modified, path);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The metrics as a JSON object.
+    pub fn to_dict(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Reads metrics from a document, ours or the Python original's
+    /// (`event_counts` instead of `event_breakdown`).
+    pub fn from_value(v: &Value) -> Self {
+        let counts = |key: &str| -> BTreeMap<String, u64> {
+            v.get(key)
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, n)| Some((k.clone(), n.as_u64()?))).collect())
+                .unwrap_or_default()
+        };
+        let mut event_breakdown = counts("event_breakdown");
+        if event_breakdown.is_empty() {
+            event_breakdown = counts("event_counts");
+        }
+        let n = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+        SessionMetrics {
+            total_events: n("total_events"),
+            session_duration_ms: v.get("session_duration_ms").and_then(Value::as_i64).unwrap_or(0),
+            event_breakdown,
+            agents_used: string_list(v.get("agents_used")),
+            tools_used: string_list(v.get("tools_used")),
+            files_modified: string_list(v.get("files_modified")),
+            total_delegations: n("total_delegations"),
+            successful_delegations: n("successful_delegations"),
+            failed_delegations: n("failed_delegations"),
+        }
+    }
+}

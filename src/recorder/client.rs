@@ -1,0 +1,252 @@
+//! The Socket.IO client and its supervision.
+//!
+//! rust_socketio's own reconnect is switched off: it does not retry a failed
+//! first connection, and a manual disconnect does not stop it (upstream issue
+//! #374). Instead [`supervise`] owns the loop: connect, watch for the
+//! connection's end, back off (1 s doubling to 30 s, with jitter), reconnect,
+//! forever until shutdown. Every (re)connection asks the monitor for its
+//! history; the store drops what it already has.
+//!
+//! The socket callback only normalizes and hands events to the writer's
+//! bounded channel; it never touches SQLite.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Event, Payload, TransportType};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::Shared;
+use crate::error::{AggregatorError, Result};
+use crate::ingest::{normalize, DedupSalt, NormalizeOptions, Outcome, Rejection};
+use crate::store::writer::WriterMsg;
+
+/// First and largest delay between connection attempts.
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection silent this long is probed, to notice a peer that closed cleanly.
+const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Event name of the probe; monitors ignore events they have no handler for.
+const PROBE_EVENT: &str = "mpm_aggregate:probe";
+
+/// Exponential backoff with ±20% jitter.
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: BACKOFF_START }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        base.mul_f64(0.8 + fastrand::f64() * 0.4)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = BACKOFF_START;
+    }
+}
+
+/// The monitor's URL.
+pub fn monitor_url(host: &str, port: u16) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    format!("http://{host}:{port}")
+}
+
+/// Turns one received Socket.IO event into writer messages.
+async fn on_event(shared: &Shared, event: Event, payload: Payload) {
+    let received_at = Utc::now();
+    shared.events_received.fetch_add(1, Ordering::Relaxed);
+    shared.mark_activity();
+    let name = match &event {
+        Event::Custom(name) => name.clone(),
+        other => other.as_str().to_string(),
+    };
+    let outcomes = match payload {
+        Payload::Text(mut args) => {
+            let first = if args.is_empty() { Value::Null } else { args.swap_remove(0) };
+            let opts = NormalizeOptions { max_event_bytes: shared.max_event_bytes };
+            normalize(&name, first, received_at, &opts, &mut DedupSalt::ReceivedAt)
+        }
+        #[allow(deprecated)]
+        Payload::String(text) => {
+            let opts = NormalizeOptions { max_event_bytes: shared.max_event_bytes };
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) => normalize(&name, v, received_at, &opts, &mut DedupSalt::ReceivedAt),
+                Err(e) => vec![Outcome::Rejected(Rejection::of_text(Some(&name), format!("not JSON: {e}"), &text, received_at))],
+            }
+        }
+        Payload::Binary(bytes) => vec![Outcome::Rejected(Rejection {
+            socket_event: Some(name.clone()),
+            reason: format!("binary payload of {} bytes (events are JSON)", bytes.len()),
+            payload: String::new(),
+            payload_bytes: bytes.len(),
+            received_at,
+        })],
+    };
+    for outcome in outcomes {
+        let msg = match outcome {
+            Outcome::Event(e) => WriterMsg::Event(e),
+            Outcome::Control(_) => WriterMsg::Control,
+            Outcome::Rejected(r) => {
+                tracing::warn!(event = %name, "rejected an event: {}", r.reason);
+                WriterMsg::Rejected(Box::new(r))
+            }
+        };
+        // Waiting here is the backpressure: the socket is not read while the
+        // writer's channel is full.
+        if shared.writer_tx.send_async(msg).await.is_err() {
+            tracing::error!("the writer stopped; events are no longer recorded");
+            shared.lost.notify_one();
+            return;
+        }
+    }
+}
+
+/// Opens one connection with every callback in place.
+async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
+    let on_any = {
+        let shared = shared.clone();
+        move |event: Event, payload: Payload, _client: Client| {
+            let shared = shared.clone();
+            async move { on_event(&shared, event, payload).await }.boxed()
+        }
+    };
+    let on_lost = |what: &'static str| {
+        let shared = shared.clone();
+        move |payload: Payload, _client: Client| {
+            let shared = shared.clone();
+            async move {
+                let detail = match payload {
+                    Payload::Text(v) => v.first().map(|v| v.to_string()).unwrap_or_default(),
+                    #[allow(deprecated)]
+                    Payload::String(s) => s,
+                    Payload::Binary(_) => String::new(),
+                };
+                tracing::debug!("socket {what}: {detail}");
+                shared.lost.notify_one();
+            }
+            .boxed()
+        }
+    };
+    ClientBuilder::new(url)
+        .transport_type(TransportType::Any)
+        .reconnect(false)
+        .on_any(on_any)
+        .on(Event::Error, on_lost("error"))
+        .on(Event::Close, on_lost("closed"))
+        .connect()
+        .await
+        .map_err(|e| AggregatorError::Connection { url: url.to_string(), reason: crate::error::one_line(&e.to_string()) })
+}
+
+/// Waits until the connection is lost or shutdown is asked. Returns `true` on shutdown.
+async fn watch_connection(shared: &Shared, client: &Client, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let mut tick = tokio::time::interval(PROBE_AFTER);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return true,
+            _ = shared.lost.notified() => {
+                // An error callback is not always fatal: check that the socket still works.
+                if client.emit(PROBE_EVENT, json!({})).await.is_err() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if client.emit(PROBE_EVENT, json!({})).await.is_err() {
+                    return false;
+                }
+            }
+            _ = tick.tick() => {
+                if shared.idle_for() >= PROBE_AFTER && client.emit(PROBE_EVENT, json!({})).await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Connects and stays connected until shutdown. With `force` false, a failed
+/// first connection ends it with [`AggregatorError::Connection`]; `ready` is
+/// told once the first connection succeeded (or at once with `force`).
+pub async fn supervise(
+    shared: Arc<Shared>,
+    url: String,
+    history_limit: u64,
+    force: bool,
+    mut shutdown: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<Result<()>>,
+) -> Result<()> {
+    let mut ready = Some(ready);
+    if force {
+        if let Some(r) = ready.take() {
+            let _ = r.send(Ok(()));
+        }
+    }
+    let mut backoff = Backoff::default();
+    let mut attempts: u64 = 0;
+    let mut was_connected = false;
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        match connect(&shared, &url).await {
+            Ok(client) => {
+                attempts = 0;
+                backoff.reset();
+                shared.set_connected(true, None);
+                let n = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                if was_connected || n > 1 {
+                    tracing::info!("reconnected to the monitor at {url}");
+                } else {
+                    tracing::info!("connected to the monitor at {url}");
+                }
+                was_connected = true;
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
+                }
+                if history_limit > 0 {
+                    if let Err(e) = client.emit("get_history", json!({ "limit": history_limit })).await {
+                        tracing::debug!("get_history not sent: {e}");
+                    }
+                }
+                let stopping = watch_connection(&shared, &client, &mut shutdown).await;
+                let _ = client.disconnect().await;
+                shared.set_connected(false, (!stopping).then(|| "connection lost".to_string()));
+                if stopping {
+                    return Ok(());
+                }
+                tracing::warn!("lost the connection to the monitor at {url}; reconnecting");
+            }
+            Err(e) => {
+                if let Some(r) = ready.take() {
+                    let message = e.to_string();
+                    let _ = r.send(Err(e));
+                    return Err(AggregatorError::Recorder(message));
+                }
+                attempts += 1;
+                if attempts == 1 && !was_connected {
+                    tracing::warn!("monitor at {url} not reachable yet; retrying with backoff");
+                }
+                tracing::debug!("connection attempt {attempts} failed: {e}");
+                shared.set_connected(false, Some(e.to_string()));
+            }
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The live recorder: the Socket.IO client under supervision ([`client`]),
+//! the periodic work around it (heartbeat, session timeout sweeper, cleanup,
+//! status lines: [`tasks`]), the daemon and its PID file ([`daemon`]) and the
+//! status other processes read ([`status`]).
+
+pub mod client;
+pub mod daemon;
+pub mod status;
+mod tasks;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{oneshot, watch, Notify};
+
+use crate::config::Config;
+use crate::error::{AggregatorError, Result};
+use crate::store::writer::{RecorderStateUpdate, Writer, WriterConfig, WriterMsg, WriterStats};
+
+/// State shared by the socket callbacks, the supervisor and the periodic tasks.
+pub struct Shared {
+    pub writer_tx: flume::Sender<WriterMsg>,
+    pub max_event_bytes: usize,
+    pub host: String,
+    pub port: u16,
+    pub started_at: DateTime<Utc>,
+    pub events_received: AtomicU64,
+    pub connections: AtomicU64,
+    /// Woken when the socket reports an error or a close.
+    pub lost: Notify,
+    connected: AtomicBool,
+    stopping: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    started: Instant,
+    last_activity_ms: AtomicU64,
+}
+
+impl Shared {
+    fn new(config: &Config, writer_tx: flume::Sender<WriterMsg>) -> Self {
+        Shared {
+            writer_tx,
+            max_event_bytes: config.max_event_bytes,
+            host: config.dashboard_host.clone(),
+            port: config.dashboard_port,
+            started_at: Utc::now(),
+            events_received: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            lost: Notify::new(),
+            connected: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            started: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_connected(&self, connected: bool, error: Option<String>) {
+        self.connected.store(connected, Ordering::Relaxed);
+        if let Ok(mut e) = self.last_error.lock() {
+            if connected {
+                *e = None;
+            } else if error.is_some() {
+                *e = error;
+            }
+        }
+        self.mark_activity();
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    pub(crate) fn mark_activity(&self) {
+        self.last_activity_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the last packet or state change.
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// The row written to `recorder_state`.
+    pub fn state_update(&self) -> RecorderStateUpdate {
+        let stopping = self.stopping.load(Ordering::Relaxed);
+        let connected = self.is_connected();
+        RecorderStateUpdate {
+            pid: std::process::id(),
+            state: if stopping {
+                "stopped"
+            } else if connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
+            .into(),
+            connected: connected && !stopping,
+            host: self.host.clone(),
+            port: self.port,
+            started_at: Some(self.started_at),
+            stopped: stopping,
+            events_received: self.events_received.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            last_error: self.last_error(),
+        }
+    }
+}
+
+/// How to run the recorder.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderOptions {
+    /// Start even when the monitor is unreachable, and keep retrying.
+    pub force: bool,
+    /// Print a status line every `status_interval_seconds`.
+    pub status_lines: bool,
+}
+
+/// What a recorder run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub stats: WriterStats,
+    pub events_received: u64,
+    /// Sessions still active at stop, finalized then.
+    pub finalized_at_stop: usize,
+}
+
+/// Checks that the activity directory can be created and written.
+pub fn check_activity_dir(dir: &std::path::Path) -> Result<()> {
+    crate::store::create_private_dir(dir)?;
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| AggregatorError::io(dir, e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+async fn ask<T>(tx: &flume::Sender<WriterMsg>, make: impl FnOnce(flume::Sender<T>) -> WriterMsg) -> Option<T> {
+    let (reply, rx) = flume::bounded(1);
+    tx.send_async(make(reply)).await.ok()?;
+    rx.recv_async().await.ok()
+}
+
+/// Runs the recorder until `shutdown` turns true. `ready` is told once it is
+/// recording (connected, or started with `force`), or why it could not start.
+pub async fn run(
+    config: Config,
+    options: RecorderOptions,
+    mut shutdown: watch::Receiver<bool>,
+    ready: oneshot::Sender<Result<Arc<Shared>>>,
+) -> Result<RunReport> {
+    let setup = (|| {
+        config.validate()?;
+        if !config.enabled {
+            return Err(AggregatorError::Config("event_aggregator.enabled is false: recording is switched off".into()));
+        }
+        check_activity_dir(&config.activity_directory)?;
+        Writer::spawn(WriterConfig {
+            database: config.database.clone(),
+            activity_directory: config.activity_directory.clone(),
+            compress_sessions: config.compress_sessions,
+            capture: config.capture,
+        })
+    })();
+    let writer = match setup {
+        Ok(w) => w,
+        Err(e) => {
+            let message = e.to_string();
+            let _ = ready.send(Err(e));
+            return Err(AggregatorError::Recorder(message));
+        }
+    };
+    let tx = writer.sender();
+    let shared = Arc::new(Shared::new(&config, tx.clone()));
+    if config.auto_cleanup_days > 0 {
+        tasks::cleanup(&tx, config.auto_cleanup_days).await;
+    }
+
+    let url = client::monitor_url(&config.dashboard_host, config.dashboard_port);
+    let (client_ready_tx, client_ready) = oneshot::channel();
+    let supervisor = tokio::spawn(client::supervise(
+        shared.clone(),
+        url,
+        config.history_limit,
+        options.force,
+        shutdown.clone(),
+        client_ready_tx,
+    ));
+    match client_ready.await {
+        Ok(Ok(())) => {
+            let _ = ready.send(Ok(shared.clone()));
+        }
+        Ok(Err(e)) => {
+            let message = e.to_string();
+            let _ = ready.send(Err(e));
+            let _ = supervisor.await;
+            let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+            return Err(AggregatorError::Recorder(message));
+        }
+        Err(_) => {
+            let _ = ready.send(Err(AggregatorError::Recorder("the connection task ended unexpectedly".into())));
+        }
+    }
+    let periodic = tokio::spawn(tasks::periodic(shared.clone(), config.clone(), options.clone(), shutdown.clone()));
+
+    // Run until asked to stop (or until the writer fails).
+    let writer_failed = loop {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() { break false; }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if tx.is_disconnected() { break true; }
+            }
+        }
+    };
+    shared.stopping.store(true, Ordering::Relaxed);
+    periodic.abort();
+    // The supervisor sees the same shutdown signal and disconnects; a failed
+    // writer stops it through a closed channel.
+    if writer_failed {
+        supervisor.abort();
+    } else {
+        let _ = supervisor.await;
+    }
+    let finalized = ask(&tx, |reply| WriterMsg::FinalizeActive { idle_for: None, reply: Some(reply) }).await.unwrap_or_default();
+    let _ = tx.send_async(WriterMsg::RecorderState(Box::new(shared.state_update()))).await;
+    let stats = tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .map_err(|e| AggregatorError::Recorder(format!("writer shutdown failed: {e}")))??;
+    Ok(RunReport {
+        stats,
+        events_received: shared.events_received.load(Ordering::Relaxed),
+        finalized_at_stop: finalized.len(),
+    })
+}
+
+/// A recorder running on a thread of its own, for library use.
+pub struct RecorderHandle {
+    shutdown: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<Result<RunReport>>>,
+    pub shared: Arc<Shared>,
+}
+
+impl RecorderHandle {
+    /// Starts a recorder on its own thread and runtime; returns once it records.
+    pub fn start(config: Config, options: RecorderOptions) -> Result<RecorderHandle> {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("mpm-aggregate-recorder".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| AggregatorError::Recorder(format!("cannot start the async runtime: {e}")))?;
+                runtime.block_on(run(config, options, shutdown_rx, ready_tx))
+            })
+            .map_err(|e| AggregatorError::Recorder(format!("cannot start the recorder thread: {e}")))?;
+        match ready_rx.blocking_recv() {
+            Ok(Ok(shared)) => Ok(RecorderHandle { shutdown: shutdown_tx, thread: Some(thread), shared }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(e),
+                _ => Err(AggregatorError::Recorder("the recorder stopped before it started".into())),
+            },
+        }
+    }
+
+    /// Stops the recorder: disconnects, drains the channel, finalizes every
+    /// active session (files written) and returns what it did.
+    pub fn stop(mut self) -> Result<RunReport> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<RunReport> {
+        let _ = self.shutdown.send(true);
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(AggregatorError::Recorder("the recorder thread panicked".into()))),
+            None => Ok(RunReport::default()),
+        }
+    }
+}
+
+impl Drop for RecorderHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if let Err(e) = self.stop_inner() {
+                tracing::error!("{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Session documents generated from SQL and streamed to any writer: the
+//! `full`, `summary` and `events` formats of SPEC section 5. Events go from the
+//! row cursor straight to the output, so memory stays flat for any session size.
+
+use std::io::Write;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use crate::error::{AggregatorError, Result};
+use crate::ingest::timestamp::parse_stored;
+use crate::model::{AgentDelegation, AgentSession, SessionEvent, SessionMetrics};
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The whole session document, events included.
+    Full,
+    /// The document without events, with `delegations_summary`.
+    Summary,
+    /// The JSON array of events.
+    Events,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Full => "full",
+            ExportFormat::Summary => "summary",
+            ExportFormat::Events => "events",
+        }
+    }
+}
+
+impl FromStr for ExportFormat {
+    type Err = AggregatorError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" | "json" => Ok(ExportFormat::Full),
+            "summary" => Ok(ExportFormat::Summary),
+            "events" => Ok(ExportFormat::Events),
+            _ => Err(AggregatorError::InvalidFormat(format!(
+                "unknown export format '{s}' (expected full, summary or events)"
+            ))),
+        }
+    }
+}
+
+fn sql_err(e: rusqlite::Error) -> AggregatorError {
+    AggregatorError::Query(e.to_string())
+}
+
+fn json_list(text: Option<String>) -> Vec<String> {
+    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// Reads a session without its events: row, delegations and metrics.
+pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> {
+    let mut session = conn
+        .prepare_cached(
+            "SELECT start_time, end_time, working_directory, git_branch, launch_method, claude_pid, initial_prompt,
+                    final_response, status, file_path, metadata
+             FROM sessions WHERE session_id = ?1",
+        )
+        .map_err(sql_err)?
+        .query_row([session_id], |r| {
+            let mut s = AgentSession::new(session_id, parse_stored(&r.get::<_, String>(0)?).unwrap_or_default());
+            s.end_time = r.get::<_, Option<String>>(1)?.and_then(|t| parse_stored(&t));
+            s.working_directory = r.get(2)?;
+            s.git_branch = r.get(3)?;
+            s.launch_method = r.get(4)?;
+            s.claude_pid = r.get(5)?;
+            s.initial_prompt = r.get(6)?;
+            s.final_response = r.get(7)?;
+            let status: String = r.get(8)?;
+            let file_path: Option<String> = r.get(9)?;
+            let metadata: String = r.get(10)?;
+            s.metadata = serde_json::from_str::<Map<String, Value>>(&metadata).unwrap_or_default();
+            s.metadata.insert("status".into(), Value::from(status));
+            s.metadata.insert("file_path".into(), file_path.map_or(Value::Null, Value::from));
+            Ok(s)
+        })
+        .optional()
+        .map_err(sql_err)?
+        .ok_or_else(|| AggregatorError::SessionNotFound(session_id.to_string()))?;
+
+    session.metrics = conn
+        .prepare_cached(
+            "SELECT total_events, session_duration_ms, event_breakdown, agents_used, tools_used, files_modified,
+                    total_delegations, successful_delegations, failed_delegations
+             FROM metrics WHERE session_id = ?1",
+        )
+        .map_err(sql_err)?
+        .query_row([session_id], |r| {
+            Ok(SessionMetrics {
+                total_events: r.get::<_, i64>(0)? as u64,
+                session_duration_ms: r.get(1)?,
+                event_breakdown: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                agents_used: json_list(r.get(3)?),
+                tools_used: json_list(r.get(4)?),
+                files_modified: json_list(r.get(5)?),
+                total_delegations: r.get::<_, i64>(6)? as u64,
+                successful_delegations: r.get::<_, i64>(7)? as u64,
+                failed_delegations: r.get::<_, i64>(8)? as u64,
+            })
+        })
+        .optional()
+        .map_err(sql_err)?
+        .unwrap_or_default();
+
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT agent_type, start_time, end_time, instructions, description, event_count, tool_operations,
+                    files_modified, success, response_preview, error
+             FROM delegations WHERE session_id = ?1 ORDER BY start_time, id",
+        )
+        .map_err(sql_err)?;
+    session.delegations = stmt
+        .query_map([session_id], |r| {
+            Ok(AgentDelegation {
+                agent_type: r.get(0)?,
+                start_time: parse_stored(&r.get::<_, String>(1)?).unwrap_or_default(),
+                end_time: r.get::<_, Option<String>>(2)?.and_then(|t| parse_stored(&t)),
+                instructions: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                description: r.get(4)?,
+                event_count: r.get::<_, i64>(5)? as u64,
+                tool_operations: json_list(r.get(6)?),
+                files_modified: json_list(r.get(7)?),
+                success: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                response_preview: r.get(9)?,
+                error: r.get(10)?,
+            })
+        })
+        .map_err(sql_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err)?;
+    Ok(session)
+}
+
+/// Calls `each` for the session's events in arrival order, at most `limit`
+/// (all when `None`), starting after the first `skip`.
+pub fn for_each_event(
+    conn: &Connection,
+    session_id: &str,
+    limit: Option<u64>,
+    mut each: impl FnMut(EventRow<'_>) -> std::io::Result<()>,
+) -> Result<u64> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT timestamp, event_type, category, data, correlation_id FROM events
+             WHERE session_id = ?1 ORDER BY id LIMIT ?2",
+        )
+        .map_err(sql_err)?;
+    let limit = limit.map_or(-1, |l| l as i64);
+    let mut rows = stmt.query(rusqlite::params![session_id, limit]).map_err(sql_err)?;
+    let mut n = 0;
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let get = |i| r.get_ref(i).ok().and_then(|v| v.as_str_or_null().ok().flatten()).unwrap_or("");
+        let row = EventRow {
+            timestamp: get(0),
+            event_type: get(1),
+            category: get(2),
+            data: get(3),
+            session_id,
+            correlation_id: r.get_ref(4).ok().and_then(|v| v.as_str_or_null().ok().flatten()),
+        };
+        each(row).map_err(|e| AggregatorError::io("<output>", e))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// One event row, borrowed from the cursor.
+pub struct EventRow<'a> {
+    pub timestamp: &'a str,
+    pub event_type: &'a str,
+    pub category: &'a str,
+    /// JSON text as stored.
+    pub data: &'a str,
+    pub session_id: &'a str,
+    pub correlation_id: Option<&'a str>,
+}
+
+impl EventRow<'_> {
+    /// Writes the event as one compact JSON object (the `SessionEvent` shape).
+    pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(b"{\"timestamp\":")?;
+        serde_json::to_writer(&mut *out, self.timestamp)?;
+        out.write_all(b",\"event_type\":")?;
+        serde_json::to_writer(&mut *out, self.event_type)?;
+        out.write_all(b",\"category\":")?;
+        serde_json::to_writer(&mut *out, self.category)?;
+        out.write_all(b",\"data\":")?;
+        out.write_all(if self.data.is_empty() { b"null" } else { self.data.as_bytes() })?;
+        out.write_all(b",\"session_id\":")?;
+        serde_json::to_writer(&mut *out, self.session_id)?;
+        out.write_all(b",\"correlation_id\":")?;
+        serde_json::to_writer(&mut *out, &self.correlation_id)?;
+        out.write_all(b"}")
+    }
+
+    /// The event as a model value.
+    pub fn to_event(&self) -> SessionEvent {
+        SessionEvent {
+            timestamp: self.timestamp.to_string(),
+            event_type: self.event_type.to_string(),
+            category: self.category.parse().unwrap_or(crate::ingest::Category::Meta),
+            data: serde_json::from_str(self.data).unwrap_or(Value::Null),
+            session_id: Some(self.session_id.to_string()),
+            correlation_id: self.correlation_id.map(str::to_string),
+        }
+    }
+}
+
+/// Reads a whole session, events included (for the library API).
+pub fn load_session(conn: &Connection, session_id: &str) -> Result<AgentSession> {
+    let mut session = load_header(conn, session_id)?;
+    let mut events = Vec::new();
+    for_each_event(conn, session_id, None, |row| {
+        events.push(row.to_event());
+        Ok(())
+    })?;
+    session.events = events;
+    Ok(session)
+}
+
+fn write_key(out: &mut dyn Write, key: &str, value: &Value, last: bool) -> std::io::Result<()> {
+    write!(out, "  \"{key}\": ")?;
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(if last { b"\n" } else { b",\n" })
+}
+
+/// Streams the session in `format` to `out`. Returns the number of events written.
+pub fn write_export(conn: &Connection, session_id: &str, format: ExportFormat, out: &mut dyn Write) -> Result<u64> {
+    let io = |e: std::io::Error| AggregatorError::io("<output>", e);
+    if format == ExportFormat::Events {
+        out.write_all(b"[").map_err(io)?;
+        let mut first = true;
+        let n = for_each_event(conn, session_id, None, |row| {
+            out.write_all(if first { b"\n  " } else { b",\n  " })?;
+            first = false;
+            row.write_json(out)
+        })?;
+        out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" }).map_err(io)?;
+        return Ok(n);
+    }
+
+    let session = load_header(conn, session_id)?;
+    let header = session.summary_header();
+    let field = |k: &str| header.get(k).cloned().unwrap_or(Value::Null);
+    out.write_all(b"{\n").map_err(io)?;
+    for key in ["session_id", "start_time", "end_time", "working_directory", "git_branch", "launch_method", "initial_prompt", "final_response"] {
+        write_key(out, key, &field(key), false).map_err(io)?;
+    }
+    let mut n = 0;
+    if format == ExportFormat::Full {
+        out.write_all(b"  \"events\": [").map_err(io)?;
+        let mut first = true;
+        n = for_each_event(conn, session_id, None, |row| {
+            out.write_all(if first { b"\n    " } else { b",\n    " })?;
+            first = false;
+            row.write_json(out)
+        })?;
+        out.write_all(if n == 0 { b"],\n" } else { b"\n  ],\n" }).map_err(io)?;
+    }
+    out.write_all(b"  \"delegations\": [").map_err(io)?;
+    for (i, d) in session.delegations.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n    " } else { b",\n    " }).map_err(io)?;
+        serde_json::to_writer(&mut *out, &d.to_dict()).map_err(|e| io(e.into()))?;
+    }
+    out.write_all(if session.delegations.is_empty() { b"],\n" } else { b"\n  ],\n" }).map_err(io)?;
+    if format == ExportFormat::Summary {
+        write_key(out, "delegations_summary", &session.delegations_summary(), false).map_err(io)?;
+    }
+    write_key(out, "metrics", &field("metrics"), false).map_err(io)?;
+    write_key(out, "metadata", &field("metadata"), true).map_err(io)?;
+    out.write_all(b"}\n").map_err(io)?;
+    Ok(n)
+}
+
+/// `session_<id8>_<format>.json`, the default name of an export.
+pub fn default_file_name(session_id: &str, format: ExportFormat) -> String {
+    let id8: String = super::session_file::display_id(session_id).chars().take(8).collect();
+    format!("session_{id8}_{}.json", format.as_str())
+}
+
+/// Exports to a file (gzip when the path ends in `.gz`), written atomically.
+pub fn export_to_file(conn: &Connection, session_id: &str, format: ExportFormat, path: &std::path::Path) -> Result<u64> {
+    let mut count = 0;
+    super::session_file::write_atomically(path, |out| {
+        count = write_export(conn, session_id, format, out).map_err(std::io::Error::other)?;
+        Ok(())
+    })?;
+    Ok(count)
+}

@@ -1,0 +1,124 @@
+//! The SQLite store: opening and migrating the database, the single writer
+//! thread, the read queries, streaming exports and pruning.
+//!
+//! One connection writes (the [`writer`] thread); every other connection reads.
+//! WAL mode lets readers run while the writer commits.
+
+pub mod export;
+pub mod prune;
+pub mod queries;
+pub mod readonly;
+pub mod session_file;
+mod upkeep;
+pub mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{AggregatorError, Result};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long a connection waits for a lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates `dir` (and parents) readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| AggregatorError::io(dir, e))
+}
+
+/// Opens (creating if needed) the database at `path` for writing, applies the
+/// pragmas and runs pending migrations. The file is created readable by the owner only.
+pub fn open_writable(path: &Path) -> Result<Connection> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    if !path.exists() {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(AggregatorError::io(path, e)),
+        }
+    }
+    let mut conn = Connection::open(path).map_err(|e| AggregatorError::db(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| AggregatorError::db(path, e))?;
+    check_is_database(&conn, path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -8000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA foreign_keys = OFF;",
+    )
+    .map_err(|e| AggregatorError::db(path, e))?;
+    embedded::migrations::runner()
+        .run(&mut conn)
+        .map_err(|e| AggregatorError::db(path, format!("migration failed: {e}")))?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only. A missing file is an error that says
+/// how to create one.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    if !path.is_file() {
+        return Err(AggregatorError::Database {
+            path: path.to_path_buf(),
+            reason: "no database here yet (record with `mpm-aggregate start` or `mpm-aggregate import FILE` first, or pass --db)".into(),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| AggregatorError::db(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| AggregatorError::db(path, e))?;
+    check_is_database(&conn, path)?;
+    let has_schema: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+        .map_err(|e| AggregatorError::db(path, e))?;
+    if !has_schema {
+        return Err(AggregatorError::Database {
+            path: path.to_path_buf(),
+            reason: "not an mpm-aggregate database (no events table)".into(),
+        });
+    }
+    Ok(conn)
+}
+
+fn check_is_database(conn: &Connection, path: &Path) -> Result<()> {
+    conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0))
+        .map(|_| ())
+        .map_err(|e| AggregatorError::db(path, e))
+}
+
+/// `PRAGMA integrity_check` result: `true` when the database is sound.
+pub fn integrity_ok(conn: &Connection) -> Result<bool> {
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+        .map(|s| s == "ok")
+        .map_err(|e| AggregatorError::Query(e.to_string()))
+}

@@ -1,0 +1,57 @@
+//! Deleting old data: whole sessions (events, delegations, metrics, session
+//! file) whose last event is older than a number of days, plus session-less
+//! events and rejected input of that age.
+
+use std::path::Path;
+
+use chrono::Utc;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::ingest::timestamp::format_timestamp;
+
+/// What a prune removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub sessions: u64,
+    pub events: u64,
+    pub delegations: u64,
+    pub rejected: u64,
+    pub files: u64,
+}
+
+/// Deletes everything older than `days` days (`0` deletes nothing). Session
+/// files are only removed when they lie inside `activity_dir`.
+pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Result<PruneReport> {
+    let mut report = PruneReport::default();
+    if days == 0 {
+        return Ok(report);
+    }
+    let cutoff = format_timestamp(&(Utc::now() - chrono::Duration::days(days.min(365_000) as i64)));
+    let old: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT session_id, file_path FROM sessions WHERE last_event_time < ?1")?
+        .query_map([&cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let canonical_dir = activity_dir.canonicalize().ok();
+    for (id, file) in &old {
+        report.events += conn.execute("DELETE FROM events WHERE session_id = ?1", [id])? as u64;
+        report.delegations += conn.execute("DELETE FROM delegations WHERE session_id = ?1", [id])? as u64;
+        conn.execute("DELETE FROM metrics WHERE session_id = ?1", [id])?;
+        report.sessions += conn.execute("DELETE FROM sessions WHERE session_id = ?1", [id])? as u64;
+        if let (Some(file), Some(dir)) = (file, &canonical_dir) {
+            let inside = Path::new(file).canonicalize().is_ok_and(|p| p.starts_with(dir));
+            if inside && std::fs::remove_file(file).is_ok() {
+                report.files += 1;
+            }
+        }
+    }
+    report.events += conn.execute("DELETE FROM events WHERE session_id IS NULL AND timestamp < ?1", params![cutoff])? as u64;
+    report.rejected += conn.execute("DELETE FROM rejected_events WHERE received_at < ?1", params![cutoff])? as u64;
+    if report.events > 0 {
+        conn.execute_batch(
+            "DELETE FROM event_type_counts;
+             INSERT INTO event_type_counts (event_type, count) SELECT event_type, count(*) FROM events GROUP BY event_type;",
+        )?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,178 @@
+//! Read queries behind the CLI and the library: resolving ids and prefixes,
+//! listing sessions, and the figures `status` shows.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::{AggregatorError, Result};
+
+fn sql_err(e: rusqlite::Error) -> AggregatorError {
+    AggregatorError::Query(e.to_string())
+}
+
+/// Resolves a full session id or a unique prefix of one.
+pub fn resolve_session(conn: &Connection, id_or_prefix: &str) -> Result<String> {
+    if id_or_prefix.is_empty() {
+        return Err(AggregatorError::SessionNotFound(String::new()));
+    }
+    let exact: Option<String> = conn
+        .prepare_cached("SELECT session_id FROM sessions WHERE session_id = ?1")
+        .map_err(sql_err)?
+        .query_row([id_or_prefix], |r| r.get(0))
+        .optional()
+        .map_err(sql_err)?;
+    if let Some(id) = exact {
+        return Ok(id);
+    }
+    // Every id starting with the prefix sorts between it and it + U+10FFFF.
+    let upper = format!("{id_or_prefix}\u{10FFFF}");
+    let mut stmt = conn
+        .prepare_cached("SELECT session_id FROM sessions WHERE session_id >= ?1 AND session_id < ?2 ORDER BY session_id LIMIT 11")
+        .map_err(sql_err)?;
+    let candidates: Vec<String> = stmt
+        .query_map(params![id_or_prefix, upper], |r| r.get(0))
+        .map_err(sql_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err)?;
+    match candidates.len() {
+        0 => Err(AggregatorError::SessionNotFound(id_or_prefix.to_string())),
+        1 => Ok(candidates.into_iter().next().unwrap_or_default()),
+        _ => {
+            let mut shown: Vec<String> = candidates.into_iter().take(10).collect();
+            if shown.len() == 10 {
+                shown.push("…".into());
+            }
+            Err(AggregatorError::AmbiguousSession { prefix: id_or_prefix.to_string(), candidates: shown })
+        }
+    }
+}
+
+/// Order of `sessions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionSort {
+    /// Newest first.
+    #[default]
+    Time,
+    /// Most events first.
+    Events,
+    /// Longest first.
+    Duration,
+}
+
+impl std::str::FromStr for SessionSort {
+    type Err = AggregatorError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "time" => Ok(SessionSort::Time),
+            "events" => Ok(SessionSort::Events),
+            "duration" => Ok(SessionSort::Duration),
+            _ => Err(AggregatorError::InvalidFormat(format!("unknown sort '{s}' (expected time, events or duration)"))),
+        }
+    }
+}
+
+/// One line of the session list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub start_time: String,
+    pub end_time: Option<String>,
+    pub last_event_time: String,
+    pub status: String,
+    pub event_count: u64,
+    pub delegation_count: u64,
+    pub duration_ms: i64,
+    pub initial_prompt: Option<String>,
+    pub working_directory: Option<String>,
+    pub file_path: Option<String>,
+}
+
+/// Lists sessions in `sort` order, at most `limit`.
+pub fn list_sessions(conn: &Connection, sort: SessionSort, limit: Option<u64>) -> Result<Vec<SessionSummary>> {
+    let order = match sort {
+        SessionSort::Time => "s.start_time DESC",
+        SessionSort::Events => "s.event_count DESC, s.start_time DESC",
+        SessionSort::Duration => "duration_ms DESC, s.start_time DESC",
+    };
+    let sql = format!(
+        "SELECT s.session_id, s.start_time, s.end_time, s.last_event_time, s.status, s.event_count,
+                coalesce(m.total_delegations, 0), coalesce(m.session_duration_ms, 0) AS duration_ms,
+                s.initial_prompt, s.working_directory, s.file_path
+         FROM sessions s LEFT JOIN metrics m USING (session_id)
+         ORDER BY {order} LIMIT ?1"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
+    let limit = limit.map_or(-1, |l| l as i64);
+    let rows = stmt
+        .query_map([limit], |r| {
+            Ok(SessionSummary {
+                session_id: r.get(0)?,
+                start_time: r.get(1)?,
+                end_time: r.get(2)?,
+                last_event_time: r.get(3)?,
+                status: r.get(4)?,
+                event_count: r.get::<_, i64>(5)? as u64,
+                delegation_count: r.get::<_, i64>(6)? as u64,
+                duration_ms: r.get(7)?,
+                initial_prompt: r.get(8)?,
+                working_directory: r.get(9)?,
+                file_path: r.get(10)?,
+            })
+        })
+        .map_err(sql_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err)?;
+    Ok(rows)
+}
+
+/// Ids of sessions finalized after `after_seq`, with the highest sequence seen.
+pub fn completed_since(conn: &Connection, after_seq: i64) -> Result<(Vec<String>, i64)> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT session_id, completed_seq FROM sessions
+             WHERE completed_seq > ?1 AND status = 'completed' ORDER BY completed_seq",
+        )
+        .map_err(sql_err)?;
+    let rows: Vec<(String, i64)> = stmt
+        .query_map([after_seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err)?;
+    let max = rows.iter().map(|(_, s)| *s).max().unwrap_or(after_seq);
+    Ok((rows.into_iter().map(|(id, _)| id).collect(), max))
+}
+
+/// Store-wide figures for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StoreFigures {
+    pub total_events: u64,
+    pub events_by_type: std::collections::BTreeMap<String, u64>,
+    pub sessions: u64,
+    pub active_sessions: u64,
+    pub rejected_events: u64,
+    pub last_event_time: Option<String>,
+}
+
+/// Reads the store-wide figures (cheap: kept counters and indexed counts).
+pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
+    let mut figures = StoreFigures::default();
+    let mut stmt = conn.prepare_cached("SELECT event_type, count FROM event_type_counts").map_err(sql_err)?;
+    for row in stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql_err)?
+    {
+        let (t, n) = row.map_err(sql_err)?;
+        figures.total_events += n as u64;
+        figures.events_by_type.insert(t, n as u64);
+    }
+    let count = |sql: &str| -> Result<u64> {
+        conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(sql_err)
+    };
+    figures.sessions = count("SELECT count(*) FROM sessions")?;
+    figures.active_sessions = count("SELECT count(*) FROM sessions WHERE status = 'active'")?;
+    figures.rejected_events = count("SELECT count(*) FROM rejected_events")?;
+    figures.last_event_time = conn
+        .query_row("SELECT max(timestamp) FROM events", [], |r| r.get(0))
+        .map_err(sql_err)?;
+    Ok(figures)
+}

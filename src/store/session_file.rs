@@ -1,0 +1,110 @@
+//! Session files: `session_<first 8 chars of id>_<YYYYMMDD_HHMMSS>.json[.gz]`
+//! in the activity directory, written from SQL when a session is finalized.
+//!
+//! Session ids come from the network, so they never reach a path raw: every
+//! character outside `[A-Za-z0-9_-]` becomes `_`, and a name that was altered or
+//! is already taken by another session gets a hash of the full id appended.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::export::{write_export, ExportFormat};
+use crate::error::{AggregatorError, Result};
+
+fn safe_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+        c
+    } else {
+        '_'
+    }
+}
+
+fn id_hash(session_id: &str) -> String {
+    format!("{:08x}", xxhash_rust::xxh3::xxh3_64(session_id.as_bytes()) as u32)
+}
+
+/// A session id fit for a log line or a file name: sanitized, at most 64 characters.
+pub fn display_id(session_id: &str) -> String {
+    let safe: String = session_id.chars().take(64).map(safe_char).collect();
+    if safe == session_id {
+        safe
+    } else {
+        format!("{safe}~{}", id_hash(session_id))
+    }
+}
+
+/// The file name a session gets, before the uniqueness check.
+pub fn file_name(session_id: &str, start: &DateTime<Utc>, compress: bool, disambiguate: bool) -> String {
+    let raw8: String = session_id.chars().take(8).collect();
+    let safe8: String = raw8.chars().map(safe_char).collect();
+    let mut name = format!("session_{safe8}_{}", start.format("%Y%m%d_%H%M%S"));
+    if disambiguate || safe8 != raw8 || safe8.is_empty() {
+        name.push('_');
+        name.push_str(&id_hash(session_id));
+    }
+    name.push_str(if compress { ".json.gz" } else { ".json" });
+    name
+}
+
+/// A path in `dir` for the session's file that no other session uses.
+pub fn unique_path(conn: &Connection, dir: &Path, session_id: &str, start: &DateTime<Utc>, compress: bool) -> rusqlite::Result<PathBuf> {
+    let plain = dir.join(file_name(session_id, start, compress, false));
+    let taken: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sessions WHERE file_path = ?1 AND session_id <> ?2)")?
+        .query_row(rusqlite::params![plain.to_string_lossy(), session_id], |r| r.get(0))?;
+    Ok(if taken { dir.join(file_name(session_id, start, compress, true)) } else { plain })
+}
+
+/// The session file path recorded for a session.
+pub fn stored_path(conn: &Connection, session_id: &str) -> Option<String> {
+    conn.query_row("SELECT file_path FROM sessions WHERE session_id = ?1", [session_id], |r| r.get(0))
+        .optional()
+        .ok()
+        .flatten()
+        .flatten()
+}
+
+/// Writes the session's `full` document to `path` (gzip when it ends in `.gz`).
+pub fn write(conn: &Connection, session_id: &str, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        super::create_private_dir(dir)?;
+    }
+    write_atomically(path, |out| {
+        write_export(conn, session_id, ExportFormat::Full, out).map(|_| ()).map_err(std::io::Error::other)
+    })
+}
+
+/// Writes through a temporary file renamed into place, so a reader never sees
+/// half a file. Created readable by the owner only; `.gz` paths are compressed.
+pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "session".into());
+    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file: File = opts.open(&tmp)?;
+        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        if path.extension().is_some_and(|e| e == "gz") {
+            let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
+            fill(&mut gz)?;
+            gz.finish()?;
+        } else {
+            fill(&mut out)?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        AggregatorError::io(path, e)
+    })
+}

@@ -1,0 +1,604 @@
+//! The single writer: a dedicated thread that owns the writing connection,
+//! fed by a bounded channel. It takes what is waiting (up to a batch), writes it
+//! in one transaction, and commits: a quiet stream commits each event at once,
+//! a busy one in large batches. Session files are written after the commit
+//! that finalized their session, from SQL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+
+use super::upkeep::{self, SessionCache, SessionState, Transition};
+use super::{prune, session_file};
+use crate::config::CaptureConfig;
+use crate::error::{AggregatorError, Result};
+use crate::ingest::timestamp::format_timestamp;
+use crate::ingest::{NormalizedEvent, Rejection};
+use crate::model::AgentSession;
+
+/// Messages between the channel's bound and this many per transaction.
+const BATCH_MAX: usize = 4096;
+/// Capacity of the channel: producers wait (backpressure) when it is full.
+pub const CHANNEL_CAPACITY: usize = 8192;
+
+/// What the writer needs to know.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub database: PathBuf,
+    pub activity_directory: PathBuf,
+    pub compress_sessions: bool,
+    pub capture: CaptureConfig,
+}
+
+/// A session document to import: its header (no events) and its events, normalized.
+#[derive(Debug)]
+pub struct DocumentImport {
+    pub session: AgentSession,
+    pub events: Vec<NormalizedEvent>,
+}
+
+/// The recorder's state, written to the `recorder_state` row.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderStateUpdate {
+    pub pid: u32,
+    pub state: String,
+    pub connected: bool,
+    pub host: String,
+    pub port: u16,
+    pub started_at: Option<DateTime<Utc>>,
+    pub stopped: bool,
+    pub events_received: u64,
+    pub connections: u64,
+    pub last_error: Option<String>,
+}
+
+/// Messages to the writer.
+#[derive(Debug)]
+pub enum WriterMsg {
+    Event(Box<NormalizedEvent>),
+    Rejected(Box<Rejection>),
+    /// Control traffic: counted only.
+    Control,
+    Document(Box<DocumentImport>),
+    /// Commit now and answer with the counters.
+    Flush(flume::Sender<WriterStats>),
+    /// Finalize active sessions idle for at least this long (`None`: all of them).
+    FinalizeActive {
+        idle_for: Option<chrono::Duration>,
+        reply: Option<flume::Sender<Vec<String>>>,
+    },
+    Prune {
+        older_than_days: u64,
+        reply: flume::Sender<std::result::Result<prune::PruneReport, String>>,
+    },
+    RecorderState(Box<RecorderStateUpdate>),
+    /// Commit what came before and stop, even if producers are still alive.
+    Shutdown,
+}
+
+/// Counters since the writer started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub control: u64,
+    pub filtered: u64,
+    pub sessions_finalized: u64,
+    pub session_files_written: u64,
+    pub session_file_errors: u64,
+}
+
+/// Handle to the writer thread.
+pub struct Writer {
+    tx: flume::Sender<WriterMsg>,
+    handle: Option<JoinHandle<Result<WriterStats>>>,
+    database: PathBuf,
+}
+
+impl Writer {
+    /// Opens (and migrates) the database, then starts the writer thread.
+    pub fn spawn(config: WriterConfig) -> Result<Writer> {
+        let conn = super::open_writable(&config.database)?;
+        let (tx, rx) = flume::bounded(CHANNEL_CAPACITY);
+        let database = config.database.clone();
+        let handle = std::thread::Builder::new()
+            .name("mpm-aggregate-writer".into())
+            .spawn(move || {
+                let path = config.database.clone();
+                let mut state = WriterState::new(conn, config).map_err(|e| AggregatorError::db(&path, e))?;
+                state.run(rx).map_err(|e| AggregatorError::db(&path, e))?;
+                Ok(state.stats)
+            })
+            .map_err(|e| AggregatorError::io(&database, e))?;
+        Ok(Writer { tx, handle: Some(handle), database })
+    }
+
+    /// A sender for producers (socket task, importer, sweeper).
+    pub fn sender(&self) -> flume::Sender<WriterMsg> {
+        self.tx.clone()
+    }
+
+    /// Commits what was sent so far and returns the counters.
+    pub fn flush(&self) -> Result<WriterStats> {
+        let (reply, rx) = flume::bounded(1);
+        if self.tx.send(WriterMsg::Flush(reply)).is_err() {
+            return Err(self.failure());
+        }
+        rx.recv().map_err(|_| self.failure())
+    }
+
+    /// Finalizes every active session (files written) and returns their ids.
+    pub fn finalize_all(&self) -> Result<Vec<String>> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx
+            .send(WriterMsg::FinalizeActive { idle_for: None, reply: Some(reply) })
+            .map_err(|_| self.failure())?;
+        rx.recv().map_err(|_| self.failure())
+    }
+
+    /// Deletes sessions older than `days` days (see [`prune`]).
+    pub fn prune(&self, days: u64) -> Result<prune::PruneReport> {
+        let (reply, rx) = flume::bounded(1);
+        self.tx
+            .send(WriterMsg::Prune { older_than_days: days, reply })
+            .map_err(|_| self.failure())?;
+        rx.recv()
+            .map_err(|_| self.failure())?
+            .map_err(|e| AggregatorError::db(&self.database, e))
+    }
+
+    fn failure(&self) -> AggregatorError {
+        AggregatorError::db(&self.database, "the writer stopped (see the error above)")
+    }
+
+    /// Drains the channel, commits, stops the thread and returns the final
+    /// counters, or the error that stopped the writer.
+    pub fn shutdown(mut self) -> Result<WriterStats> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<WriterStats> {
+        // Producers may still hold senders (a socket task winding down), so
+        // ask the thread to stop rather than waiting for the channel to close.
+        let _ = self.tx.send(WriterMsg::Shutdown);
+        match self.handle.take() {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(AggregatorError::db(&self.database, "the writer thread panicked"))
+            }),
+            None => Ok(WriterStats::default()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            if let Err(e) = self.join() {
+                tracing::error!("{e}");
+            }
+        }
+    }
+}
+
+struct WriterState {
+    conn: Connection,
+    config: WriterConfig,
+    cache: SessionCache,
+    stats: WriterStats,
+    batch: u64,
+    next_completed_seq: i64,
+    type_counts: HashMap<String, i64>,
+    finalized: Vec<String>,
+    replies: Vec<flume::Sender<WriterStats>>,
+    recorder: Option<RecorderStateUpdate>,
+    last_event_time: Option<DateTime<Utc>>,
+    stop: bool,
+}
+
+impl WriterState {
+    fn new(conn: Connection, config: WriterConfig) -> rusqlite::Result<Self> {
+        let max_seq: i64 = conn.query_row("SELECT coalesce(max(completed_seq), 0) FROM sessions", [], |r| r.get(0))?;
+        Ok(WriterState {
+            conn,
+            config,
+            cache: SessionCache::default(),
+            stats: WriterStats::default(),
+            batch: 0,
+            next_completed_seq: max_seq + 1,
+            type_counts: HashMap::new(),
+            finalized: Vec::new(),
+            replies: Vec::new(),
+            recorder: None,
+            last_event_time: None,
+            stop: false,
+        })
+    }
+
+    fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
+        while let Ok(first) = rx.recv() {
+            self.batch += 1;
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            let result = (|| {
+                let mut replies_after = Vec::new();
+                self.handle(first, &mut replies_after)?;
+                for _ in 1..BATCH_MAX {
+                    if self.stop {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(msg) => self.handle(msg, &mut replies_after)?,
+                        Err(_) => break,
+                    }
+                }
+                self.end_batch()?;
+                Ok::<_, rusqlite::Error>(replies_after)
+            })();
+            match result {
+                Ok(after) => {
+                    self.conn.execute_batch("COMMIT")?;
+                    self.after_commit();
+                    for (reply, payload) in after {
+                        let _ = reply.send(payload);
+                    }
+                    if self.stop {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one message inside the open transaction. Replies that must wait
+    /// for the commit are queued in `after`.
+    fn handle(&mut self, msg: WriterMsg, after: &mut Vec<(flume::Sender<Vec<String>>, Vec<String>)>) -> rusqlite::Result<()> {
+        match msg {
+            WriterMsg::Event(event) => self.store_event(&event, true)?,
+            WriterMsg::Rejected(r) => self.store_rejection(&r)?,
+            WriterMsg::Control => self.stats.control += 1,
+            WriterMsg::Document(doc) => self.import_document(*doc)?,
+            WriterMsg::Flush(reply) => self.replies.push(reply),
+            WriterMsg::FinalizeActive { idle_for, reply } => {
+                let ids = self.finalize_active(idle_for)?;
+                if let Some(reply) = reply {
+                    after.push((reply, ids));
+                }
+            }
+            WriterMsg::Prune { older_than_days, reply } => {
+                self.cache.flush_all(&self.conn)?;
+                self.flush_type_counts()?;
+                let report = prune::prune(&self.conn, older_than_days, &self.config.activity_directory);
+                self.cache.sessions.clear();
+                let _ = reply.send(report.map_err(|e| e.to_string()));
+            }
+            WriterMsg::RecorderState(update) => self.recorder = Some(*update),
+            WriterMsg::Shutdown => self.stop = true,
+        }
+        Ok(())
+    }
+
+    fn store_rejection(&mut self, r: &Rejection) -> rusqlite::Result<()> {
+        self.stats.rejected += 1;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rejected_events (received_at, socket_event, reason, payload, payload_bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![format_timestamp(&r.received_at), r.socket_event, r.reason, r.payload, r.payload_bytes as i64])?;
+        Ok(())
+    }
+
+    /// Stores one event and keeps its session, delegations and metrics up to date.
+    /// `track_delegations` is off for imported documents, which bring their own.
+    fn store_event(&mut self, event: &NormalizedEvent, track_delegations: bool) -> rusqlite::Result<()> {
+        if !self.config.capture.allows(event.category) {
+            self.stats.filtered += 1;
+            if upkeep::finalizes(event) {
+                if let Some(id) = &event.session_id {
+                    self.finalize_session(id, event.timestamp)?;
+                }
+            }
+            return Ok(());
+        }
+        let batch = self.batch;
+        let session = match &event.session_id {
+            Some(id) => self.cache.get_or_load(&self.conn, id)?,
+            None => None,
+        };
+        let half = upkeep::half_of(event).filter(|_| track_delegations && self.config.capture.agent_delegations);
+        let transition = half.map_or(Transition::None, |h| upkeep::decide(session.as_deref(), event, h));
+        let attributed = upkeep::attributed_index(session.as_deref(), transition)
+            .and_then(|i| session.as_deref().map(|s| s.delegations[i].id));
+
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events (session_id, timestamp, event_type, category, tool_name, socket_event, raw_type,
+                        subtype, source, correlation_id, delegation_id, data, envelope, received_at, dedup_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?
+            .execute(params![
+                event.session_id,
+                event.timestamp_text(),
+                event.event_type,
+                event.category.as_str(),
+                event.facts.tool_name,
+                event.socket_event,
+                event.raw_type,
+                event.subtype,
+                event.source,
+                event.correlation_id,
+                attributed,
+                event.data,
+                event.envelope,
+                format_timestamp(&event.received_at),
+                &event.dedup_key[..],
+            ])?;
+        if inserted == 0 {
+            self.stats.duplicates += 1;
+            return Ok(());
+        }
+        self.stats.stored += 1;
+        *self.type_counts.entry(event.event_type.clone()).or_insert(0) += 1;
+        if self.last_event_time.is_none_or(|t| event.timestamp > t) {
+            self.last_event_time = Some(event.timestamp);
+        }
+        let Some(session_id) = &event.session_id else { return Ok(()) };
+        let event_row = self.conn.last_insert_rowid();
+
+        let new_delegation = if transition == Transition::Open {
+            let id = upkeep::insert_delegation(&self.conn, session_id, event, half.unwrap_or_default())?;
+            self.conn
+                .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
+                .execute(params![id, event_row])?;
+            Some(id)
+        } else {
+            None
+        };
+        let state = self
+            .cache
+            .sessions
+            .entry(session_id.clone())
+            .or_insert_with(|| SessionState::new(event.timestamp));
+        state.touched_batch = batch;
+        if state.completed && upkeep::reopens(event) && !upkeep::finalizes(event) {
+            state.completed = false;
+            state.end_time = None;
+        }
+        upkeep::apply_event(state, event, transition, half.unwrap_or_default(), new_delegation);
+        if upkeep::finalizes(event) {
+            self.finalize_session(session_id, event.timestamp)?;
+        }
+        Ok(())
+    }
+
+    fn finalize_session(&mut self, session_id: &str, end: DateTime<Utc>) -> rusqlite::Result<()> {
+        let seq = self.next_completed_seq;
+        let Some(state) = self.cache.get_or_load(&self.conn, session_id)? else { return Ok(()) };
+        self.next_completed_seq += 1;
+        upkeep::finalize(state, end, seq);
+        state.touched_batch = self.batch;
+        if state.file_path.is_none() {
+            let path = session_file::unique_path(
+                &self.conn,
+                &self.config.activity_directory,
+                session_id,
+                &state.start_time,
+                self.config.compress_sessions,
+            )?;
+            state.file_path = Some(path.to_string_lossy().into_owned());
+        }
+        self.stats.sessions_finalized += 1;
+        self.finalized.push(session_id.to_string());
+        Ok(())
+    }
+
+    fn finalize_active(&mut self, idle_for: Option<chrono::Duration>) -> rusqlite::Result<Vec<String>> {
+        self.cache.flush_all(&self.conn)?;
+        let now = Utc::now();
+        let mut stmt = self.conn.prepare_cached("SELECT session_id, last_event_time FROM sessions WHERE status = 'active'")?;
+        let rows: Vec<(String, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        let mut ids = Vec::new();
+        for (id, last) in rows {
+            let last = crate::ingest::timestamp::parse_stored(&last).unwrap_or(now);
+            if idle_for.is_none_or(|idle| now - last >= idle) {
+                self.finalize_session(&id, last)?;
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn import_document(&mut self, doc: DocumentImport) -> rusqlite::Result<()> {
+        let DocumentImport { session: header, events } = doc;
+        let id = header.session_id.clone();
+        let new_before = self.stats.stored;
+        for event in &events {
+            self.store_event(event, false)?;
+        }
+        let stored_any = self.stats.stored > new_before;
+        let existing = self.cache.get_or_load(&self.conn, &id)?.is_some();
+        if !existing {
+            self.cache.sessions.insert(id.clone(), SessionState::new(header.start_time));
+        }
+        let has_delegations: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM delegations WHERE session_id = ?1)")?
+            .query_row([&id], |r| r.get(0))?;
+        if existing && !stored_any && (has_delegations || header.delegations.is_empty()) {
+            // The same document again: nothing new to record.
+            return Ok(());
+        }
+        let mut inserted = Vec::new();
+        if !has_delegations {
+            for d in &header.delegations {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO delegations (session_id, agent_type, instructions, description, start_time, end_time, success, error,
+                                event_count, tool_operations, files_modified, response_preview, halves)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )?
+                    .execute(params![
+                        id,
+                        d.agent_type,
+                        d.instructions,
+                        d.description,
+                        format_timestamp(&d.start_time),
+                        d.end_time.as_ref().map(format_timestamp),
+                        d.end_time.map(|_| d.success),
+                        d.error,
+                        d.event_count as i64,
+                        serde_json::to_string(&d.tool_operations).unwrap_or_default(),
+                        serde_json::to_string(&d.files_modified).unwrap_or_default(),
+                        d.response_preview,
+                        upkeep::PRE_TASK | upkeep::SUBAGENT_START | upkeep::SUBAGENT_STOP | upkeep::POST_TASK,
+                    ])?;
+                inserted.push(d);
+            }
+        }
+        let batch = self.batch;
+        let Some(state) = self.cache.sessions.get_mut(&id) else { return Ok(()) };
+        state.touched_batch = batch;
+        state.dirty = true;
+        state.start_time = header.start_time;
+        macro_rules! take {
+            ($field:ident) => {
+                if header.$field.is_some() {
+                    state.$field = header.$field.clone();
+                }
+            };
+        }
+        take!(working_directory);
+        take!(git_branch);
+        take!(launch_method);
+        take!(claude_pid);
+        take!(initial_prompt);
+        take!(final_response);
+        if !header.metadata.is_empty() {
+            state.metadata = serde_json::to_string(&header.metadata).unwrap_or_else(|_| "{}".into());
+        }
+        if events.is_empty() {
+            let m = &header.metrics;
+            state.event_count = m.total_events as i64;
+            state.metrics.breakdown = m.event_breakdown.iter().map(|(k, v)| (k.clone(), *v as i64)).collect();
+            state.metrics.tools_used.clone_from(&m.tools_used);
+            state.metrics.files_modified.clone_from(&m.files_modified);
+        }
+        if !inserted.is_empty() {
+            let metrics = &mut state.metrics;
+            for d in &inserted {
+                if !metrics.agents_used.contains(&d.agent_type) {
+                    metrics.agents_used.push(d.agent_type.clone());
+                }
+            }
+            metrics.total_delegations = inserted.len() as i64;
+            metrics.successful_delegations = inserted.iter().filter(|d| d.end_time.is_some() && d.success).count() as i64;
+            metrics.failed_delegations = inserted.iter().filter(|d| d.end_time.is_some() && !d.success).count() as i64;
+            // The delegations are in SQL, not in the cached state: reload running ones lazily.
+            state.delegations.clear();
+        }
+        match header.end_time {
+            Some(end) => {
+                self.cache.flush_all(&self.conn)?;
+                self.cache.sessions.remove(&id);
+                self.finalize_session(&id, end)?;
+            }
+            None => {
+                if let Some(state) = self.cache.sessions.get_mut(&id) {
+                    state.completed = false;
+                    state.end_time = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_type_counts(&mut self) -> rusqlite::Result<()> {
+        if self.type_counts.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO event_type_counts (event_type, count) VALUES (?1, ?2)
+             ON CONFLICT(event_type) DO UPDATE SET count = count + excluded.count",
+        )?;
+        for (event_type, n) in self.type_counts.drain() {
+            stmt.execute(params![event_type, n])?;
+        }
+        Ok(())
+    }
+
+    fn end_batch(&mut self) -> rusqlite::Result<()> {
+        self.cache.flush_all(&self.conn)?;
+        self.flush_type_counts()?;
+        if let Some(r) = self.recorder.take() {
+            let now = format_timestamp(&Utc::now());
+            let s = self.stats;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO recorder_state (id, pid, state, connected, host, port, activity_directory, started_at, heartbeat_at,
+                            stopped_at, events_received, events_stored, duplicates, rejected, control_events, filtered,
+                            last_event_time, last_error, connections)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, state = excluded.state, connected = excluded.connected,
+                            host = excluded.host, port = excluded.port, activity_directory = excluded.activity_directory,
+                            started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at,
+                            events_received = excluded.events_received, events_stored = excluded.events_stored,
+                            duplicates = excluded.duplicates, rejected = excluded.rejected, control_events = excluded.control_events,
+                            filtered = excluded.filtered,
+                            last_event_time = coalesce(excluded.last_event_time, recorder_state.last_event_time),
+                            last_error = excluded.last_error, connections = excluded.connections",
+                )?
+                .execute(params![
+                    r.pid,
+                    r.state,
+                    r.connected,
+                    r.host,
+                    r.port,
+                    self.config.activity_directory.to_string_lossy(),
+                    r.started_at.as_ref().map(format_timestamp),
+                    now,
+                    r.stopped.then(|| now.clone()),
+                    r.events_received as i64,
+                    s.stored as i64,
+                    s.duplicates as i64,
+                    s.rejected as i64,
+                    s.control as i64,
+                    s.filtered as i64,
+                    self.last_event_time.as_ref().map(format_timestamp),
+                    r.last_error,
+                    r.connections as i64,
+                ])?;
+        }
+        Ok(())
+    }
+
+    fn after_commit(&mut self) {
+        let mut finalized = std::mem::take(&mut self.finalized);
+        finalized.sort_unstable();
+        finalized.dedup();
+        for id in finalized {
+            let path = self.cache.sessions.get(&id).and_then(|s| s.file_path.clone());
+            let Some(path) = path.or_else(|| session_file::stored_path(&self.conn, &id)) else { continue };
+            match session_file::write(&self.conn, &id, std::path::Path::new(&path)) {
+                Ok(()) => self.stats.session_files_written += 1,
+                Err(e) => {
+                    self.stats.session_file_errors += 1;
+                    tracing::error!("cannot write the session file of {}: {e}", session_file::display_id(&id));
+                }
+            }
+        }
+        let stats = self.stats;
+        for reply in self.replies.drain(..) {
+            let _ = reply.send(stats);
+        }
+        self.cache.evict(self.batch);
+    }
+}
