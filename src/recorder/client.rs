@@ -31,6 +31,8 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection silent this long is probed, to notice a peer that closed cleanly.
 const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// How long the server has to acknowledge a connection.
+const CONNECT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Event name of the probe; monitors ignore events they have no handler for.
 const PROBE_EVENT: &str = "mpm_aggregate:probe";
 
@@ -140,10 +142,18 @@ async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
             .boxed()
         }
     };
+    let on_ack = {
+        let shared = shared.clone();
+        move |_: Payload, _: Client| {
+            shared.acks.send_modify(|n| *n += 1);
+            async {}.boxed()
+        }
+    };
     ClientBuilder::new(url)
         .transport_type(TransportType::Any)
         .reconnect(false)
         .on_any(on_any)
+        .on(Event::Connect, on_ack)
         .on(Event::Error, on_lost("error"))
         .on(Event::Close, on_lost("closed"))
         .connect()
@@ -160,12 +170,12 @@ async fn watch_connection(shared: &Shared, client: &Client, shutdown: &mut watch
             _ = shutdown.changed() => return true,
             _ = shared.lost.notified() => {
                 // An error callback is not always fatal: check that the socket still works.
-                if client.emit(PROBE_EVENT, json!({})).await.is_err() {
-                    return false;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if client.emit(PROBE_EVENT, json!({})).await.is_err() {
-                    return false;
+                for _ in 0..2 {
+                    if let Err(e) = client.emit(PROBE_EVENT, json!({})).await {
+                        tracing::debug!("probe failed: {e:?}");
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
             _ = tick.tick() => {
@@ -201,7 +211,21 @@ pub async fn supervise(
         if *shutdown.borrow() {
             return Ok(());
         }
-        match connect(&shared, &url).await {
+        let mut acks = shared.acks.subscribe();
+        acks.mark_unchanged();
+        let connected = match connect(&shared, &url).await {
+            // Nothing may be emitted before the server acknowledges the
+            // namespace: a strict server drops such a client.
+            Ok(client) => match tokio::time::timeout(CONNECT_ACK_TIMEOUT, acks.changed()).await {
+                Ok(Ok(())) => Ok(client),
+                _ => {
+                    let _ = client.disconnect().await;
+                    Err(AggregatorError::Connection { url: url.clone(), reason: "the server did not acknowledge the connection".into() })
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match connected {
             Ok(client) => {
                 attempts = 0;
                 backoff.reset();

@@ -30,6 +30,8 @@ pub struct Shared {
     pub connections: AtomicU64,
     /// Woken when the socket reports an error or a close.
     pub lost: Notify,
+    /// Counts the server's CONNECT acknowledgements.
+    pub acks: watch::Sender<u64>,
     connected: AtomicBool,
     stopping: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -48,6 +50,7 @@ impl Shared {
             events_received: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             lost: Notify::new(),
+            acks: watch::channel(0).0,
             connected: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             last_error: Mutex::new(None),

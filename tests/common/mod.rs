@@ -1,0 +1,205 @@
+//! Helpers shared by the integration tests: the fixtures, a real Socket.IO
+//! monitor (socketioxide on loopback, on a runtime of its own so that shutting
+//! it down really drops every connection), and database inspection.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use socketioxide::extract::{Data, SocketRef};
+use socketioxide::SocketIo;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures").join(name)
+}
+
+pub const CAPTURE: &str = "claude-mpm-monitor-capture.jsonl";
+pub const HOOKS: &str = "claude-code-hooks.jsonl";
+pub const PYTHON_SESSION: &str = "python-aggregator-session.json";
+pub const SESSION_A: &str = "5283b66c-2b29-4ee0-9698-f410f3a393fd";
+pub const SESSION_B: &str = "7a91d44e-8c12-4f3b-ae56-9b2c1e0f8d35";
+
+/// The capture as (socket event name, payload) pairs.
+pub fn capture_lines() -> Vec<(String, Value)> {
+    std::fs::read_to_string(fixture(CAPTURE))
+        .expect("fixture readable")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("fixture line is JSON");
+            (v["event"].as_str().expect("event name").to_string(), v["data"].clone())
+        })
+        .collect()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A claude-mpm-like monitor: welcomes clients, broadcasts what it is told to,
+/// and answers `get_history` with what it broadcast so far.
+pub struct TestMonitor {
+    pub port: u16,
+    io: SocketIo,
+    runtime: Option<tokio::runtime::Runtime>,
+    pub history: Arc<Mutex<Vec<(String, Value)>>>,
+    pub history_requests: Arc<Mutex<u32>>,
+}
+
+impl TestMonitor {
+    /// Starts on `port` (a free one when `None`), with `history` already known.
+    pub fn start(port: Option<u16>, history: Vec<(String, Value)>) -> TestMonitor {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let history = Arc::new(Mutex::new(history));
+        let history_requests = Arc::new(Mutex::new(0));
+        let (layer, io) = SocketIo::builder().max_buffer_size(1 << 20).build_layer();
+        {
+            let history = history.clone();
+            let requests = history_requests.clone();
+            io.ns("/", async move |s: SocketRef| {
+                s.emit("dashboard:welcome", &json!({"message": "Connected to test monitor", "session_id": s.id.to_string()})).ok();
+                s.on("get_history", async move |s: SocketRef, Data::<Value>(req)| {
+                    *requests.lock().unwrap() += 1;
+                    let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(u64::MAX) as usize;
+                    let all = history.lock().unwrap().clone();
+                    let start = all.len().saturating_sub(limit);
+                    let events: Vec<Value> = all[start..].iter().map(|(e, d)| json!({"event": e, "data": d})).collect();
+                    s.emit("history", &json!({"events": events})).ok();
+                });
+            });
+        }
+        let app = axum::Router::new().layer(layer);
+        let addr = format!("127.0.0.1:{}", port.unwrap_or(0));
+        let listener = runtime.block_on(async {
+            // The port may still be in TIME_WAIT after a restart: retry briefly.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match tokio::net::TcpListener::bind(&addr).await {
+                    Ok(l) => break l,
+                    Err(e) if Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("bind {addr}: {e}"),
+                }
+            }
+        });
+        let port = listener.local_addr().expect("addr").port();
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestMonitor { port, io, runtime: Some(runtime), history, history_requests }
+    }
+
+    /// Number of connected clients.
+    pub fn clients(&self) -> usize {
+        self.io.sockets().len()
+    }
+
+    pub fn wait_for_clients(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.clients() >= n)
+    }
+
+    /// Broadcasts each (event, payload) to every client, remembering it for history.
+    pub fn emit_all(&self, lines: &[(String, Value)]) {
+        let rt = self.runtime.as_ref().expect("running");
+        for (event, data) in lines {
+            self.history.lock().unwrap().push((event.clone(), data.clone()));
+            let io = self.io.clone();
+            rt.block_on(async move {
+                for socket in io.sockets() {
+                    let mut tries = 0;
+                    while socket.emit(event.as_str(), data).is_err() && tries < 1000 {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Emits one raw value under `event` without recording it in history.
+    pub fn emit_raw(&self, event: &str, data: &Value) {
+        for socket in self.io.sockets() {
+            let _ = socket.emit(event, data);
+        }
+    }
+
+    /// Stops abruptly: every connection is dropped with the runtime.
+    pub fn kill(mut self) -> Vec<(String, Value)> {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+        self.history.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestMonitor {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    check()
+}
+
+/// Opens a database for inspection.
+pub fn open(db: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
+    c.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    c
+}
+
+pub fn count(db: &Path, sql: &str) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    open(db).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+/// The reconstruction of a database, without arrival-dependent columns, for comparisons.
+pub fn reconstruction(db: &Path) -> Value {
+    let c = open(db);
+    let rows = |sql: &str| -> Vec<Value> {
+        let mut stmt = c.prepare(sql).expect("prepare");
+        let n = stmt.column_count();
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        stmt.query_map([], |r| {
+            let mut obj = serde_json::Map::new();
+            for i in 0..n {
+                let v = match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => Value::Null,
+                    rusqlite::types::ValueRef::Integer(x) => json!(x),
+                    rusqlite::types::ValueRef::Real(x) => json!(x),
+                    rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                    rusqlite::types::ValueRef::Blob(b) => json!(b.len()),
+                };
+                obj.insert(names[i].clone(), v);
+            }
+            Ok(Value::Object(obj))
+        })
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows")
+    };
+    json!({
+        "sessions": rows("SELECT session_id, start_time, end_time, last_event_time, status, working_directory, git_branch, initial_prompt, final_response, event_count FROM sessions ORDER BY session_id"),
+        "metrics": rows("SELECT * FROM metrics ORDER BY session_id"),
+        "delegations": rows("SELECT session_id, agent_type, instructions, description, start_time, end_time, success, error, event_count, tool_operations, files_modified, response_preview FROM delegations ORDER BY session_id, start_time"),
+        "events": rows("SELECT session_id, timestamp, event_type, category, tool_name, data FROM events ORDER BY timestamp, event_type, data"),
+    })
+}

@@ -1,0 +1,128 @@
+//! The live recorder against a real Socket.IO server (socketioxide on loopback):
+//! live replay equals import, reconnection after a server restart, history
+//! replays without duplicates, unreachable monitors with and without `force`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use mpm_aggregate::recorder::RecorderOptions;
+use mpm_aggregate::{Config, EventAggregator};
+
+fn config(dir: &Path, port: u16) -> Config {
+    Config {
+        database: dir.join("agg.db"),
+        activity_directory: dir.join("activity"),
+        dashboard_host: "127.0.0.1".into(),
+        dashboard_port: port,
+        status_interval_seconds: 0,
+        ..Config::default()
+    }
+}
+
+fn import_db(dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("imported.db");
+    let cfg = Config { database: db.clone(), activity_directory: dir.join("imported-activity"), ..Config::default() };
+    let writer = mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
+        database: cfg.database.clone(),
+        activity_directory: cfg.activity_directory.clone(),
+        compress_sessions: false,
+        capture: cfg.capture,
+    })
+    .unwrap();
+    mpm_aggregate::ingest::import::import_files(&writer, &[fixture(CAPTURE)], &Default::default(), false).unwrap();
+    writer.shutdown().unwrap();
+    db
+}
+
+const STORED: &str = "SELECT count(*) FROM events";
+
+#[test]
+fn live_replay_builds_the_same_database_as_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = TestMonitor::start(None, Vec::new());
+    let cfg = config(dir.path(), monitor.port);
+    let db = cfg.database.clone();
+    let aggregator = EventAggregator::with_config(cfg);
+    aggregator.start().expect("recorder starts against a live monitor");
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    assert!(wait_until(Duration::from_secs(5), || *monitor.history_requests.lock().unwrap() >= 1), "get_history asked on connect");
+
+    monitor.emit_all(&capture_lines());
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59), "all 59 events stored live, got {}", count(&db, STORED));
+    let status = aggregator.get_status().unwrap();
+    assert!(status.running && status.connected);
+    let report = aggregator.stop().unwrap();
+    assert_eq!(report.stats.stored, 59);
+    assert_eq!(report.stats.control, 3, "welcome from the test server plus the capture's two control events");
+    assert_eq!(report.stats.rejected, 0);
+
+    let imported = import_db(dir.path());
+    assert_eq!(reconstruction(&db), reconstruction(&imported));
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("activity")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files.iter().filter(|f| f.to_string_lossy().ends_with(".json")).count(), 2, "{files:?}");
+}
+
+#[test]
+fn reconnects_after_a_server_restart_and_history_adds_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = capture_lines();
+    let (first, second) = lines.split_at(30);
+    let monitor = TestMonitor::start(None, Vec::new());
+    let port = monitor.port;
+    let cfg = config(dir.path(), port);
+    let db = cfg.database.clone();
+    let aggregator = EventAggregator::with_config(cfg);
+    aggregator.start().unwrap();
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    monitor.emit_all(first);
+    let stored_first = first.iter().filter(|(e, _)| !e.starts_with("dashboard:")).count() as i64;
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == stored_first));
+
+    // Kill the server; the recorder notices and says so in its status.
+    let history = monitor.kill();
+    assert!(
+        wait_until(Duration::from_secs(15), || !aggregator.get_status().unwrap().connected),
+        "status shows the recorder disconnected"
+    );
+
+    // Same port, the old events in its history: the recorder reconnects by itself.
+    let monitor = TestMonitor::start(Some(port), history);
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(40)), "recorder reconnected");
+    assert!(wait_until(Duration::from_secs(10), || *monitor.history_requests.lock().unwrap() >= 1));
+    monitor.emit_all(second);
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59), "got {}", count(&db, STORED));
+    let status = aggregator.get_status().unwrap();
+    assert!(status.connected);
+    assert!(status.connections >= 2);
+    let report = aggregator.stop().unwrap();
+    assert!(report.stats.duplicates >= stored_first as u64, "history replay was recognized: {:?}", report.stats);
+    assert_eq!(count(&db, STORED), 59);
+    let imported = import_db(dir.path());
+    assert_eq!(reconstruction(&db), reconstruction(&imported));
+}
+
+#[test]
+fn unreachable_monitor_is_an_error_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port);
+    let db = cfg.database.clone();
+    let aggregator = EventAggregator::with_config(cfg.clone());
+    match aggregator.start() {
+        Err(mpm_aggregate::AggregatorError::Connection { url, .. }) => assert!(url.contains(&port.to_string())),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+    assert!(!aggregator.is_running());
+
+    let forced = EventAggregator::with_config(cfg);
+    forced.start_with(RecorderOptions { force: true, status_lines: false }).expect("force starts without a monitor");
+    std::thread::sleep(Duration::from_millis(1500));
+    let monitor = TestMonitor::start(Some(port), Vec::new());
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(40)), "recording begins when the server appears");
+    monitor.emit_all(&capture_lines());
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59));
+    forced.stop().unwrap();
+}
