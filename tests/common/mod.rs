@@ -203,3 +203,35 @@ pub fn reconstruction(db: &Path) -> Value {
         "events": rows("SELECT session_id, timestamp, event_type, category, tool_name, data FROM events ORDER BY timestamp, event_type, data"),
     })
 }
+
+/// Imports `files` into `dir/agg.db` (session files in `dir/activity`) with `config`'s capture settings.
+pub fn import_with(config: &mpm_aggregate::Config, files: &[PathBuf]) -> mpm_aggregate::ingest::import::ImportReport {
+    let writer = mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
+        database: config.database.clone(),
+        activity_directory: config.activity_directory.clone(),
+        compress_sessions: config.compress_sessions,
+        capture: config.capture,
+    })
+    .expect("writer starts");
+    let opts = mpm_aggregate::ingest::NormalizeOptions { max_event_bytes: config.max_event_bytes };
+    let report = mpm_aggregate::ingest::import::import_files(&writer, files, &opts, false).expect("import succeeds");
+    writer.shutdown().expect("writer stops cleanly");
+    report
+}
+
+/// A configuration whose database and activity directory live in `dir`.
+pub fn test_config(dir: &Path) -> mpm_aggregate::Config {
+    mpm_aggregate::Config {
+        database: dir.join("agg.db"),
+        activity_directory: dir.join("activity"),
+        ..mpm_aggregate::Config::default()
+    }
+}
+
+/// Counts of every table, to compare before and after.
+pub fn table_counts(db: &Path) -> Vec<i64> {
+    ["events", "sessions", "delegations", "metrics", "rejected_events", "(SELECT sum(count) AS n FROM event_type_counts)"]
+        .iter()
+        .map(|t| count(db, &format!("SELECT coalesce((SELECT count(*) FROM {t}), 0)")))
+        .collect()
+}
