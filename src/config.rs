@@ -24,7 +24,8 @@ pub struct Config {
     pub database: PathBuf,
     pub dashboard_host: String,
     pub dashboard_port: u16,
-    pub session_timeout_minutes: u64,
+    /// Fractions are allowed (`0.5` is 30 seconds).
+    pub session_timeout_minutes: f64,
     pub compress_sessions: bool,
     pub auto_cleanup_days: u64,
     pub history_limit: u64,
@@ -55,7 +56,7 @@ impl Default for Config {
             database: PathBuf::from(".claude-mpm/aggregator.db"),
             dashboard_host: "localhost".into(),
             dashboard_port: 8765,
-            session_timeout_minutes: 60,
+            session_timeout_minutes: 60.0,
             compress_sessions: false,
             auto_cleanup_days: 30,
             history_limit: 1000,
@@ -213,6 +214,9 @@ impl Config {
         }
         if self.dashboard_host.trim().is_empty() {
             return Err(AggregatorError::Config("dashboard_host is empty".into()));
+        }
+        if !self.session_timeout_minutes.is_finite() || self.session_timeout_minutes < 0.0 {
+            return Err(AggregatorError::Config("session_timeout_minutes must be 0 or more".into()));
         }
         if self.max_event_bytes < 1024 {
             return Err(AggregatorError::Config(

@@ -39,12 +39,12 @@ fn layers_apply_in_order() {
     let flags = Overrides { database: Some(PathBuf::from("/tmp/flag.db")), ..Overrides::default() };
     let c = Config::load_with_env(Some(&file), &flags, env).unwrap();
     assert_eq!(c.dashboard_host, "filehost", "file over default");
-    assert_eq!(c.session_timeout_minutes, 5);
+    assert_eq!(c.session_timeout_minutes, 5.0);
     assert_eq!(c.dashboard_port, 9100, "environment over file");
     assert_eq!(c.database, PathBuf::from("/tmp/flag.db"), "flag over environment");
     assert!(!c.capture.responses);
     assert!(c.capture.user_prompts, "unset keys keep their defaults");
-    assert_eq!(c.get("event_aggregator.session_timeout_minutes"), Some(json!(5)));
+    assert_eq!(c.get("event_aggregator.session_timeout_minutes"), Some(json!(5.0)));
     assert_eq!(c.get("event_aggregator.capture")
         .and_then(|v| v.get("responses").cloned()), Some(json!(false)));
     assert_eq!(c.get("event_aggregator.activity_directory"), Some(json!(".claude-mpm/activity")));

@@ -126,3 +126,36 @@ fn unreachable_monitor_is_an_error_unless_forced() {
     assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59));
     forced.stop().unwrap();
 }
+
+#[test]
+fn idle_sessions_are_finalized_by_the_sweeper_and_old_ones_cleaned_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = TestMonitor::start(None, Vec::new());
+    let mut cfg = config(dir.path(), monitor.port);
+    cfg.session_timeout_minutes = 0.02; // 1.2 seconds
+    cfg.auto_cleanup_days = 30;
+    let db = cfg.database.clone();
+    // An old session (2025) is in the database before the recorder starts.
+    import_with(&cfg, &[fixture(PYTHON_SESSION)]);
+    assert_eq!(count(&db, "SELECT count(*) FROM sessions"), 1);
+
+    let aggregator = EventAggregator::with_config(cfg);
+    aggregator.start().unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM sessions"), 0, "auto_cleanup_days removed the old session at start");
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    let now = chrono::Utc::now().to_rfc3339();
+    monitor.emit_all(&[(
+        "claude_event".into(),
+        serde_json::json!({"type": "claude_event", "subtype": "user_prompt", "session_id": "idle", "timestamp": now, "data": {"prompt_text": "hello"}}),
+    )]);
+    assert!(wait_until(Duration::from_secs(3), || count(&db, "SELECT count(*) FROM sessions WHERE status = 'active'") == 1));
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&db, "SELECT count(*) FROM sessions WHERE status = 'completed' AND file_path IS NOT NULL") == 1),
+        "the idle session was finalized"
+    );
+    let file = open(&db).query_row("SELECT file_path FROM sessions", [], |r| r.get::<_, String>(0)).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || Path::new(&file).exists()));
+    assert_eq!(aggregator.get_completed_sessions().unwrap(), ["idle"]);
+    assert!(aggregator.get_completed_sessions().unwrap().is_empty(), "only those completed since the previous call");
+    aggregator.stop().unwrap();
+}

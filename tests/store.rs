@@ -329,3 +329,25 @@ fn reopening_a_database_runs_no_migration_and_keeps_data() {
         }
     }
 }
+
+#[test]
+fn save_then_load_gives_an_equal_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    import_with(&config, &[fixture(CAPTURE), fixture(PYTHON_SESSION)]);
+    let agg = aggregator(&config);
+    for id in [SESSION_A, SESSION_B, "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"] {
+        let session = agg.get_session(id).unwrap();
+        for name in ["s.json", "s.json.gz"] {
+            let path = dir.path().join(name);
+            session.save(&path).unwrap();
+            let loaded = mpm_aggregate::AgentSession::load(&path).unwrap();
+            assert_eq!(loaded, session, "{id} via {name}");
+        }
+    }
+    let exported = agg.export_session("5283", Some(&dir.path().join("e.json")), "json").unwrap();
+    assert_eq!(mpm_aggregate::AgentSession::load(&exported).unwrap(), agg.get_session(SESSION_A).unwrap());
+    assert!(matches!(agg.export_session("5283", None, "yaml"), Err(mpm_aggregate::AggregatorError::InvalidFormat(_))));
+    assert!(matches!(agg.get_session("nope"), Err(mpm_aggregate::AggregatorError::SessionNotFound(_))));
+    assert_eq!(agg.list_sessions().unwrap().len(), 3);
+}

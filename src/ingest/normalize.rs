@@ -345,7 +345,10 @@ fn normalize_one(
 
     let ts_value = top.get("timestamp").or_else(|| data_obj.get("timestamp"));
     let has_own_timestamp = ts_value.is_some();
+    // Stored with millisecond precision, so durations computed now equal those
+    // computed later from the stored text.
     let timestamp = ts_value.and_then(parse_timestamp).unwrap_or(received_at);
+    let timestamp = DateTime::from_timestamp_millis(timestamp.timestamp_millis()).unwrap_or(timestamp);
     let correlation_id = str_field(Some(&top), "correlation_id").or_else(|| str_field(Some(data_obj), "correlation_id"));
     let source = str_field(Some(&top), "source");
 

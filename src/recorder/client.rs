@@ -149,8 +149,12 @@ async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
             async {}.boxed()
         }
     };
+    // WebSocket only: rust_engineio's long-polling transport (used by `Any`
+    // until it upgrades, and for good when the upgrade fails) was seen to cut
+    // a packet in two and stall. claude-mpm's monitor (aiohttp) and any
+    // Socket.IO v4+ server accept a direct WebSocket connection.
     ClientBuilder::new(url)
-        .transport_type(TransportType::Any)
+        .transport_type(TransportType::Websocket)
         .reconnect(false)
         .on_any(on_any)
         .on(Event::Connect, on_ack)

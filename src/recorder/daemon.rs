@@ -138,7 +138,6 @@ pub fn spawn_detached(activity_dir: &Path, args: &[std::ffi::OsString]) -> Resul
     {
         use std::os::unix::process::CommandExt;
         // A session of its own: no controlling terminal, no SIGHUP when the shell closes.
-        command.process_group(0);
         unsafe {
             // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
             command.pre_exec(|| {

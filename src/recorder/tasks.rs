@@ -44,13 +44,18 @@ fn status_line(shared: &Shared, config: &Config) -> String {
 pub async fn periodic(shared: Arc<Shared>, config: Config, options: RecorderOptions, mut shutdown: watch::Receiver<bool>) {
     let tx = shared.writer_tx.clone();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let timeout_secs = config.session_timeout_minutes * 60.0;
+    let sweeping = timeout_secs > 0.0;
+    // Short timeouts are swept more often, so a session never waits much past its timeout.
+    let sweep_every = if sweeping { SWEEP_EVERY.min(Duration::from_secs_f64((timeout_secs / 2.0).max(0.2))) } else { SWEEP_EVERY };
+    let mut sweep = tokio::time::interval(sweep_every);
+    sweep.tick().await;
     let mut clean = tokio::time::interval(CLEANUP_EVERY);
     clean.tick().await; // the first cleanup ran at start
     let status_every = Duration::from_secs(config.status_interval_seconds.max(1));
     let mut status = tokio::time::interval(status_every);
     status.tick().await;
-    let timeout = chrono::Duration::minutes(config.session_timeout_minutes.min(1 << 40) as i64);
+    let timeout = chrono::Duration::milliseconds((timeout_secs * 1000.0).min(1e15) as i64);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -59,7 +64,7 @@ pub async fn periodic(shared: Arc<Shared>, config: Config, options: RecorderOpti
                     return;
                 }
             }
-            _ = sweep.tick(), if config.session_timeout_minutes > 0 => {
+            _ = sweep.tick(), if sweeping => {
                 if let Some(ids) = ask(&tx, |reply| WriterMsg::FinalizeActive { idle_for: Some(timeout), reply: Some(reply) }).await {
                     if !ids.is_empty() {
                         tracing::info!("finalized {} idle session(s) after {} minutes without events", ids.len(), config.session_timeout_minutes);
