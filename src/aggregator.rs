@@ -50,20 +50,27 @@ impl EventAggregator {
         };
         let config = Config::load(None, &overrides).unwrap_or_else(|e| {
             tracing::warn!("{e}; using the built-in defaults");
-            let mut c = Config::default();
-            c.dashboard_host = host.to_string();
-            c.dashboard_port = port;
-            if let Some(dir) = &overrides.activity_directory {
-                c.activity_directory = dir.clone();
+            let defaults = Config::default();
+            Config {
+                dashboard_host: host.to_string(),
+                dashboard_port: port,
+                activity_directory: overrides
+                    .activity_directory
+                    .clone()
+                    .unwrap_or(defaults.activity_directory.clone()),
+                ..defaults
             }
-            c
         });
         Self::with_config(config)
     }
 
     /// An aggregator with a complete configuration.
     pub fn with_config(config: Config) -> Self {
-        EventAggregator { config, recorder: Mutex::new(None), completed_seq: Mutex::new(None) }
+        EventAggregator {
+            config,
+            recorder: Mutex::new(None),
+            completed_seq: Mutex::new(None),
+        }
     }
 
     /// The configuration in use.
@@ -85,9 +92,14 @@ impl EventAggregator {
 
     /// [`start`](Self::start) with options (`force` keeps retrying an unreachable monitor).
     pub fn start_with(&self, options: RecorderOptions) -> Result<()> {
-        let mut slot = self.recorder.lock().map_err(|_| AggregatorError::Recorder("state lock poisoned".into()))?;
+        let mut slot = self
+            .recorder
+            .lock()
+            .map_err(|_| AggregatorError::Recorder("state lock poisoned".into()))?;
         if slot.is_some() {
-            return Err(AggregatorError::Recorder("this aggregator is already running".into()));
+            return Err(AggregatorError::Recorder(
+                "this aggregator is already running".into(),
+            ));
         }
         self.remember_completed_seq();
         *slot = Some(RecorderHandle::start(self.config.clone(), options)?);
@@ -149,11 +161,19 @@ impl EventAggregator {
     /// Exports a session (`full`, `summary` or `events`; `json` means `full`) to
     /// `output_path`, or to `./session_<id8>_<format>.json` when `None`.
     /// A path ending in `.gz` is compressed. Returns the path written.
-    pub fn export_session(&self, session_id: &str, output_path: Option<&Path>, format: &str) -> Result<PathBuf> {
+    pub fn export_session(
+        &self,
+        session_id: &str,
+        output_path: Option<&Path>,
+        format: &str,
+    ) -> Result<PathBuf> {
         let format: ExportFormat = format.parse()?;
         let conn = self.reader()?;
         let id = queries::resolve_session(&conn, session_id)?;
-        let path = output_path.map_or_else(|| PathBuf::from(export::default_file_name(&id, format)), Path::to_path_buf);
+        let path = output_path.map_or_else(
+            || PathBuf::from(export::default_file_name(&id, format)),
+            Path::to_path_buf,
+        );
         export::export_to_file(&conn, &id, format, &path)?;
         Ok(path)
     }
@@ -165,7 +185,10 @@ impl EventAggregator {
         if !self.config.database.exists() {
             return Ok(Vec::new());
         }
-        let mut seq = self.completed_seq.lock().map_err(|_| AggregatorError::Recorder("state lock poisoned".into()))?;
+        let mut seq = self
+            .completed_seq
+            .lock()
+            .map_err(|_| AggregatorError::Recorder("state lock poisoned".into()))?;
         let (ids, max) = queries::completed_since(&self.reader()?, seq.unwrap_or(0))?;
         *seq = Some(max);
         Ok(ids)
@@ -174,10 +197,14 @@ impl EventAggregator {
     fn remember_completed_seq(&self) {
         if let Ok(mut seq) = self.completed_seq.lock() {
             if seq.is_none() {
-                let current = self
-                    .reader()
+                let current = self.reader().ok().and_then(|c| {
+                    c.query_row(
+                        "SELECT coalesce(max(completed_seq), 0) FROM sessions",
+                        [],
+                        |r| r.get(0),
+                    )
                     .ok()
-                    .and_then(|c| c.query_row("SELECT coalesce(max(completed_seq), 0) FROM sessions", [], |r| r.get(0)).ok());
+                });
                 *seq = Some(current.unwrap_or(0));
             }
         }

@@ -152,8 +152,12 @@ impl Config {
             toml::from_str(text).map_err(|e| crate::error::one_line(&e.to_string()))?;
         match layout.event_aggregator {
             None => Ok(Config::default()),
-            Some(table) => Config::deserialize(table)
-                .map_err(|e| format!("[event_aggregator]: {}", crate::error::one_line(&e.to_string()))),
+            Some(table) => Config::deserialize(table).map_err(|e| {
+                format!(
+                    "[event_aggregator]: {}",
+                    crate::error::one_line(&e.to_string())
+                )
+            }),
         }
     }
 
@@ -210,13 +214,17 @@ impl Config {
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<()> {
         if self.dashboard_port == 0 {
-            return Err(AggregatorError::Config("dashboard_port must be 1-65535".into()));
+            return Err(AggregatorError::Config(
+                "dashboard_port must be 1-65535".into(),
+            ));
         }
         if self.dashboard_host.trim().is_empty() {
             return Err(AggregatorError::Config("dashboard_host is empty".into()));
         }
         if !self.session_timeout_minutes.is_finite() || self.session_timeout_minutes < 0.0 {
-            return Err(AggregatorError::Config("session_timeout_minutes must be 0 or more".into()));
+            return Err(AggregatorError::Config(
+                "session_timeout_minutes must be 0 or more".into(),
+            ));
         }
         if self.max_event_bytes < 1024 {
             return Err(AggregatorError::Config(

@@ -16,7 +16,10 @@ pub enum AggregatorError {
 
     /// A prefix that matches more than one session.
     #[error("session prefix '{prefix}' is ambiguous: it matches {}", .candidates.join(", "))]
-    AmbiguousSession { prefix: String, candidates: Vec<String> },
+    AmbiguousSession {
+        prefix: String,
+        candidates: Vec<String>,
+    },
 
     /// An unknown export or output format, or input in a shape we cannot read.
     #[error("invalid format: {0}")]

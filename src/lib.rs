@@ -32,6 +32,7 @@ pub mod store;
 pub use aggregator::{AggregatorStatus, EventAggregator};
 pub use config::Config;
 pub use error::{AggregatorError, Result};
+pub use ingest::Category;
 pub use model::{AgentDelegation, AgentSession, SessionEvent, SessionMetrics};
 pub use store::export::ExportFormat;
 pub use store::queries::{SessionSort, SessionSummary};

@@ -53,32 +53,76 @@ fn malformed_lines_are_rejected_and_every_valid_line_is_stored() {
     assert_eq!(report.stored, 59 + odd_but_valid);
     assert_eq!(report.control, 2);
     let db = &config.database;
-    assert_eq!(count(db, "SELECT count(*) FROM rejected_events"), rejected as i64);
-    assert_eq!(count(db, "SELECT count(*) FROM rejected_events WHERE reason = '' OR payload IS NULL"), 0);
+    assert_eq!(
+        count(db, "SELECT count(*) FROM rejected_events"),
+        rejected as i64
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM rejected_events WHERE reason = '' OR payload IS NULL"
+        ),
+        0
+    );
     // The fixture's reconstruction is untouched by the noise around it.
     let agg = mpm_aggregate::EventAggregator::with_config(config.clone());
     let a = agg.get_session(SESSION_A).unwrap();
     assert_eq!((a.events.len(), a.delegations.len()), (47, 2));
     // Hostile ids are plain data: stored, and kept out of paths.
     for id in ["../../x", "1234", "/etc/passwd", "s..//"] {
-        assert_eq!(count(db, &format!("SELECT count(*) FROM sessions WHERE session_id = '{id}'")), 1, "{id}");
+        assert_eq!(
+            count(
+                db,
+                &format!("SELECT count(*) FROM sessions WHERE session_id = '{id}'")
+            ),
+            1,
+            "{id}"
+        );
     }
     let reasons: Vec<String> = {
         let c = open(db);
         let mut stmt = c.prepare("SELECT reason FROM rejected_events").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
-    for needle in ["not JSON", "an array", "a string", "a number", "null", "10000 characters", "control characters", "recursion limit"] {
-        assert!(reasons.iter().any(|r| r.contains(needle)), "no rejection mentions {needle:?}: {reasons:#?}");
+    for needle in [
+        "not JSON",
+        "an array",
+        "a string",
+        "a number",
+        "null",
+        "10000 characters",
+        "control characters",
+        "recursion limit",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "no rejection mentions {needle:?}: {reasons:#?}"
+        );
     }
     for entry in walk(&dir.path().join("activity")) {
-        assert!(entry.starts_with(dir.path().join("activity")), "{entry:?} escaped");
+        assert!(
+            entry.starts_with(dir.path().join("activity")),
+            "{entry:?} escaped"
+        );
         let name = entry.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{name}"
+        );
     }
     assert!(!dir.path().join("x").exists() && !std::path::Path::new("/etc/passwd_").exists());
     // Bad timestamps fall back to the arrival time, in range.
-    assert_eq!(count(db, "SELECT count(*) FROM events WHERE timestamp < '2000' OR timestamp > '2200'"), 0);
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM events WHERE timestamp < '2000' OR timestamp > '2200'"
+        ),
+        0
+    );
 }
 
 #[test]
@@ -86,10 +130,11 @@ fn events_of_one_session_with_stop_without_timestamps_stay_distinct() {
     // Raw hook payloads carry no timestamp: two identical Stops are two events.
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
-    let stop = json!({"hook_event_name": "Stop", "session_id": "same", "stop_hook_active": false}).to_string();
+    let stop = json!({"hook_event_name": "Stop", "session_id": "same", "stop_hook_active": false})
+        .to_string();
     let path = dir.path().join("stops.jsonl");
     std::fs::write(&path, format!("{stop}\n{stop}\n")).unwrap();
-    assert_eq!(import_with(&config, &[path.clone()]).stored, 2);
+    assert_eq!(import_with(&config, std::slice::from_ref(&path)).stored, 2);
     assert_eq!(import_with(&config, &[path]).duplicates, 2);
 }
 
@@ -119,6 +164,8 @@ fn oversized_events_are_rejected_with_a_reason() {
     std::fs::write(&path, format!("{big}\n{small}\n")).unwrap();
     let report = import_with(&config, &[path]);
     assert_eq!((report.stored, report.rejected), (1, 1));
-    let reason: String = open(&config.database).query_row("SELECT reason FROM rejected_events", [], |r| r.get(0)).unwrap();
+    let reason: String = open(&config.database)
+        .query_row("SELECT reason FROM rejected_events", [], |r| r.get(0))
+        .unwrap();
     assert!(reason.contains("exceeds max_event_bytes"), "{reason}");
 }

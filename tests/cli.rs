@@ -18,7 +18,9 @@ struct Env {
 impl Env {
     /// A working directory with a database imported from the capture and the Python file.
     fn with_fixtures() -> Env {
-        let env = Env { dir: tempfile::tempdir().unwrap() };
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
         env.cmd(&["import", &fixture(CAPTURE).to_string_lossy(), &fixture(PYTHON_SESSION).to_string_lossy()])
             .assert()
             .success()
@@ -42,22 +44,38 @@ impl Env {
     }
 
     fn stdout(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).assert().success().get_output().stdout.clone();
+        let out = self
+            .cmd(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         String::from_utf8(out).unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.stdout(args)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+        serde_json::from_str(&self.stdout(args))
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
     }
 
     /// Runs a command that must fail with one `error:` line.
     fn fails(&self, args: &[&str], needle: &str) {
-        let out = self.cmd(args).assert().failure().code(1).get_output().clone();
+        let out = self
+            .cmd(args)
+            .assert()
+            .failure()
+            .code(1)
+            .get_output()
+            .clone();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?}: one line expected, got {stderr}");
         assert!(lines[0].starts_with("error: "), "{stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr} lacks {needle:?}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr} lacks {needle:?}"
+        );
         assert!(!stderr.contains("panicked"));
     }
 }
@@ -72,40 +90,89 @@ fn keys(v: &Value) -> Vec<String> {
 fn sessions_lists_as_table_and_json() {
     let env = Env::with_fixtures();
     let table = env.stdout(&["sessions"]);
-    for needle in ["ID", "STARTED", "DURATION", "EVENTS", "DELEG", "STATUS", "FIRST PROMPT", "5283b66c", "7a91d44e", "9f1c2d3e", "Add JWT authentication", "completed"] {
+    for needle in [
+        "ID",
+        "STARTED",
+        "DURATION",
+        "EVENTS",
+        "DELEG",
+        "STATUS",
+        "FIRST PROMPT",
+        "5283b66c",
+        "7a91d44e",
+        "9f1c2d3e",
+        "Add JWT authentication",
+        "completed",
+    ] {
         assert!(table.contains(needle), "{needle} not in\n{table}");
     }
     let list = env.json(&["sessions", "--json"]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 3);
     for s in list {
-        for field in ["session_id", "start_time", "end_time", "event_count", "file_path", "status", "duration_ms", "delegation_count", "initial_prompt"] {
+        for field in [
+            "session_id",
+            "start_time",
+            "end_time",
+            "event_count",
+            "file_path",
+            "status",
+            "duration_ms",
+            "delegation_count",
+            "initial_prompt",
+        ] {
             assert!(s.get(field).is_some(), "{field} missing in {s}");
         }
         assert!(Path::new(env.path(s["file_path"].as_str().unwrap()).as_path()).exists());
     }
     // time: newest first
-    assert_eq!(list[2]["session_id"], "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f");
+    assert_eq!(
+        list[2]["session_id"],
+        "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
+    );
     let a = list.iter().find(|s| s["session_id"] == SESSION_A).unwrap();
-    assert_eq!((a["event_count"].as_u64(), a["delegation_count"].as_u64()), (Some(47), Some(2)));
+    assert_eq!(
+        (a["event_count"].as_u64(), a["delegation_count"].as_u64()),
+        (Some(47), Some(2))
+    );
     assert_eq!(a["start_time"], "2026-11-24T04:24:11.480Z");
     assert_eq!(a["end_time"], "2026-11-24T04:24:14.631Z");
 
     let by_events = env.json(&["sessions", "--json", "--sort", "events"]);
-    let counts: Vec<u64> = by_events.as_array().unwrap().iter().map(|s| s["event_count"].as_u64().unwrap()).collect();
+    let counts: Vec<u64> = by_events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event_count"].as_u64().unwrap())
+        .collect();
     assert_eq!(counts, [47, 11, 10]);
     let by_duration = env.json(&["sessions", "--json", "--sort", "duration", "--limit", "1"]);
     assert_eq!(by_duration.as_array().unwrap().len(), 1);
     assert_eq!(by_duration[0]["duration_ms"], 205333);
-    env.cmd(&["sessions", "--sort", "size"]).assert().failure().code(2);
+    env.cmd(&["sessions", "--sort", "size"])
+        .assert()
+        .failure()
+        .code(2);
 }
 
 #[test]
 fn view_shows_metadata_prompt_metrics_delegations_events_and_response() {
     let env = Env::with_fixtures();
     let text = env.stdout(&["view", "5283"]);
-    for needle in ["Session 5283b66c-2b29-4ee0-9698-f410f3a393fd", "status:      completed", "/tmp/proj", "Add JWT authentication to the API and document it",
-        "research", "engineer", "Read, Grep", "Write, Edit, Bash", "/tmp/proj/src/auth.py", "success", "delegations: 2 (2 succeeded, 0 failed)", "Task, Read, Grep, TodoWrite, Write, Edit, Bash"] {
+    for needle in [
+        "Session 5283b66c-2b29-4ee0-9698-f410f3a393fd",
+        "status:      completed",
+        "/tmp/proj",
+        "Add JWT authentication to the API and document it",
+        "research",
+        "engineer",
+        "Read, Grep",
+        "Write, Edit, Bash",
+        "/tmp/proj/src/auth.py",
+        "success",
+        "delegations: 2 (2 succeeded, 0 failed)",
+        "Task, Read, Grep, TodoWrite, Write, Edit, Bash",
+    ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");
     }
     assert!(!text.contains("Events (first"));
@@ -114,27 +181,56 @@ fn view_shows_metadata_prompt_metrics_delegations_events_and_response() {
     assert!(events.contains("SessionStart"));
 
     let python = env.stdout(&["view", "9f1c"]);
-    assert!(python.contains("Final response") && python.contains("Authentication implemented with JWT."));
+    assert!(
+        python.contains("Final response")
+            && python.contains("Authentication implemented with JWT.")
+    );
     assert!(python.contains("failed: Delegation did not complete"));
     let no_response = env.stdout(&["view", "9f1c", "--no-response"]);
     assert!(!no_response.contains("Final response"));
     let verbose = env.stdout(&["view", "9f1c", "--verbose", "--show-events"]);
-    assert!(verbose.contains("\"file_path\":\"/home/dev/myapp/src/auth.py\""), "{verbose}");
+    assert!(
+        verbose.contains("\"file_path\":\"/home/dev/myapp/src/auth.py\""),
+        "{verbose}"
+    );
 
-    let doc = env.json(&["view", "5283", "--json", "--show-events", "--event-limit", "3"]);
+    let doc = env.json(&[
+        "view",
+        "5283",
+        "--json",
+        "--show-events",
+        "--event-limit",
+        "3",
+    ]);
     assert_eq!(doc["session_id"], SESSION_A);
     assert_eq!(doc["events"].as_array().unwrap().len(), 3);
-    assert_eq!(doc["delegations_summary"], json!({"total": 2, "successful": 2, "failed": 0, "running": 0, "by_agent": {"research": 1, "engineer": 1}}));
+    assert_eq!(
+        doc["delegations_summary"],
+        json!({"total": 2, "successful": 2, "failed": 0, "running": 0, "by_agent": {"research": 1, "engineer": 1}})
+    );
     let doc = env.json(&["view", "9f1c", "--json", "--no-response"]);
     assert!(doc.get("final_response").is_none());
     assert!(doc.get("events").is_none());
 }
 
 fn check_event_shape(e: &Value) {
-    assert_eq!(keys(e), ["category", "correlation_id", "data", "event_type", "session_id", "timestamp"]);
+    assert_eq!(
+        keys(e),
+        [
+            "category",
+            "correlation_id",
+            "data",
+            "event_type",
+            "session_id",
+            "timestamp"
+        ]
+    );
     assert!(e["data"].is_object());
     let ts = e["timestamp"].as_str().unwrap();
-    assert!(ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "{ts}");
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.',
+        "{ts}"
+    );
 }
 
 #[test]
@@ -143,35 +239,86 @@ fn export_formats_match_the_spec_field_by_field() {
     let full = env.json(&["export", "5283", "-o", "-"]);
     assert_eq!(
         keys(&full),
-        ["delegations", "end_time", "events", "final_response", "git_branch", "initial_prompt", "launch_method", "metadata", "metrics", "session_id", "start_time", "working_directory"]
+        [
+            "delegations",
+            "end_time",
+            "events",
+            "final_response",
+            "git_branch",
+            "initial_prompt",
+            "launch_method",
+            "metadata",
+            "metrics",
+            "session_id",
+            "start_time",
+            "working_directory"
+        ]
     );
     assert_eq!(full["session_id"], SESSION_A);
     assert_eq!(full["start_time"], "2026-11-24T04:24:11.480Z");
     assert_eq!(full["working_directory"], "/tmp/proj");
-    assert_eq!(full["initial_prompt"], "Add JWT authentication to the API and document it");
+    assert_eq!(
+        full["initial_prompt"],
+        "Add JWT authentication to the API and document it"
+    );
     let events = full["events"].as_array().unwrap();
     assert_eq!(events.len(), 47);
     events.iter().for_each(check_event_shape);
     assert_eq!(events[0]["event_type"], "SessionStart");
     assert_eq!(events[0]["category"], "meta");
-    let pre_read = events.iter().find(|e| e["event_type"] == "PreToolUse" && e["data"]["tool_name"] == "Read").unwrap();
+    let pre_read = events
+        .iter()
+        .find(|e| e["event_type"] == "PreToolUse" && e["data"]["tool_name"] == "Read")
+        .unwrap();
     assert_eq!(pre_read["category"], "file");
-    assert_eq!(pre_read["correlation_id"], "fb709c4b-fd24-4b32-8285-b94259e56ead");
+    assert_eq!(
+        pre_read["correlation_id"],
+        "fb709c4b-fd24-4b32-8285-b94259e56ead"
+    );
     let d = &full["delegations"][1];
     assert_eq!(
         keys(d),
-        ["agent_type", "description", "duration_ms", "end_time", "error", "event_count", "files_modified", "instructions", "response_preview", "start_time", "success", "tool_operations"]
+        [
+            "agent_type",
+            "description",
+            "duration_ms",
+            "end_time",
+            "error",
+            "event_count",
+            "files_modified",
+            "instructions",
+            "response_preview",
+            "start_time",
+            "success",
+            "tool_operations"
+        ]
     );
     assert_eq!(d["agent_type"], "engineer");
-    assert_eq!(d["files_modified"], json!(["/tmp/proj/src/auth.py", "/tmp/proj/src/server.py"]));
+    assert_eq!(
+        d["files_modified"],
+        json!(["/tmp/proj/src/auth.py", "/tmp/proj/src/server.py"])
+    );
     assert_eq!(d["success"], true);
     assert_eq!(
         keys(&full["metrics"]),
-        ["agents_used", "event_breakdown", "failed_delegations", "files_modified", "session_duration_ms", "successful_delegations", "tools_used", "total_delegations", "total_events"]
+        [
+            "agents_used",
+            "event_breakdown",
+            "failed_delegations",
+            "files_modified",
+            "session_duration_ms",
+            "successful_delegations",
+            "tools_used",
+            "total_delegations",
+            "total_events"
+        ]
     );
     assert_eq!(full["metrics"]["total_events"], 47);
     assert_eq!(full["metrics"]["session_duration_ms"], 3151);
-    assert_eq!(full["metrics"]["tools_used"], json!(["Task", "Read", "Grep", "TodoWrite", "Write", "Edit", "Bash"]));
+    assert_eq!(
+        full["metrics"]["tools_used"],
+        json!(["Task", "Read", "Grep", "TodoWrite", "Write", "Edit", "Bash"])
+    );
 
     let summary = env.json(&["export", "5283", "-o", "-", "--format", "summary"]);
     assert!(summary.get("events").is_none());
@@ -181,37 +328,98 @@ fn export_formats_match_the_spec_field_by_field() {
 
     let events_only = env.json(&["export", "5283", "-o", "-", "--format", "events"]);
     assert_eq!(events_only, full["events"]);
-    assert_eq!(env.json(&["export", "5283", "-o", "-", "--format", "json"]), full);
+    assert_eq!(
+        env.json(&["export", "5283", "-o", "-", "--format", "json"]),
+        full
+    );
 
     // Default output name, gzip by extension.
-    env.cmd(&["export", "5283"]).assert().success().stderr(predicate::str::contains("session_5283b66c_full.json"));
-    let written: Value = serde_json::from_str(&std::fs::read_to_string(env.path("session_5283b66c_full.json")).unwrap()).unwrap();
+    env.cmd(&["export", "5283"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("session_5283b66c_full.json"));
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("session_5283b66c_full.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(written, full);
-    env.cmd(&["export", "7a91", "-o", "out/../b.json.gz", "--format", "events"]).assert().failure();
-    env.cmd(&["export", "7a91", "-o", "b.json.gz", "--format", "events"]).assert().success();
+    env.cmd(&[
+        "export",
+        "7a91",
+        "-o",
+        "out/../b.json.gz",
+        "--format",
+        "events",
+    ])
+    .assert()
+    .failure();
+    env.cmd(&["export", "7a91", "-o", "b.json.gz", "--format", "events"])
+        .assert()
+        .success();
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(std::fs::File::open(env.path("b.json.gz")).unwrap()), &mut text).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap().len(), 10);
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(env.path("b.json.gz")).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
 }
 
 #[test]
 fn export_import_export_round_trip_is_identical() {
     let env = Env::with_fixtures();
-    for (id, prefix) in [(SESSION_A, "5283"), ("9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f", "9f1c")] {
+    for (id, prefix) in [
+        (SESSION_A, "5283"),
+        ("9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f", "9f1c"),
+    ] {
         let first = env.json(&["export", prefix, "-o", "-"]);
         std::fs::write(env.path("first.json"), first.to_string()).unwrap();
-        let other = Env { dir: tempfile::tempdir().unwrap() };
-        other.cmd(&["import", &env.path("first.json").to_string_lossy()]).assert().success();
+        let other = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        other
+            .cmd(&["import", &env.path("first.json").to_string_lossy()])
+            .assert()
+            .success();
         let second = other.json(&["export", id, "-o", "-"]);
-        for field in ["events", "delegations", "metrics", "session_id", "start_time", "end_time", "initial_prompt", "final_response", "working_directory", "git_branch"] {
-            assert_eq!(first[field], second[field], "{id}: {field} differs after the round trip");
+        for field in [
+            "events",
+            "delegations",
+            "metrics",
+            "session_id",
+            "start_time",
+            "end_time",
+            "initial_prompt",
+            "final_response",
+            "working_directory",
+            "git_branch",
+        ] {
+            assert_eq!(
+                first[field], second[field],
+                "{id}: {field} differs after the round trip"
+            );
         }
         // The events format imports too.
         let events = env.stdout(&["export", prefix, "-o", "-", "--format", "events"]);
         std::fs::write(env.path("events.json"), events).unwrap();
-        let third = Env { dir: tempfile::tempdir().unwrap() };
-        third.cmd(&["import", &env.path("events.json").to_string_lossy()]).assert().success();
-        assert_eq!(third.json(&["export", id, "-o", "-", "--format", "events"]), first["events"]);
+        let third = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        third
+            .cmd(&["import", &env.path("events.json").to_string_lossy()])
+            .assert()
+            .success();
+        assert_eq!(
+            third.json(&["export", id, "-o", "-", "--format", "events"]),
+            first["events"]
+        );
     }
 }
 
@@ -219,12 +427,33 @@ fn export_import_export_round_trip_is_identical() {
 fn query_prints_table_json_csv_and_refuses_writes() {
     let env = Env::with_fixtures();
     let table = env.stdout(&["query", "SELECT tool_name, count(*) AS n FROM events WHERE tool_name IS NOT NULL AND event_type = 'PreToolUse' GROUP BY 1 ORDER BY 2 DESC, 1"]);
-    assert!(table.contains("tool_name") && table.contains("Read") && table.contains("rows)"), "{table}");
-    let rows = env.json(&["query", "SELECT session_id, event_count FROM sessions ORDER BY event_count DESC", "--format", "json"]);
+    assert!(
+        table.contains("tool_name") && table.contains("Read") && table.contains("rows)"),
+        "{table}"
+    );
+    let rows = env.json(&[
+        "query",
+        "SELECT session_id, event_count FROM sessions ORDER BY event_count DESC",
+        "--format",
+        "json",
+    ]);
     assert_eq!(rows[0], json!({"session_id": SESSION_A, "event_count": 47}));
-    let csv = env.stdout(&["query", "SELECT agent_type, success FROM delegations ORDER BY id", "--format", "csv"]);
-    assert_eq!(csv, "agent_type,success\nresearch,1\nengineer,1\nresearch,1\nengineer,0\n");
-    let json_fn = env.json(&["query", "SELECT value FROM metrics, json_each(metrics.tools_used) WHERE session_id LIKE '7a91%'", "--format", "json"]);
+    let csv = env.stdout(&[
+        "query",
+        "SELECT agent_type, success FROM delegations ORDER BY id",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        csv,
+        "agent_type,success\nresearch,1\nengineer,1\nresearch,1\nengineer,0\n"
+    );
+    let json_fn = env.json(&[
+        "query",
+        "SELECT value FROM metrics, json_each(metrics.tools_used) WHERE session_id LIKE '7a91%'",
+        "--format",
+        "json",
+    ]);
     assert_eq!(json_fn, json!([{"value": "Read"}]));
 
     let before = table_counts(&env.path("rec.db"));
@@ -264,18 +493,30 @@ fn status_and_prune_and_import_report() {
     assert_eq!(status["save_directory"], "activity");
     assert_eq!(status["database"], "rec.db");
     let text = env.stdout(&["status"]);
-    assert!(text.contains("not running") && text.contains("3 (0 active)"), "{text}");
+    assert!(
+        text.contains("not running") && text.contains("3 (0 active)"),
+        "{text}"
+    );
 
     env.cmd(&["import", &fixture(CAPTURE).to_string_lossy()])
         .assert()
         .success()
         .stdout("imported 0 events (2 sessions) from 1 file: 59 skipped as duplicate, 0 rejected, 2 control skipped\n");
-    let days = (chrono::Utc::now() - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc)).num_days();
+    let days = (chrono::Utc::now()
+        - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc))
+    .num_days();
     env.cmd(&["prune", "--older-than-days", &days.to_string()])
         .assert()
         .success()
-        .stdout(predicate::str::starts_with("pruned 1 sessions (11 events, 2 delegations, 1 session files)"));
-    assert_eq!(env.json(&["sessions", "--json"]).as_array().unwrap().len(), 2);
+        .stdout(predicate::str::starts_with(
+            "pruned 1 sessions (11 events, 2 delegations, 1 session files)",
+        ));
+    assert_eq!(
+        env.json(&["sessions", "--json"]).as_array().unwrap().len(),
+        2
+    );
     env.fails(&["prune", "--older-than-days", "0"], "at least 1");
 }
 
@@ -284,8 +525,14 @@ fn errors_are_one_line_and_non_zero() {
     let env = Env::with_fixtures();
     env.fails(&["view", "ffff"], "no session matches 'ffff'");
     env.fails(&["export", "nope", "-o", "-"], "no session matches 'nope'");
-    env.fails(&["export", "5283", "--format", "xml"], "unknown export format 'xml'");
-    env.fails(&["export", "5283", "-o", "/nonexistent-dir/x/out.json"], "/nonexistent-dir/x");
+    env.fails(
+        &["export", "5283", "--format", "xml"],
+        "unknown export format 'xml'",
+    );
+    env.fails(
+        &["export", "5283", "-o", "/nonexistent-dir/x/out.json"],
+        "/nonexistent-dir/x",
+    );
     env.fails(&["export", "5283", "-o", "activity"], "is a directory");
 
     // An ambiguous prefix lists the candidates.
@@ -298,19 +545,39 @@ fn errors_are_one_line_and_non_zero() {
     // Missing and corrupt databases.
     let mut missing = env.cmd(&["sessions"]);
     missing.args(["--db", "nothing-here.db"]);
-    let out = missing.assert().failure().code(1).get_output().stderr.clone();
+    let out = missing
+        .assert()
+        .failure()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
     assert!(String::from_utf8_lossy(&out).contains("no database here yet"));
     std::fs::write(env.path("corrupt.db"), vec![0x42u8; 8192]).unwrap();
-    for args in [vec!["sessions"], vec!["view", "5283"], vec!["export", "5283", "-o", "-"], vec!["query", "SELECT 1"], vec!["status"]] {
+    for args in [
+        vec!["sessions"],
+        vec!["view", "5283"],
+        vec!["export", "5283", "-o", "-"],
+        vec!["query", "SELECT 1"],
+        vec!["status"],
+    ] {
         let mut c = env.cmd(&args);
         c.args(["--db", "corrupt.db"]);
         let out = c.assert().failure().code(1).get_output().stderr.clone();
         let text = String::from_utf8_lossy(&out);
-        assert!(text.starts_with("error: database corrupt.db") && text.contains("not a database") && text.lines().count() == 1, "{args:?}: {text}");
+        assert!(
+            text.starts_with("error: database corrupt.db")
+                && text.contains("not a database")
+                && text.lines().count() == 1,
+            "{args:?}: {text}"
+        );
     }
     // Import of a file that is not there, and of garbage.
     env.fails(&["import", "missing.jsonl"], "missing.jsonl");
     std::fs::write(env.path("garbage.json"), "{\"not\": \"closed\"\n  ").unwrap();
-    env.fails(&["import", "garbage.json"], "not JSON lines nor a JSON document");
+    env.fails(
+        &["import", "garbage.json"],
+        "not JSON lines nor a JSON document",
+    );
     env.fails(&["--config", "nope.toml", "sessions"], "nope.toml");
 }

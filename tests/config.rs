@@ -22,7 +22,10 @@ fn documented_config_file_equals_the_built_in_defaults() {
         assert!(section.contains_key(key), "config.toml lacks {key}");
     }
     for key in defaults["capture"].as_object().unwrap().keys() {
-        assert!(section["capture"].as_table().unwrap().contains_key(key), "config.toml lacks capture.{key}");
+        assert!(
+            section["capture"].as_table().unwrap().contains_key(key),
+            "config.toml lacks capture.{key}"
+        );
     }
 }
 
@@ -36,18 +39,34 @@ fn layers_apply_in_order() {
         "CLAUDE_MPM_AGGREGATOR_DB" => Some("/tmp/env.db".to_string()),
         _ => None,
     };
-    let flags = Overrides { database: Some(PathBuf::from("/tmp/flag.db")), ..Overrides::default() };
+    let flags = Overrides {
+        database: Some(PathBuf::from("/tmp/flag.db")),
+        ..Overrides::default()
+    };
     let c = Config::load_with_env(Some(&file), &flags, env).unwrap();
     assert_eq!(c.dashboard_host, "filehost", "file over default");
     assert_eq!(c.session_timeout_minutes, 5.0);
     assert_eq!(c.dashboard_port, 9100, "environment over file");
-    assert_eq!(c.database, PathBuf::from("/tmp/flag.db"), "flag over environment");
+    assert_eq!(
+        c.database,
+        PathBuf::from("/tmp/flag.db"),
+        "flag over environment"
+    );
     assert!(!c.capture.responses);
     assert!(c.capture.user_prompts, "unset keys keep their defaults");
-    assert_eq!(c.get("event_aggregator.session_timeout_minutes"), Some(json!(5.0)));
-    assert_eq!(c.get("event_aggregator.capture")
-        .and_then(|v| v.get("responses").cloned()), Some(json!(false)));
-    assert_eq!(c.get("event_aggregator.activity_directory"), Some(json!(".claude-mpm/activity")));
+    assert_eq!(
+        c.get("event_aggregator.session_timeout_minutes"),
+        Some(json!(5.0))
+    );
+    assert_eq!(
+        c.get("event_aggregator.capture")
+            .and_then(|v| v.get("responses").cloned()),
+        Some(json!(false))
+    );
+    assert_eq!(
+        c.get("event_aggregator.activity_directory"),
+        Some(json!(".claude-mpm/activity"))
+    );
     assert_eq!(c.get("event_aggregator.no_such_key"), None);
 }
 
@@ -55,19 +74,35 @@ fn layers_apply_in_order() {
 fn bad_values_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     for (text, needle) in [
-        ("[event_aggregator]\ndashboard_port = \"eighty\"\n", "dashboard_port"),
+        (
+            "[event_aggregator]\ndashboard_port = \"eighty\"\n",
+            "dashboard_port",
+        ),
         ("[event_aggregator]\ndashbord_port = 1\n", "dashbord_port"),
-        ("[event_aggregator]\ndashboard_port = 70000\n", "dashboard_port"),
+        (
+            "[event_aggregator]\ndashboard_port = 70000\n",
+            "dashboard_port",
+        ),
         ("[event_aggregator\n", "c.toml"),
     ] {
         let file = dir.path().join("c.toml");
         std::fs::write(&file, text).unwrap();
-        let err = Config::load_with_env(Some(&file), &Overrides::default(), |_| None).unwrap_err().to_string();
+        let err = Config::load_with_env(Some(&file), &Overrides::default(), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
     }
-    let err = Config::load_with_env(None, &Overrides::default(), |k| (k == "CLAUDE_MPM_DASHBOARD_PORT").then(|| "http".into())).unwrap_err();
+    let err = Config::load_with_env(None, &Overrides::default(), |k| {
+        (k == "CLAUDE_MPM_DASHBOARD_PORT").then(|| "http".into())
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("CLAUDE_MPM_DASHBOARD_PORT"));
-    let err = Config::load_with_env(Some(&dir.path().join("missing.toml")), &Overrides::default(), |_| None).unwrap_err();
+    let err = Config::load_with_env(
+        Some(&dir.path().join("missing.toml")),
+        &Overrides::default(),
+        |_| None,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("missing.toml"));
 }

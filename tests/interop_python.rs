@@ -23,7 +23,9 @@ impl Drop for KillOnDrop {
 #[test]
 fn records_a_python_socketio_monitor_exactly() {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let check = Command::new(&python).args(["-c", "import socketio, aiohttp"]).output();
+    let check = Command::new(&python)
+        .args(["-c", "import socketio, aiohttp"])
+        .output();
     assert!(
         check.as_ref().is_ok_and(|o| o.status.success()),
         "python-socketio and aiohttp are needed: pip install python-socketio aiohttp ({check:?})"
@@ -33,7 +35,13 @@ fn records_a_python_socketio_monitor_exactly() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/monitor.py");
     let mut server = KillOnDrop(
         Command::new(&python)
-            .args([script, "--port", &port.to_string(), "--capture", &fixture(CAPTURE).to_string_lossy()])
+            .args([
+                script,
+                "--port",
+                &port.to_string(),
+                "--capture",
+                &fixture(CAPTURE).to_string_lossy(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -44,20 +52,45 @@ fn records_a_python_socketio_monitor_exactly() {
     let recorder = Command::cargo_bin("mpm-aggregate")
         .unwrap()
         .current_dir(dir.path())
-        .args(["--db", "live.db", "--activity-dir", "activity", "start", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--db",
+            "live.db",
+            "--activity-dir",
+            "activity",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let mut recorder = KillOnDrop(recorder);
     assert_eq!(lines.next().unwrap().unwrap(), "broadcast 61");
     let db = dir.path().join("live.db");
-    assert!(wait_until(Duration::from_secs(15), || count(&db, "SELECT count(*) FROM events") == 59), "got {}", count(&db, "SELECT count(*) FROM events"));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(recorder.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || count(
+            &db,
+            "SELECT count(*) FROM events"
+        ) == 59),
+        "got {}",
+        count(&db, "SELECT count(*) FROM events")
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(recorder.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     assert!(recorder.0.wait().unwrap().success());
 
     let config = test_config(dir.path());
     import_with(&config, &[fixture(CAPTURE)]);
     assert_eq!(reconstruction(&db), reconstruction(&config.database));
     assert_eq!(count(&db, "SELECT count(*) FROM rejected_events"), 0);
-    assert_eq!(count(&db, "SELECT control_events FROM recorder_state"), 3, "the welcome plus the capture's two control events");
+    assert_eq!(
+        count(&db, "SELECT control_events FROM recorder_state"),
+        3,
+        "the welcome plus the capture's two control events"
+    );
 }

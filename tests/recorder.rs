@@ -24,15 +24,26 @@ fn config(dir: &Path, port: u16) -> Config {
 
 fn import_db(dir: &Path) -> std::path::PathBuf {
     let db = dir.join("imported.db");
-    let cfg = Config { database: db.clone(), activity_directory: dir.join("imported-activity"), ..Config::default() };
-    let writer = mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
-        database: cfg.database.clone(),
-        activity_directory: cfg.activity_directory.clone(),
-        compress_sessions: false,
-        capture: cfg.capture,
-    })
+    let cfg = Config {
+        database: db.clone(),
+        activity_directory: dir.join("imported-activity"),
+        ..Config::default()
+    };
+    let writer =
+        mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
+            database: cfg.database.clone(),
+            activity_directory: cfg.activity_directory.clone(),
+            compress_sessions: false,
+            capture: cfg.capture,
+        })
+        .unwrap();
+    mpm_aggregate::ingest::import::import_files(
+        &writer,
+        &[fixture(CAPTURE)],
+        &Default::default(),
+        false,
+    )
     .unwrap();
-    mpm_aggregate::ingest::import::import_files(&writer, &[fixture(CAPTURE)], &Default::default(), false).unwrap();
     writer.shutdown().unwrap();
     db
 }
@@ -46,23 +57,49 @@ fn live_replay_builds_the_same_database_as_import() {
     let cfg = config(dir.path(), monitor.port);
     let db = cfg.database.clone();
     let aggregator = EventAggregator::with_config(cfg);
-    aggregator.start().expect("recorder starts against a live monitor");
+    aggregator
+        .start()
+        .expect("recorder starts against a live monitor");
     assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
-    assert!(wait_until(Duration::from_secs(5), || *monitor.history_requests.lock().unwrap() >= 1), "get_history asked on connect");
+    assert!(
+        wait_until(Duration::from_secs(5), || *monitor
+            .history_requests
+            .lock()
+            .unwrap()
+            >= 1),
+        "get_history asked on connect"
+    );
 
     monitor.emit_all(&capture_lines());
-    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59), "all 59 events stored live, got {}", count(&db, STORED));
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&db, STORED) == 59),
+        "all 59 events stored live, got {}",
+        count(&db, STORED)
+    );
     let status = aggregator.get_status().unwrap();
     assert!(status.running && status.connected);
     let report = aggregator.stop().unwrap();
     assert_eq!(report.stats.stored, 59);
-    assert_eq!(report.stats.control, 3, "welcome from the test server plus the capture's two control events");
+    assert_eq!(
+        report.stats.control, 3,
+        "welcome from the test server plus the capture's two control events"
+    );
     assert_eq!(report.stats.rejected, 0);
 
     let imported = import_db(dir.path());
     assert_eq!(reconstruction(&db), reconstruction(&imported));
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("activity")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(files.iter().filter(|f| f.to_string_lossy().ends_with(".json")).count(), 2, "{files:?}");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("activity"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(".json"))
+            .count(),
+        2,
+        "{files:?}"
+    );
 }
 
 #[test]
@@ -78,27 +115,49 @@ fn reconnects_after_a_server_restart_and_history_adds_no_duplicates() {
     aggregator.start().unwrap();
     assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
     monitor.emit_all(first);
-    let stored_first = first.iter().filter(|(e, _)| !e.starts_with("dashboard:")).count() as i64;
-    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == stored_first));
+    let stored_first = first
+        .iter()
+        .filter(|(e, _)| !e.starts_with("dashboard:"))
+        .count() as i64;
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED)
+        == stored_first));
 
     // Kill the server; the recorder notices and says so in its status.
     let history = monitor.kill();
     assert!(
-        wait_until(Duration::from_secs(15), || !aggregator.get_status().unwrap().connected),
+        wait_until(Duration::from_secs(15), || !aggregator
+            .get_status()
+            .unwrap()
+            .connected),
         "status shows the recorder disconnected"
     );
 
     // Same port, the old events in its history: the recorder reconnects by itself.
     let monitor = TestMonitor::start(Some(port), history);
-    assert!(monitor.wait_for_clients(1, Duration::from_secs(40)), "recorder reconnected");
-    assert!(wait_until(Duration::from_secs(10), || *monitor.history_requests.lock().unwrap() >= 1));
+    assert!(
+        monitor.wait_for_clients(1, Duration::from_secs(40)),
+        "recorder reconnected"
+    );
+    assert!(wait_until(Duration::from_secs(10), || *monitor
+        .history_requests
+        .lock()
+        .unwrap()
+        >= 1));
     monitor.emit_all(second);
-    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59), "got {}", count(&db, STORED));
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&db, STORED) == 59),
+        "got {}",
+        count(&db, STORED)
+    );
     let status = aggregator.get_status().unwrap();
     assert!(status.connected);
     assert!(status.connections >= 2);
     let report = aggregator.stop().unwrap();
-    assert!(report.stats.duplicates >= stored_first as u64, "history replay was recognized: {:?}", report.stats);
+    assert!(
+        report.stats.duplicates >= stored_first as u64,
+        "history replay was recognized: {:?}",
+        report.stats
+    );
     assert_eq!(count(&db, STORED), 59);
     let imported = import_db(dir.path());
     assert_eq!(reconstruction(&db), reconstruction(&imported));
@@ -112,16 +171,26 @@ fn unreachable_monitor_is_an_error_unless_forced() {
     let db = cfg.database.clone();
     let aggregator = EventAggregator::with_config(cfg.clone());
     match aggregator.start() {
-        Err(mpm_aggregate::AggregatorError::Connection { url, .. }) => assert!(url.contains(&port.to_string())),
+        Err(mpm_aggregate::AggregatorError::Connection { url, .. }) => {
+            assert!(url.contains(&port.to_string()))
+        }
         other => panic!("expected a connection error, got {other:?}"),
     }
     assert!(!aggregator.is_running());
 
     let forced = EventAggregator::with_config(cfg);
-    forced.start_with(RecorderOptions { force: true, status_lines: false }).expect("force starts without a monitor");
+    forced
+        .start_with(RecorderOptions {
+            force: true,
+            status_lines: false,
+        })
+        .expect("force starts without a monitor");
     std::thread::sleep(Duration::from_millis(1500));
     let monitor = TestMonitor::start(Some(port), Vec::new());
-    assert!(monitor.wait_for_clients(1, Duration::from_secs(40)), "recording begins when the server appears");
+    assert!(
+        monitor.wait_for_clients(1, Duration::from_secs(40)),
+        "recording begins when the server appears"
+    );
     monitor.emit_all(&capture_lines());
     assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59));
     forced.stop().unwrap();
@@ -141,21 +210,38 @@ fn idle_sessions_are_finalized_by_the_sweeper_and_old_ones_cleaned_at_start() {
 
     let aggregator = EventAggregator::with_config(cfg);
     aggregator.start().unwrap();
-    assert_eq!(count(&db, "SELECT count(*) FROM sessions"), 0, "auto_cleanup_days removed the old session at start");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM sessions"),
+        0,
+        "auto_cleanup_days removed the old session at start"
+    );
     assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
     let now = chrono::Utc::now().to_rfc3339();
     monitor.emit_all(&[(
         "claude_event".into(),
         serde_json::json!({"type": "claude_event", "subtype": "user_prompt", "session_id": "idle", "timestamp": now, "data": {"prompt_text": "hello"}}),
     )]);
-    assert!(wait_until(Duration::from_secs(3), || count(&db, "SELECT count(*) FROM sessions WHERE status = 'active'") == 1));
+    assert!(wait_until(Duration::from_secs(3), || count(
+        &db,
+        "SELECT count(*) FROM sessions WHERE status = 'active'"
+    ) == 1));
     assert!(
-        wait_until(Duration::from_secs(10), || count(&db, "SELECT count(*) FROM sessions WHERE status = 'completed' AND file_path IS NOT NULL") == 1),
+        wait_until(Duration::from_secs(10), || count(
+            &db,
+            "SELECT count(*) FROM sessions WHERE status = 'completed' AND file_path IS NOT NULL"
+        ) == 1),
         "the idle session was finalized"
     );
-    let file = open(&db).query_row("SELECT file_path FROM sessions", [], |r| r.get::<_, String>(0)).unwrap();
+    let file = open(&db)
+        .query_row("SELECT file_path FROM sessions", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap();
     assert!(wait_until(Duration::from_secs(5), || Path::new(&file).exists()));
     assert_eq!(aggregator.get_completed_sessions().unwrap(), ["idle"]);
-    assert!(aggregator.get_completed_sessions().unwrap().is_empty(), "only those completed since the previous call");
+    assert!(
+        aggregator.get_completed_sessions().unwrap().is_empty(),
+        "only those completed since the previous call"
+    );
     aggregator.stop().unwrap();
 }

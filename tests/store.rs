@@ -19,18 +19,36 @@ fn capture_rebuilds_exactly_what_the_spec_expects() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     let report = import_with(&config, &[fixture(CAPTURE)]);
-    assert_eq!((report.stored, report.control, report.rejected, report.duplicates), (59, 2, 0, 0));
+    assert_eq!(
+        (
+            report.stored,
+            report.control,
+            report.rejected,
+            report.duplicates
+        ),
+        (59, 2, 0, 0)
+    );
     let db = &config.database;
-    assert_eq!(count(db, "SELECT count(*) FROM events WHERE session_id IS NULL"), 2, "two events carry no session");
+    assert_eq!(
+        count(db, "SELECT count(*) FROM events WHERE session_id IS NULL"),
+        2,
+        "two events carry no session"
+    );
     assert_eq!(count(db, "SELECT count(*) FROM sessions"), 2);
 
     let agg = aggregator(&config);
     let a = agg.get_session(SESSION_A).unwrap();
     assert_eq!(a.events.len(), 47);
     assert_eq!(a.metrics.total_events, 47);
-    assert_eq!(a.initial_prompt.as_deref(), Some("Add JWT authentication to the API and document it"));
+    assert_eq!(
+        a.initial_prompt.as_deref(),
+        Some("Add JWT authentication to the API and document it")
+    );
     assert_eq!(a.working_directory.as_deref(), Some("/tmp/proj"));
-    assert_eq!(a.metrics.tools_used, ["Task", "Read", "Grep", "TodoWrite", "Write", "Edit", "Bash"]);
+    assert_eq!(
+        a.metrics.tools_used,
+        ["Task", "Read", "Grep", "TodoWrite", "Write", "Edit", "Bash"]
+    );
     assert!(!a.is_active(), "finalized by Stop");
     assert_eq!(a.delegations.len(), 2);
     let research = &a.delegations[0];
@@ -38,15 +56,31 @@ fn capture_rebuilds_exactly_what_the_spec_expects() {
     assert_eq!(research.tool_operations, ["Read", "Grep"]);
     assert!(research.files_modified.is_empty());
     assert!(research.success && research.end_time.is_some());
-    assert_eq!(research.instructions, "Analyze the current authentication setup in src/");
+    assert_eq!(
+        research.instructions,
+        "Analyze the current authentication setup in src/"
+    );
     let engineer = &a.delegations[1];
     assert_eq!(engineer.agent_type, "engineer");
     assert_eq!(engineer.tool_operations, ["Write", "Edit", "Bash"]);
-    assert_eq!(engineer.files_modified, ["/tmp/proj/src/auth.py", "/tmp/proj/src/server.py"]);
+    assert_eq!(
+        engineer.files_modified,
+        ["/tmp/proj/src/auth.py", "/tmp/proj/src/server.py"]
+    );
     assert!(engineer.success && engineer.end_time.is_some());
     assert_eq!(a.metrics.agents_used, ["research", "engineer"]);
-    assert_eq!((a.metrics.total_delegations, a.metrics.successful_delegations, a.metrics.failed_delegations), (2, 2, 0));
-    assert_eq!(a.metrics.files_modified, ["/tmp/proj/src/auth.py", "/tmp/proj/src/server.py"]);
+    assert_eq!(
+        (
+            a.metrics.total_delegations,
+            a.metrics.successful_delegations,
+            a.metrics.failed_delegations
+        ),
+        (2, 2, 0)
+    );
+    assert_eq!(
+        a.metrics.files_modified,
+        ["/tmp/proj/src/auth.py", "/tmp/proj/src/server.py"]
+    );
     assert_eq!(a.metrics.event_breakdown.values().sum::<u64>(), 47);
 
     let b = agg.get_session("7a91").unwrap();
@@ -55,14 +89,26 @@ fn capture_rebuilds_exactly_what_the_spec_expects() {
     assert!(b.delegations.is_empty());
     assert_eq!(b.metrics.tools_used, ["Read"]);
     assert!(!b.is_active());
-    assert_eq!(b.initial_prompt.as_deref(), Some("What does src/main.rs do?"));
+    assert_eq!(
+        b.initial_prompt.as_deref(),
+        Some("What does src/main.rs do?")
+    );
 
     // Each finalized session has its file, generated from SQL, equal to the export.
     for s in [&a, &b] {
-        let path = s.metadata["file_path"].as_str().expect("file path recorded");
+        let path = s.metadata["file_path"]
+            .as_str()
+            .expect("file path recorded");
         assert!(Path::new(path).starts_with(dir.path().join("activity")));
-        let name = Path::new(path).file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with(&format!("session_{}_2026112", &s.session_id[..8])), "{name}");
+        let name = Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with(&format!("session_{}_2026112", &s.session_id[..8])),
+            "{name}"
+        );
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(doc["events"].as_array().unwrap().len(), s.events.len());
         assert_eq!(doc["session_id"], json!(s.session_id));
@@ -76,25 +122,52 @@ fn python_original_session_file_is_read() {
     let report = import_with(&config, &[fixture(PYTHON_SESSION)]);
     assert_eq!(report.stored, 11);
     let s = aggregator(&config).get_session("9f1c2d3e").unwrap();
-    assert_eq!(s.initial_prompt.as_deref(), Some("Help me implement user authentication"));
+    assert_eq!(
+        s.initial_prompt.as_deref(),
+        Some("Help me implement user authentication")
+    );
     assert_eq!(s.git_branch.as_deref(), Some("feature/auth"));
     assert_eq!(s.claude_pid, Some(4242));
     assert_eq!(s.metrics.session_duration_ms, 205333);
-    assert_eq!(s.final_response.as_deref(), Some("Authentication implemented with JWT."));
+    assert_eq!(
+        s.final_response.as_deref(),
+        Some("Authentication implemented with JWT.")
+    );
     assert_eq!(s.delegations.len(), 2);
     let (r, e) = (&s.delegations[0], &s.delegations[1]);
-    assert_eq!((r.agent_type.as_str(), r.description.as_deref(), r.success), ("research", Some("Analyze auth setup"), true));
+    assert_eq!(
+        (r.agent_type.as_str(), r.description.as_deref(), r.success),
+        ("research", Some("Analyze auth setup"), true)
+    );
     assert_eq!(r.tool_operations, ["Read"]);
     assert_eq!(r.response_preview.as_deref(), Some("Auth is cookie based."));
-    assert_eq!((e.agent_type.as_str(), e.success, e.error.as_deref()), ("engineer", false, Some("Delegation did not complete")));
+    assert_eq!(
+        (e.agent_type.as_str(), e.success, e.error.as_deref()),
+        ("engineer", false, Some("Delegation did not complete"))
+    );
     assert_eq!(e.files_modified, ["/home/dev/myapp/src/jwt.py"]);
-    assert_eq!((s.metrics.successful_delegations, s.metrics.failed_delegations), (1, 1));
+    assert_eq!(
+        (
+            s.metrics.successful_delegations,
+            s.metrics.failed_delegations
+        ),
+        (1, 1)
+    );
     assert_eq!(s.metrics.tools_used, ["Read", "Write"]);
     assert_eq!(s.events[0].timestamp, "2025-08-12T14:15:30.123Z");
 
     // AgentSession::load reads the same file directly.
     let loaded = mpm_aggregate::AgentSession::load(&fixture(PYTHON_SESSION)).unwrap();
-    assert_eq!(loaded.delegations, s.delegations.iter().map(|d| mpm_aggregate::AgentDelegation { event_count: 0, ..d.clone() }).collect::<Vec<_>>());
+    assert_eq!(
+        loaded.delegations,
+        s.delegations
+            .iter()
+            .map(|d| mpm_aggregate::AgentDelegation {
+                event_count: 0,
+                ..d.clone()
+            })
+            .collect::<Vec<_>>()
+    );
     assert_eq!(loaded.metrics.session_duration_ms, 205333);
 }
 
@@ -110,8 +183,14 @@ fn importing_twice_changes_no_count() {
     assert_eq!(again.stored, 0);
     assert_eq!(again.duplicates, 59 + 11 + 27);
     assert_eq!(table_counts(&config.database), before);
-    assert_eq!(reconstruction(&config.database)["metrics"], metrics_before["metrics"]);
-    assert_eq!(reconstruction(&config.database)["delegations"], metrics_before["delegations"]);
+    assert_eq!(
+        reconstruction(&config.database)["metrics"],
+        metrics_before["metrics"]
+    );
+    assert_eq!(
+        reconstruction(&config.database)["delegations"],
+        metrics_before["delegations"]
+    );
 }
 
 #[test]
@@ -121,22 +200,52 @@ fn raw_hook_payloads_rebuild_the_same_delegations() {
     import_with(&config, &[fixture(HOOKS)]);
     let a = aggregator(&config).get_session(SESSION_A).unwrap();
     assert_eq!(a.events.len(), 22);
-    let shape: Vec<_> = a.delegations.iter().map(|d| (d.agent_type.clone(), d.tool_operations.clone(), d.files_modified.clone(), d.success)).collect();
+    let shape: Vec<_> = a
+        .delegations
+        .iter()
+        .map(|d| {
+            (
+                d.agent_type.clone(),
+                d.tool_operations.clone(),
+                d.files_modified.clone(),
+                d.success,
+            )
+        })
+        .collect();
     assert_eq!(
         shape,
         [
-            ("research".into(), vec!["Read".to_string(), "Grep".into()], vec![], true),
-            ("engineer".into(), vec!["Write".into(), "Edit".into(), "Bash".into()], vec!["/tmp/proj/src/auth.py".to_string(), "/tmp/proj/src/server.py".into()], true),
+            (
+                "research".into(),
+                vec!["Read".to_string(), "Grep".into()],
+                vec![],
+                true
+            ),
+            (
+                "engineer".into(),
+                vec!["Write".into(), "Edit".into(), "Bash".into()],
+                vec![
+                    "/tmp/proj/src/auth.py".to_string(),
+                    "/tmp/proj/src/server.py".into()
+                ],
+                true
+            ),
         ]
     );
-    assert_eq!(a.delegations[0].response_preview.as_deref(), Some("Auth is session-cookie based in src/server.py; no JWT yet."));
+    assert_eq!(
+        a.delegations[0].response_preview.as_deref(),
+        Some("Auth is session-cookie based in src/server.py; no JWT yet.")
+    );
 }
 
 /// Writes `events` (payloads of `claude_event`) as a capture file and imports it.
 fn import_stream(dir: &Path, events: &[Value]) -> Config {
     let config = test_config(dir);
     let path = dir.join("stream.jsonl");
-    let text: String = events.iter().map(|e| json!({"event": "claude_event", "data": e}).to_string() + "\n").collect();
+    let text: String = events
+        .iter()
+        .map(|e| json!({"event": "claude_event", "data": e}).to_string() + "\n")
+        .collect();
     std::fs::write(&path, text).unwrap();
     import_with(&config, &[path]);
     config
@@ -175,25 +284,44 @@ fn tool(sec: u32, name: &str, file: &str) -> Value {
 fn parallel_delegations_stay_apart_and_each_pair_is_one_transition() {
     let dir = tempfile::tempdir().unwrap();
     // Two delegations overlap; each start and end arrives as a pair, in both orders.
-    let config = import_stream(dir.path(), &[
-        sub("subagent_start", 1, Some("research")),
-        pre_task(1, "research", "t1"),
-        pre_task(2, "engineer", "t2"),
-        sub("subagent_start", 2, Some("engineer")),
-        tool(3, "Write", "/p/a.py"),
-        sub("subagent_stop", 4, Some("research")),
-        post_task(4, Some("t1"), json!({})),
-        post_task(5, Some("t2"), json!({})),
-        sub("subagent_stop", 5, Some("engineer")),
-    ]);
+    let config = import_stream(
+        dir.path(),
+        &[
+            sub("subagent_start", 1, Some("research")),
+            pre_task(1, "research", "t1"),
+            pre_task(2, "engineer", "t2"),
+            sub("subagent_start", 2, Some("engineer")),
+            tool(3, "Write", "/p/a.py"),
+            sub("subagent_stop", 4, Some("research")),
+            post_task(4, Some("t1"), json!({})),
+            post_task(5, Some("t2"), json!({})),
+            sub("subagent_stop", 5, Some("engineer")),
+        ],
+    );
     let s = aggregator(&config).get_session("s").unwrap();
     assert_eq!(s.delegations.len(), 2, "{:#?}", s.delegations);
     let r = &s.delegations[0];
     let e = &s.delegations[1];
-    assert_eq!((r.agent_type.as_str(), r.end_time.map(|t| t.timestamp() % 60)), ("research", Some(4)));
-    assert_eq!((e.agent_type.as_str(), e.end_time.map(|t| t.timestamp() % 60)), ("engineer", Some(5)));
+    assert_eq!(
+        (
+            r.agent_type.as_str(),
+            r.end_time.map(|t| t.timestamp() % 60)
+        ),
+        ("research", Some(4))
+    );
+    assert_eq!(
+        (
+            e.agent_type.as_str(),
+            e.end_time.map(|t| t.timestamp() % 60)
+        ),
+        ("engineer", Some(5))
+    );
     assert!(r.success && e.success);
-    assert_eq!(e.files_modified, ["/p/a.py"], "work goes to the most recent running delegation");
+    assert_eq!(
+        e.files_modified,
+        ["/p/a.py"],
+        "work goes to the most recent running delegation"
+    );
     assert_eq!(s.metrics.total_delegations, 2);
     assert_eq!(s.metrics.successful_delegations, 2);
 }
@@ -201,50 +329,86 @@ fn parallel_delegations_stay_apart_and_each_pair_is_one_transition() {
 #[test]
 fn end_pairs_without_ids_close_one_delegation_each() {
     let dir = tempfile::tempdir().unwrap();
-    let config = import_stream(dir.path(), &[
-        pre_task(1, "qa", "a"),
-        pre_task(2, "qa", "b"),
-        // Second delegation ends first: SubagentStop without a type, then its PostToolUse without an id.
-        sub("subagent_stop", 3, None),
-        post_task(3, None, json!({})),
-        sub("subagent_stop", 6, None),
-        post_task(6, None, json!({})),
-    ]);
+    let config = import_stream(
+        dir.path(),
+        &[
+            pre_task(1, "qa", "a"),
+            pre_task(2, "qa", "b"),
+            // Second delegation ends first: SubagentStop without a type, then its PostToolUse without an id.
+            sub("subagent_stop", 3, None),
+            post_task(3, None, json!({})),
+            sub("subagent_stop", 6, None),
+            post_task(6, None, json!({})),
+        ],
+    );
     let s = aggregator(&config).get_session("s").unwrap();
     assert_eq!(s.delegations.len(), 2);
-    assert!(s.delegations.iter().all(|d| d.end_time.is_some() && d.success));
-    let ends: Vec<_> = s.delegations.iter().map(|d| d.end_time.unwrap().timestamp() % 60).collect();
-    assert_eq!(ends, [6, 3], "the most recent running delegation closes first");
+    assert!(s
+        .delegations
+        .iter()
+        .all(|d| d.end_time.is_some() && d.success));
+    let ends: Vec<_> = s
+        .delegations
+        .iter()
+        .map(|d| d.end_time.unwrap().timestamp() % 60)
+        .collect();
+    assert_eq!(
+        ends,
+        [6, 3],
+        "the most recent running delegation closes first"
+    );
 }
 
 #[test]
 fn errors_and_unfinished_delegations_are_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let config = import_stream(dir.path(), &[
-        pre_task(1, "engineer", "a"),
-        post_task(2, Some("a"), json!({"tool_response": {"is_error": true, "content": "boom"}})),
-        pre_task(3, "qa", "b"),
-        json!({"hook_event_name": "Stop", "session_id": "s", "timestamp": ts(9)}),
-    ]);
+    let config = import_stream(
+        dir.path(),
+        &[
+            pre_task(1, "engineer", "a"),
+            post_task(
+                2,
+                Some("a"),
+                json!({"tool_response": {"is_error": true, "content": "boom"}}),
+            ),
+            pre_task(3, "qa", "b"),
+            json!({"hook_event_name": "Stop", "session_id": "s", "timestamp": ts(9)}),
+        ],
+    );
     let s = aggregator(&config).get_session("s").unwrap();
     assert_eq!(s.delegations.len(), 2);
     assert!(!s.delegations[0].success);
     assert_eq!(s.delegations[0].response_preview.as_deref(), Some("boom"));
     assert!(!s.delegations[1].success, "still running at finalize");
-    assert_eq!(s.delegations[1].end_time.map(|t| t.timestamp() % 60), Some(9));
-    assert_eq!((s.metrics.successful_delegations, s.metrics.failed_delegations), (0, 2));
+    assert_eq!(
+        s.delegations[1].end_time.map(|t| t.timestamp() % 60),
+        Some(9)
+    );
+    assert_eq!(
+        (
+            s.metrics.successful_delegations,
+            s.metrics.failed_delegations
+        ),
+        (0, 2)
+    );
 }
 
 #[test]
 fn a_later_turn_reopens_a_finalized_session() {
     let dir = tempfile::tempdir().unwrap();
-    let config = import_stream(dir.path(), &[
-        json!({"hook_event_name": "UserPromptSubmit", "session_id": "s", "timestamp": ts(1), "prompt": "first"}),
-        json!({"hook_event_name": "Stop", "session_id": "s", "timestamp": ts(2)}),
-        json!({"type": "claude_event", "subtype": "hook_execution", "session_id": "s", "timestamp": ts(3), "data": {"hook_name": "Stop"}}),
-    ]);
+    let config = import_stream(
+        dir.path(),
+        &[
+            json!({"hook_event_name": "UserPromptSubmit", "session_id": "s", "timestamp": ts(1), "prompt": "first"}),
+            json!({"hook_event_name": "Stop", "session_id": "s", "timestamp": ts(2)}),
+            json!({"type": "claude_event", "subtype": "hook_execution", "session_id": "s", "timestamp": ts(3), "data": {"hook_name": "Stop"}}),
+        ],
+    );
     let agg = aggregator(&config);
-    assert!(!agg.get_session("s").unwrap().is_active(), "hook bookkeeping after Stop does not reopen");
+    assert!(
+        !agg.get_session("s").unwrap().is_active(),
+        "hook bookkeeping after Stop does not reopen"
+    );
     let path = dir.path().join("more.jsonl");
     std::fs::write(&path, json!({"hook_event_name": "UserPromptSubmit", "session_id": "s", "timestamp": ts(4), "prompt": "second"}).to_string()).unwrap();
     import_with(&config, &[path]);
@@ -264,9 +428,28 @@ fn capture_filters_drop_categories_but_keep_lifecycle() {
     let report = import_with(&config, &[fixture(CAPTURE)]);
     assert!(report.filtered > 0);
     let db = &config.database;
-    assert_eq!(count(db, "SELECT count(*) FROM events WHERE category IN ('tool', 'file', 'response')"), 0);
-    assert_eq!(count(db, "SELECT count(*) FROM events WHERE category = 'delegation'"), 6);
-    assert_eq!(count(db, "SELECT count(*) FROM sessions WHERE status = 'completed'"), 2, "Stop still finalizes");
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM events WHERE category IN ('tool', 'file', 'response')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM events WHERE category = 'delegation'"
+        ),
+        6
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM sessions WHERE status = 'completed'"
+        ),
+        2,
+        "Stop still finalizes"
+    );
 }
 
 #[test]
@@ -274,25 +457,56 @@ fn prune_deletes_old_sessions_with_their_rows_and_files() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path());
     import_with(&config, &[fixture(CAPTURE), fixture(PYTHON_SESSION)]);
-    let old_file = aggregator(&config).get_session("9f1c").unwrap().metadata["file_path"].as_str().unwrap().to_string();
+    let old_file = aggregator(&config).get_session("9f1c").unwrap().metadata["file_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(Path::new(&old_file).exists());
-    let writer = mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
-        database: config.database.clone(),
-        activity_directory: config.activity_directory.clone(),
-        compress_sessions: false,
-        capture: config.capture,
-    })
-    .unwrap();
+    let writer =
+        mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
+            database: config.database.clone(),
+            activity_directory: config.activity_directory.clone(),
+            compress_sessions: false,
+            capture: config.capture,
+        })
+        .unwrap();
     // The Python session is from 2025; the capture's are from 2026-11-24.
-    let days = (chrono::Utc::now() - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc)).num_days() as u64;
+    let days = (chrono::Utc::now()
+        - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc))
+    .num_days() as u64;
     let report = writer.prune(days).unwrap();
     writer.shutdown().unwrap();
-    assert_eq!((report.sessions, report.events, report.delegations, report.files), (1, 11, 2, 1));
+    assert_eq!(
+        (
+            report.sessions,
+            report.events,
+            report.delegations,
+            report.files
+        ),
+        (1, 11, 2, 1)
+    );
     assert!(!Path::new(&old_file).exists());
     let db = &config.database;
-    assert_eq!(count(db, "SELECT count(*) FROM events WHERE session_id LIKE '9f1c%'"), 0);
-    assert_eq!(count(db, "SELECT count(*) FROM metrics WHERE session_id LIKE '9f1c%'"), 0);
-    assert_eq!(count(db, "SELECT sum(count) FROM event_type_counts"), count(db, "SELECT count(*) FROM events"));
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM events WHERE session_id LIKE '9f1c%'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            db,
+            "SELECT count(*) FROM metrics WHERE session_id LIKE '9f1c%'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(db, "SELECT sum(count) FROM event_type_counts"),
+        count(db, "SELECT count(*) FROM events")
+    );
     assert_eq!(count(db, "SELECT count(*) FROM sessions"), 2);
 }
 
@@ -317,13 +531,24 @@ fn reopening_a_database_runs_no_migration_and_keeps_data() {
     import_with(&config, &[fixture(CAPTURE)]);
     let before = table_counts(&config.database);
     let conn = mpm_aggregate::store::open_writable(&config.database).unwrap();
-    let applied: i64 = conn.query_row("SELECT count(*) FROM refinery_schema_history", [], |r| r.get(0)).unwrap();
-    assert_eq!(applied, std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count() as i64);
+    let applied: i64 = conn
+        .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        applied,
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .count() as i64
+    );
     drop(conn);
     assert_eq!(table_counts(&config.database), before);
     // Migrations only add: no statement drops, renames or rewrites what exists.
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
-        let sql = std::fs::read_to_string(entry.unwrap().path()).unwrap().to_uppercase();
+        let sql = std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .to_uppercase();
         for banned in ["DROP ", "RENAME ", "DELETE FROM", "UPDATE "] {
             assert!(!sql.contains(banned), "migrations only add; found {banned}");
         }
@@ -345,9 +570,20 @@ fn save_then_load_gives_an_equal_session() {
             assert_eq!(loaded, session, "{id} via {name}");
         }
     }
-    let exported = agg.export_session("5283", Some(&dir.path().join("e.json")), "json").unwrap();
-    assert_eq!(mpm_aggregate::AgentSession::load(&exported).unwrap(), agg.get_session(SESSION_A).unwrap());
-    assert!(matches!(agg.export_session("5283", None, "yaml"), Err(mpm_aggregate::AggregatorError::InvalidFormat(_))));
-    assert!(matches!(agg.get_session("nope"), Err(mpm_aggregate::AggregatorError::SessionNotFound(_))));
+    let exported = agg
+        .export_session("5283", Some(&dir.path().join("e.json")), "json")
+        .unwrap();
+    assert_eq!(
+        mpm_aggregate::AgentSession::load(&exported).unwrap(),
+        agg.get_session(SESSION_A).unwrap()
+    );
+    assert!(matches!(
+        agg.export_session("5283", None, "yaml"),
+        Err(mpm_aggregate::AggregatorError::InvalidFormat(_))
+    ));
+    assert!(matches!(
+        agg.get_session("nope"),
+        Err(mpm_aggregate::AggregatorError::SessionNotFound(_))
+    ));
     assert_eq!(agg.list_sessions().unwrap().len(), 3);
 }

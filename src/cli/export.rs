@@ -19,18 +19,37 @@ pub fn run(config: &Config, session: &str, output: Option<&Path>, format: &str) 
         let flushed = out.flush();
         return match (result, flushed) {
             // A closed pipe (`| head`) is the reader's choice, not an error.
-            (Err(AggregatorError::Io { source, .. }), _) | (Ok(_), Err(source)) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            (Err(AggregatorError::Io { source, .. }), _) | (Ok(_), Err(source))
+                if source.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                Ok(())
+            }
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(AggregatorError::io("<stdout>", e)),
             (Ok(_), Ok(())) => Ok(()),
         };
     }
-    let path = output.map_or_else(|| PathBuf::from(default_file_name(&id, format)), Path::to_path_buf);
+    let path = output.map_or_else(
+        || PathBuf::from(default_file_name(&id, format)),
+        Path::to_path_buf,
+    );
     if path.is_dir() {
-        return Err(AggregatorError::InvalidFormat(format!("{} is a directory; give a file name", path.display())));
+        return Err(AggregatorError::InvalidFormat(format!(
+            "{} is a directory; give a file name",
+            path.display()
+        )));
     }
     let n = export_to_file(&conn, &id, format, &path)?;
-    let events = if format == ExportFormat::Summary { String::new() } else { format!(", {n} events") };
-    eprintln!("exported session {} ({}{events}) to {}", id, format.as_str(), path.display());
+    let events = if format == ExportFormat::Summary {
+        String::new()
+    } else {
+        format!(", {n} events")
+    };
+    eprintln!(
+        "exported session {} ({}{events}) to {}",
+        id,
+        format.as_str(),
+        path.display()
+    );
     Ok(())
 }

@@ -16,7 +16,9 @@ pub fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
         compress_sessions: config.compress_sessions,
         capture: config.capture,
     })?;
-    let opts = NormalizeOptions { max_event_bytes: config.max_event_bytes };
+    let opts = NormalizeOptions {
+        max_event_bytes: config.max_event_bytes,
+    };
     let report = import_files(&writer, files, &opts, std::io::stderr().is_terminal());
     let stats = writer.shutdown();
     let report = report?;

@@ -21,7 +21,11 @@ use crate::config::{Config, Overrides};
 use crate::error::Result;
 
 #[derive(Parser, Debug)]
-#[command(name = "mpm-aggregate", version, about = "Record claude-mpm's agent activity into SQLite; query and export sessions.")]
+#[command(
+    name = "mpm-aggregate",
+    version,
+    about = "Record claude-mpm's agent activity into SQLite; query and export sessions."
+)]
 pub struct Cli {
     /// Configuration file (default: .claude-mpm/config.toml when it exists)
     #[arg(long, global = true, value_name = "FILE")]
@@ -163,7 +167,8 @@ pub fn run() -> i32 {
 }
 
 fn run_cli(cli: Cli) -> i32 {
-    let env_debug = std::env::var("CLAUDE_MPM_AGGREGATOR_DEBUG").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+    let env_debug = std::env::var("CLAUDE_MPM_AGGREGATOR_DEBUG")
+        .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
     init_logging(cli.debug || env_debug, &cli.command);
     match dispatch(cli) {
         Ok(()) => 0,
@@ -194,12 +199,20 @@ fn load_config(cli: &Cli) -> Result<Config> {
 fn dispatch(cli: Cli) -> Result<()> {
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Start(args) => start::run(&config, &args, global_args(&cli.config, &cli.db, &cli.activity_dir, cli.debug)),
+        Command::Start(args) => start::run(
+            &config,
+            &args,
+            global_args(&cli.config, &cli.db, &cli.activity_dir, cli.debug),
+        ),
         Command::Stop => stop::run(&config),
         Command::Status { json } => status::run(&config, json),
         Command::Sessions { limit, sort, json } => sessions::run(&config, limit, &sort, json),
         Command::View(args) => view::run(&config, &args),
-        Command::Export { session, output, format } => export::run(&config, &session, output.as_deref(), &format),
+        Command::Export {
+            session,
+            output,
+            format,
+        } => export::run(&config, &session, output.as_deref(), &format),
         Command::Query { sql, format } => query::run(&config, &sql, &format),
         Command::Import { files } => import::run(&config, &files),
         Command::Prune { older_than_days } => prune::run(&config, older_than_days),
@@ -207,9 +220,18 @@ fn dispatch(cli: Cli) -> Result<()> {
 }
 
 /// The global options, repeated for a daemon child.
-fn global_args(config: &Option<PathBuf>, db: &Option<PathBuf>, activity_dir: &Option<PathBuf>, debug: bool) -> Vec<std::ffi::OsString> {
+fn global_args(
+    config: &Option<PathBuf>,
+    db: &Option<PathBuf>,
+    activity_dir: &Option<PathBuf>,
+    debug: bool,
+) -> Vec<std::ffi::OsString> {
     let mut args = Vec::new();
-    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone()).into_os_string();
+    let absolute = |p: &PathBuf| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .into_os_string()
+    };
     if let Some(c) = config {
         args.extend(["--config".into(), absolute(c)]);
     }

@@ -28,7 +28,9 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// `2026-11-24T04:24:11.480Z` → `2026-11-24 04:24:11`.
 pub fn short_time(ts: &str) -> String {
-    ts.get(..19).map(|s| s.replacen('T', " ", 1)).unwrap_or_else(|| ts.to_string())
+    ts.get(..19)
+        .map(|s| s.replacen('T', " ", 1))
+        .unwrap_or_else(|| ts.to_string())
 }
 
 /// A table without borders, fitted to the terminal.

@@ -7,10 +7,15 @@ use crate::store::writer::{Writer, WriterConfig};
 
 pub fn run(config: &Config, days: u64) -> Result<()> {
     if days == 0 {
-        return Err(AggregatorError::InvalidFormat("--older-than-days must be at least 1".into()));
+        return Err(AggregatorError::InvalidFormat(
+            "--older-than-days must be at least 1".into(),
+        ));
     }
     if !config.database.exists() {
-        return Err(AggregatorError::Database { path: config.database.clone(), reason: "no database here yet".into() });
+        return Err(AggregatorError::Database {
+            path: config.database.clone(),
+            reason: "no database here yet".into(),
+        });
     }
     let writer = Writer::spawn(WriterConfig {
         database: config.database.clone(),

@@ -37,7 +37,11 @@ fn query_err(e: rusqlite::Error) -> AggregatorError {
 pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
     let conn = open_query_connection(&config.database)?;
     let mut stmt = prepare(&conn, sql)?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
+    let columns: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let mut rows = stmt.query([]).map_err(query_err)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -49,13 +53,18 @@ pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
             while let Some(row) = rows.next().map_err(query_err)? {
                 let mut obj = serde_json::Map::new();
                 for (i, name) in columns.iter().enumerate() {
-                    obj.insert(name.clone(), row.get_ref(i).map(to_json).unwrap_or(Value::Null));
+                    obj.insert(
+                        name.clone(),
+                        row.get_ref(i).map(to_json).unwrap_or(Value::Null),
+                    );
                 }
-                out.write_all(if first { b"\n  " } else { b",\n  " }).map_err(io)?;
+                out.write_all(if first { b"\n  " } else { b",\n  " })
+                    .map_err(io)?;
                 first = false;
                 serde_json::to_writer(&mut out, &obj).map_err(|e| io(e.into()))?;
             }
-            out.write_all(if first { b"]\n" } else { b"\n]\n" }).map_err(io)?;
+            out.write_all(if first { b"]\n" } else { b"\n]\n" })
+                .map_err(io)?;
         }
         "csv" => {
             let mut w = csv::Writer::from_writer(&mut out);
@@ -76,7 +85,11 @@ pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
             let mut t = table(&header);
             let mut n = 0;
             while let Some(row) = rows.next().map_err(query_err)? {
-                t.add_row((0..columns.len()).map(|i| row.get_ref(i).map(to_text).unwrap_or_default()).collect::<Vec<_>>());
+                t.add_row(
+                    (0..columns.len())
+                        .map(|i| row.get_ref(i).map(to_text).unwrap_or_default())
+                        .collect::<Vec<_>>(),
+                );
                 n += 1;
             }
             writeln!(out, "{t}").map_err(io)?;

@@ -10,14 +10,25 @@ pub fn run(config: &Config, limit: Option<u64>, sort: &str, json: bool) -> Resul
     let conn = crate::store::open_read_only(&config.database)?;
     let sessions = list_sessions(&conn, sort, limit)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&sessions).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sessions).unwrap_or_default()
+        );
         return Ok(());
     }
     if sessions.is_empty() {
         println!("no sessions recorded yet");
         return Ok(());
     }
-    let mut t = table(&["ID", "STARTED", "DURATION", "EVENTS", "DELEG", "STATUS", "FIRST PROMPT"]);
+    let mut t = table(&[
+        "ID",
+        "STARTED",
+        "DURATION",
+        "EVENTS",
+        "DELEG",
+        "STATUS",
+        "FIRST PROMPT",
+    ]);
     for s in &sessions {
         t.add_row(vec![
             s.session_id.chars().take(8).collect::<String>(),

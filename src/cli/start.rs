@@ -15,7 +15,9 @@ const DAEMON_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(config: &Config, args: &StartArgs, global: Vec<std::ffi::OsString>) -> Result<()> {
     if !config.enabled {
-        return Err(AggregatorError::Config("event_aggregator.enabled is false: recording is switched off".into()));
+        return Err(AggregatorError::Config(
+            "event_aggregator.enabled is false: recording is switched off".into(),
+        ));
     }
     recorder::check_activity_dir(&config.activity_directory)?;
     daemon::ensure_not_running(&config.activity_directory)?;
@@ -25,7 +27,11 @@ pub fn run(config: &Config, args: &StartArgs, global: Vec<std::ffi::OsString>) -
     record(config, args)
 }
 
-fn start_daemon(config: &Config, args: &StartArgs, mut child_args: Vec<std::ffi::OsString>) -> Result<()> {
+fn start_daemon(
+    config: &Config,
+    args: &StartArgs,
+    mut child_args: Vec<std::ffi::OsString>,
+) -> Result<()> {
     child_args.extend(["start".into(), "--daemon-child".into(), "--daemon".into()]);
     child_args.extend(["--host".into(), config.dashboard_host.clone().into()]);
     child_args.extend(["--port".into(), config.dashboard_port.to_string().into()]);
@@ -33,7 +39,8 @@ fn start_daemon(config: &Config, args: &StartArgs, mut child_args: Vec<std::ffi:
         child_args.push("--force".into());
     }
     let mut child = daemon::spawn_detached(&config.activity_directory, &child_args)?;
-    let pid = daemon::wait_until_recording(&mut child, &config.activity_directory, DAEMON_READY_TIMEOUT)?;
+    let pid =
+        daemon::wait_until_recording(&mut child, &config.activity_directory, DAEMON_READY_TIMEOUT)?;
     println!(
         "recording in the background (pid {pid}) from {} into {}\nlog: {}\nstop with: mpm-aggregate stop",
         monitor_url(&config.dashboard_host, config.dashboard_port),

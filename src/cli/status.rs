@@ -15,7 +15,11 @@ pub fn run(config: &Config, json: bool) -> Result<()> {
             "running (pid {}, up {}), {}",
             s.pid.unwrap_or_default(),
             super::output::duration(s.uptime_seconds.unwrap_or(0) * 1000),
-            if s.connected { "connected" } else { "disconnected, retrying" }
+            if s.connected {
+                "connected"
+            } else {
+                "disconnected, retrying"
+            }
         )
     } else {
         "not running".to_string()
@@ -24,12 +28,23 @@ pub fn run(config: &Config, json: bool) -> Result<()> {
     println!("monitor:         {}:{}", s.dashboard_host, s.dashboard_port);
     println!("database:        {}", s.database.display());
     println!("session files:   {}", s.save_directory.display());
-    println!("sessions:        {} ({} active)", s.sessions, s.active_sessions);
-    println!("events:          {} (last at {})", s.total_events, s.last_event_time.as_deref().unwrap_or("-"));
+    println!(
+        "sessions:        {} ({} active)",
+        s.sessions, s.active_sessions
+    );
+    println!(
+        "events:          {} (last at {})",
+        s.total_events,
+        s.last_event_time.as_deref().unwrap_or("-")
+    );
     if s.rejected_events > 0 {
         println!("rejected input:  {}", s.rejected_events);
     }
-    if let Some(e) = s.last_error.as_deref().filter(|_| s.running && !s.connected) {
+    if let Some(e) = s
+        .last_error
+        .as_deref()
+        .filter(|_| s.running && !s.connected)
+    {
         println!("last error:      {e}");
     }
     if !s.events_by_type.is_empty() {

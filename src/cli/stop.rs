@@ -15,8 +15,15 @@ pub fn run(config: &Config) -> Result<()> {
     let dir = &config.activity_directory;
     let had_file = daemon::pid_file(dir).exists();
     let Some(pid) = daemon::running_pid(dir) else {
-        let detail = if had_file { " (removed a stale PID file)" } else { "" };
-        return Err(AggregatorError::Recorder(format!("no recorder is running for {}{detail}", dir.display())));
+        let detail = if had_file {
+            " (removed a stale PID file)"
+        } else {
+            ""
+        };
+        return Err(AggregatorError::Recorder(format!(
+            "no recorder is running for {}{detail}",
+            dir.display()
+        )));
     };
     daemon::terminate_and_wait(pid, STOP_TIMEOUT)?;
     let summary = crate::store::open_read_only(&config.database).ok().and_then(|conn| {

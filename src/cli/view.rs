@@ -42,30 +42,76 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
         None => "-".into(),
     };
     let m = &session.metrics;
-    let status = session.metadata.get("status").and_then(Value::as_str).unwrap_or("active");
+    let status = session
+        .metadata
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("active");
     println!("Session {}", session.session_id);
     println!("  status:      {status}");
-    println!("  started:     {}", short_time(&crate::ingest::timestamp::format_timestamp(&session.start_time)));
+    println!(
+        "  started:     {}",
+        short_time(&crate::ingest::timestamp::format_timestamp(
+            &session.start_time
+        ))
+    );
     if let Some(end) = &session.end_time {
-        println!("  ended:       {}", short_time(&crate::ingest::timestamp::format_timestamp(end)));
+        println!(
+            "  ended:       {}",
+            short_time(&crate::ingest::timestamp::format_timestamp(end))
+        );
     }
     println!("  duration:    {}", duration(m.session_duration_ms));
-    println!("  directory:   {}", session.working_directory.as_deref().unwrap_or("-"));
-    println!("  git branch:  {}", session.git_branch.as_deref().unwrap_or("-"));
+    println!(
+        "  directory:   {}",
+        session.working_directory.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  git branch:  {}",
+        session.git_branch.as_deref().unwrap_or("-")
+    );
     if let Some(l) = &session.launch_method {
         println!("  launched:    {l}");
     }
     if let Some(f) = session.metadata.get("file_path").and_then(Value::as_str) {
         println!("  file:        {f}");
     }
-    println!("  prompt:      {}", text(session.initial_prompt.as_deref(), 100));
+    println!(
+        "  prompt:      {}",
+        text(session.initial_prompt.as_deref(), 100)
+    );
     println!();
     println!("Metrics");
     println!("  events:      {}", m.total_events);
-    let breakdown: Vec<String> = m.event_breakdown.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("  by category: {}", if breakdown.is_empty() { "-".into() } else { breakdown.join(", ") });
-    println!("  tools:       {}", if m.tools_used.is_empty() { "-".into() } else { m.tools_used.join(", ") });
-    println!("  files:       {}", if m.files_modified.is_empty() { "-".into() } else { m.files_modified.join(", ") });
+    let breakdown: Vec<String> = m
+        .event_breakdown
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "  by category: {}",
+        if breakdown.is_empty() {
+            "-".into()
+        } else {
+            breakdown.join(", ")
+        }
+    );
+    println!(
+        "  tools:       {}",
+        if m.tools_used.is_empty() {
+            "-".into()
+        } else {
+            m.tools_used.join(", ")
+        }
+    );
+    println!(
+        "  files:       {}",
+        if m.files_modified.is_empty() {
+            "-".into()
+        } else {
+            m.files_modified.join(", ")
+        }
+    );
     println!(
         "  delegations: {} ({} succeeded, {} failed)",
         m.total_delegations, m.successful_delegations, m.failed_delegations
@@ -77,16 +123,47 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
             let state = match (d.end_time, d.success) {
                 (None, _) => "running".to_string(),
                 (Some(_), true) => "success".to_string(),
-                (Some(_), false) => format!("failed{}", d.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
+                (Some(_), false) => format!(
+                    "failed{}",
+                    d.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
             };
-            let took = d.end_time.map(|e| duration((e - d.start_time).num_milliseconds())).unwrap_or_else(|| "-".into());
+            let took = d
+                .end_time
+                .map(|e| duration((e - d.start_time).num_milliseconds()))
+                .unwrap_or_else(|| "-".into());
             println!("  {}. {} ({took}, {state})", i + 1, d.agent_type);
             if let Some(desc) = &d.description {
                 println!("     task:    {}", text(Some(desc), 90));
             }
-            println!("     asked:   {}", text(Some(&d.instructions).filter(|s| !s.is_empty()).map(String::as_str), 90));
-            println!("     tools:   {}", if d.tool_operations.is_empty() { "-".into() } else { d.tool_operations.join(", ") });
-            println!("     files:   {}", if d.files_modified.is_empty() { "-".into() } else { d.files_modified.join(", ") });
+            println!(
+                "     asked:   {}",
+                text(
+                    Some(&d.instructions)
+                        .filter(|s| !s.is_empty())
+                        .map(String::as_str),
+                    90
+                )
+            );
+            println!(
+                "     tools:   {}",
+                if d.tool_operations.is_empty() {
+                    "-".into()
+                } else {
+                    d.tool_operations.join(", ")
+                }
+            );
+            println!(
+                "     files:   {}",
+                if d.files_modified.is_empty() {
+                    "-".into()
+                } else {
+                    d.files_modified.join(", ")
+                }
+            );
             println!("     events:  {}", d.event_count);
             if let Some(r) = &d.response_preview {
                 println!("     answer:  {}", text(Some(r), 90));
@@ -100,9 +177,20 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
             let detail = e
                 .tool_name()
                 .map(str::to_string)
-                .or_else(|| e.data.get("prompt").or_else(|| e.data.get("prompt_text")).and_then(Value::as_str).map(|p| clip(p, 60)))
+                .or_else(|| {
+                    e.data
+                        .get("prompt")
+                        .or_else(|| e.data.get("prompt_text"))
+                        .and_then(Value::as_str)
+                        .map(|p| clip(p, 60))
+                })
                 .unwrap_or_default();
-            println!("  {}  {:<10} {:<18} {detail}", e.timestamp.get(11..23).unwrap_or(&e.timestamp), e.category.as_str(), e.event_type);
+            println!(
+                "  {}  {:<10} {:<18} {detail}",
+                e.timestamp.get(11..23).unwrap_or(&e.timestamp),
+                e.category.as_str(),
+                e.event_type
+            );
             if args.verbose {
                 println!("      {}", json!(e.data));
             }

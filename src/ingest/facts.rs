@@ -111,7 +111,11 @@ fn reports_error(objs: &[Option<&Map<String, Value>>]) -> bool {
 impl Facts {
     /// Reads the facts of an event of canonical type `event_type` from its
     /// `data` object and the payload's top level.
-    pub fn extract(event_type: &str, data: Option<&Map<String, Value>>, top: Option<&Map<String, Value>>) -> Facts {
+    pub fn extract(
+        event_type: &str,
+        data: Option<&Map<String, Value>>,
+        top: Option<&Map<String, Value>>,
+    ) -> Facts {
         let both = [data, top];
         let mut facts = Facts {
             tool_name: first_str(&both, &["tool_name"]),
@@ -149,12 +153,11 @@ impl Facts {
                     first_str(&[tool_params, tool_input, delegation], &["description"]);
             }
             if event_type == "PostToolUse" {
-                let response = [data, top]
-                    .iter()
-                    .flatten()
-                    .find_map(|o| ["tool_response", "tool_output", "output", "result"]
+                let response = [data, top].iter().flatten().find_map(|o| {
+                    ["tool_response", "tool_output", "output", "result"]
                         .iter()
-                        .find_map(|k| o.get(*k).and_then(response_text)));
+                        .find_map(|k| o.get(*k).and_then(response_text))
+                });
                 facts.response = response;
                 let nested = [obj(data, "tool_response"), obj(top, "tool_response")];
                 facts.is_error = reports_error(&both) || reports_error(&nested);
@@ -175,9 +178,15 @@ impl Facts {
             }
             if matches!(event_type, "Stop" | "SubagentStop" | "SessionEnd") {
                 facts.response = [data, top].iter().flatten().find_map(|o| {
-                    ["response", "final_response", "last_assistant_message", "output", "result"]
-                        .iter()
-                        .find_map(|k| o.get(*k).and_then(response_text))
+                    [
+                        "response",
+                        "final_response",
+                        "last_assistant_message",
+                        "output",
+                        "result",
+                    ]
+                    .iter()
+                    .find_map(|k| o.get(*k).and_then(response_text))
                 });
             }
         }

@@ -50,7 +50,12 @@ impl std::fmt::Display for ImportReport {
 }
 
 /// Imports `paths` through `writer`. `progress` shows a bar on a terminal.
-pub fn import_files(writer: &Writer, paths: &[PathBuf], opts: &NormalizeOptions, progress: bool) -> Result<ImportReport> {
+pub fn import_files(
+    writer: &Writer,
+    paths: &[PathBuf],
+    opts: &NormalizeOptions,
+    progress: bool,
+) -> Result<ImportReport> {
     let before = writer.flush()?;
     let mut sessions = HashSet::new();
     let mut documents = 0;
@@ -58,10 +63,22 @@ pub fn import_files(writer: &Writer, paths: &[PathBuf], opts: &NormalizeOptions,
         documents += import_file(writer, path, opts, progress, &mut sessions)?;
     }
     let after = writer.flush()?;
-    Ok(report(before, after, paths.len() as u64, documents, sessions.len() as u64))
+    Ok(report(
+        before,
+        after,
+        paths.len() as u64,
+        documents,
+        sessions.len() as u64,
+    ))
 }
 
-fn report(before: WriterStats, after: WriterStats, files: u64, documents: u64, sessions: u64) -> ImportReport {
+fn report(
+    before: WriterStats,
+    after: WriterStats,
+    files: u64,
+    documents: u64,
+    sessions: u64,
+) -> ImportReport {
     ImportReport {
         files,
         stored: after.stored - before.stored,
@@ -77,7 +94,10 @@ fn report(before: WriterStats, after: WriterStats, files: u64, documents: u64, s
 fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).map_err(|e| AggregatorError::io(path, e))?;
     Ok(if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(BufReader::with_capacity(256 * 1024, flate2::read::GzDecoder::new(file)))
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::read::GzDecoder::new(file),
+        ))
     } else {
         Box::new(BufReader::with_capacity(256 * 1024, file))
     })
@@ -88,22 +108,38 @@ fn progress_bar(path: &Path, show: bool) -> indicatif::ProgressBar {
     if !show || len < 4 * 1024 * 1024 {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})") {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    bar.set_message(
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     bar
 }
 
 fn send(writer: &Writer, msg: WriterMsg) -> Result<()> {
-    writer.sender().send(msg).map_err(|_| AggregatorError::Database {
-        path: PathBuf::from("<writer>"),
-        reason: "the writer stopped during the import".into(),
-    })
+    writer
+        .sender()
+        .send(msg)
+        .map_err(|_| AggregatorError::Database {
+            path: PathBuf::from("<writer>"),
+            reason: "the writer stopped during the import".into(),
+        })
 }
 
-fn send_outcomes(writer: &Writer, outcomes: Vec<Outcome>, sessions: &mut HashSet<String>) -> Result<()> {
+fn send_outcomes(
+    writer: &Writer,
+    outcomes: Vec<Outcome>,
+    sessions: &mut HashSet<String>,
+) -> Result<()> {
     for outcome in outcomes {
         let msg = match outcome {
             Outcome::Event(e) => {
@@ -126,12 +162,20 @@ fn send_outcomes(writer: &Writer, outcomes: Vec<Outcome>, sessions: &mut HashSet
 }
 
 /// Imports one file; returns the number of session documents it held.
-fn import_file(writer: &Writer, path: &Path, opts: &NormalizeOptions, progress: bool, sessions: &mut HashSet<String>) -> Result<u64> {
+fn import_file(
+    writer: &Writer,
+    path: &Path,
+    opts: &NormalizeOptions,
+    progress: bool,
+    sessions: &mut HashSet<String>,
+) -> Result<u64> {
     let mut reader = open(path)?;
     // Decide the shape from the first line: a complete JSON value on its own
     // line means JSON lines; anything else is one JSON document.
     let mut first = String::new();
-    reader.read_line(&mut first).map_err(|e| AggregatorError::io(path, e))?;
+    reader
+        .read_line(&mut first)
+        .map_err(|e| AggregatorError::io(path, e))?;
     let first_value = serde_json::from_str::<Value>(first.trim()).ok();
     let is_document = match &first_value {
         Some(Value::Object(map)) => is_session_document(map),
@@ -141,9 +185,15 @@ fn import_file(writer: &Writer, path: &Path, opts: &NormalizeOptions, progress: 
     };
     if is_document {
         let mut text = first;
-        reader.read_to_string(&mut text).map_err(|e| AggregatorError::io(path, e))?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| AggregatorError::InvalidFormat(format!("{}: not JSON lines nor a JSON document: {e}", path.display())))?;
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| AggregatorError::io(path, e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            AggregatorError::InvalidFormat(format!(
+                "{}: not JSON lines nor a JSON document: {e}",
+                path.display()
+            ))
+        })?;
         return import_document(writer, path, value, opts, sessions);
     }
 
@@ -157,22 +207,45 @@ fn import_file(writer: &Writer, path: &Path, opts: &NormalizeOptions, progress: 
         if !trimmed.is_empty() {
             let now = Utc::now();
             if trimmed.len() > opts.max_event_bytes {
-                let reason = format!("line {line_no}: {} bytes exceeds max_event_bytes ({})", trimmed.len(), opts.max_event_bytes);
-                send(writer, WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, trimmed, now))))?;
+                let reason = format!(
+                    "line {line_no}: {} bytes exceeds max_event_bytes ({})",
+                    trimmed.len(),
+                    opts.max_event_bytes
+                );
+                send(
+                    writer,
+                    WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, trimmed, now))),
+                )?;
             } else {
                 match serde_json::from_str::<Value>(trimmed) {
                     Ok(value) => {
                         let (name, payload) = split_capture_line(value);
                         let name = name
-                            .or_else(|| payload.get("event").and_then(Value::as_str).map(str::to_string))
+                            .or_else(|| {
+                                payload
+                                    .get("event")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string)
+                            })
                             .unwrap_or_else(|| "import".to_string());
-                        let outcomes = normalize(&name, payload, now, opts, &mut DedupSalt::Occurrences(&mut seen));
+                        let outcomes = normalize(
+                            &name,
+                            payload,
+                            now,
+                            opts,
+                            &mut DedupSalt::Occurrences(&mut seen),
+                        );
                         send_outcomes(writer, outcomes, sessions)?;
                     }
                     Err(e) => {
                         let reason = format!("line {line_no}: not JSON: {e}");
                         tracing::warn!("{}: {reason}", path.display());
-                        send(writer, WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, trimmed, now))))?;
+                        send(
+                            writer,
+                            WriterMsg::Rejected(Box::new(Rejection::of_text(
+                                None, reason, trimmed, now,
+                            ))),
+                        )?;
                     }
                 }
             }
@@ -185,9 +258,14 @@ fn import_file(writer: &Writer, path: &Path, opts: &NormalizeOptions, progress: 
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 // Not UTF-8: reject the line and go on with the next one.
                 let reason = format!("line {line_no}: not UTF-8 text");
-                send(writer, WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, "", Utc::now()))))?;
+                send(
+                    writer,
+                    WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, "", Utc::now()))),
+                )?;
                 let mut skip = Vec::new();
-                reader.read_until(b'\n', &mut skip).map_err(|e| AggregatorError::io(path, e))?;
+                reader
+                    .read_until(b'\n', &mut skip)
+                    .map_err(|e| AggregatorError::io(path, e))?;
             }
             Err(e) => return Err(AggregatorError::io(path, e)),
         }
@@ -197,16 +275,31 @@ fn import_file(writer: &Writer, path: &Path, opts: &NormalizeOptions, progress: 
 }
 
 fn is_session_document(map: &serde_json::Map<String, Value>) -> bool {
-    map.contains_key("session_id") && (map.contains_key("delegations") || map.contains_key("metrics") || map.get("events").is_some_and(Value::is_array))
+    map.contains_key("session_id")
+        && (map.contains_key("delegations")
+            || map.contains_key("metrics")
+            || map.get("events").is_some_and(Value::is_array))
 }
 
-fn import_document(writer: &Writer, path: &Path, value: Value, opts: &NormalizeOptions, sessions: &mut HashSet<String>) -> Result<u64> {
+fn import_document(
+    writer: &Writer,
+    path: &Path,
+    value: Value,
+    opts: &NormalizeOptions,
+    sessions: &mut HashSet<String>,
+) -> Result<u64> {
     let mut seen = HashMap::new();
     match value {
         // The `events` export format: an array of events.
         Value::Array(items) => {
             for item in items {
-                let outcomes = normalize("session_document", item, Utc::now(), opts, &mut DedupSalt::Occurrences(&mut seen));
+                let outcomes = normalize(
+                    "session_document",
+                    item,
+                    Utc::now(),
+                    opts,
+                    &mut DedupSalt::Occurrences(&mut seen),
+                );
                 send_outcomes(writer, outcomes, sessions)?;
             }
             Ok(0)
@@ -224,7 +317,13 @@ fn import_document(writer: &Writer, path: &Path, value: Value, opts: &NormalizeO
                     "data": e.data,
                     "correlation_id": e.correlation_id,
                 });
-                for outcome in normalize("session_document", payload, Utc::now(), opts, &mut DedupSalt::Occurrences(&mut seen)) {
+                for outcome in normalize(
+                    "session_document",
+                    payload,
+                    Utc::now(),
+                    opts,
+                    &mut DedupSalt::Occurrences(&mut seen),
+                ) {
                     match outcome {
                         Outcome::Event(ev) => events.push(*ev),
                         Outcome::Rejected(r) => send(writer, WriterMsg::Rejected(Box::new(r)))?,
@@ -235,13 +334,22 @@ fn import_document(writer: &Writer, path: &Path, value: Value, opts: &NormalizeO
             session.metadata.remove("status");
             session.metadata.remove("file_path");
             sessions.insert(session.session_id.clone());
-            send(writer, WriterMsg::Document(Box::new(DocumentImport { session, events })))?;
+            send(
+                writer,
+                WriterMsg::Document(Box::new(DocumentImport { session, events })),
+            )?;
             Ok(1)
         }
         other => {
             // A single payload object in a file of its own.
             let (name, payload) = split_capture_line(other);
-            let outcomes = normalize(name.as_deref().unwrap_or("import"), payload, Utc::now(), opts, &mut DedupSalt::Occurrences(&mut seen));
+            let outcomes = normalize(
+                name.as_deref().unwrap_or("import"),
+                payload,
+                Utc::now(),
+                opts,
+                &mut DedupSalt::Occurrences(&mut seen),
+            );
             send_outcomes(writer, outcomes, sessions)?;
             Ok(0)
         }

@@ -30,7 +30,9 @@ pub struct NormalizeOptions {
 
 impl Default for NormalizeOptions {
     fn default() -> Self {
-        NormalizeOptions { max_event_bytes: 16 * 1024 * 1024 }
+        NormalizeOptions {
+            max_event_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -89,7 +91,12 @@ pub struct Rejection {
 
 impl Rejection {
     /// A rejection of raw text (an import line that is not JSON, say).
-    pub fn of_text(socket_event: Option<&str>, reason: impl Into<String>, text: &str, received_at: DateTime<Utc>) -> Self {
+    pub fn of_text(
+        socket_event: Option<&str>,
+        reason: impl Into<String>,
+        text: &str,
+        received_at: DateTime<Utc>,
+    ) -> Self {
         Rejection {
             socket_event: socket_event.map(str::to_string),
             reason: reason.into(),
@@ -125,7 +132,14 @@ fn is_control_name(name: &str) -> bool {
     name.starts_with("dashboard:")
         || matches!(
             name,
-            "heartbeat" | "connect" | "disconnect" | "connect_error" | "connection" | "ping" | "pong" | "reconnect"
+            "heartbeat"
+                | "connect"
+                | "disconnect"
+                | "connect_error"
+                | "connection"
+                | "ping"
+                | "pong"
+                | "reconnect"
         )
 }
 
@@ -170,7 +184,11 @@ fn hook_name_for_subtype(subtype: &str) -> Option<&'static str> {
 }
 
 fn str_field(obj: Option<&Map<String, Value>>, key: &str) -> Option<String> {
-    obj?.get(key)?.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    obj?.get(key)?
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// A session id candidate: non-empty strings and numbers; anything else is skipped.
@@ -192,9 +210,9 @@ fn find_session_id(top: &Map<String, Value>, data: Option<&Map<String, Value>>) 
                 .or_else(|| id_candidate(data.get("sessionId")))
                 .or_else(|| id_candidate(data.get("session")))
                 .or_else(|| {
-                    ["hook_data", "event_data", "context"].iter().find_map(|k| {
-                        id_candidate(data.get(*k)?.as_object()?.get("session_id"))
-                    })
+                    ["hook_data", "event_data", "context"]
+                        .iter()
+                        .find_map(|k| id_candidate(data.get(*k)?.as_object()?.get("session_id")))
                 })
         })
 }
@@ -247,12 +265,22 @@ fn normalize_into(
                     if let Some(v) = other {
                         map.insert("events".into(), v);
                     }
-                    out.push(reject(socket_event, "history payload has no 'events' array", &Value::Object(map), received_at));
+                    out.push(reject(
+                        socket_event,
+                        "history payload has no 'events' array",
+                        &Value::Object(map),
+                        received_at,
+                    ));
                     None
                 }
             },
             other => {
-                out.push(reject(socket_event, "history payload is not an object", &other, received_at));
+                out.push(reject(
+                    socket_event,
+                    "history payload is not an object",
+                    &other,
+                    received_at,
+                ));
                 None
             }
         };
@@ -263,12 +291,28 @@ fn normalize_into(
         }
         return;
     }
-    out.push(normalize_one(socket_event, payload, received_at, opts, salt));
+    out.push(normalize_one(
+        socket_event,
+        payload,
+        received_at,
+        opts,
+        salt,
+    ));
 }
 
-fn reject(socket_event: &str, reason: impl Into<String>, payload: &Value, received_at: DateTime<Utc>) -> Outcome {
+fn reject(
+    socket_event: &str,
+    reason: impl Into<String>,
+    payload: &Value,
+    received_at: DateTime<Utc>,
+) -> Outcome {
     let text = payload.to_string();
-    Outcome::Rejected(Rejection::of_text(Some(socket_event), reason, &text, received_at))
+    Outcome::Rejected(Rejection::of_text(
+        Some(socket_event),
+        reason,
+        &text,
+        received_at,
+    ))
 }
 
 fn normalize_one(
@@ -287,7 +331,12 @@ fn normalize_one(
             Value::Array(_) => "an array",
             Value::Object(_) => "an object",
         };
-        return reject(socket_event, format!("payload is {kind}, not a JSON object"), &payload, received_at);
+        return reject(
+            socket_event,
+            format!("payload is {kind}, not a JSON object"),
+            &payload,
+            received_at,
+        );
     };
 
     let raw_type = str_field(Some(&top), "type");
@@ -323,14 +372,23 @@ fn normalize_one(
             if let Some(d) = inner {
                 whole.insert("data".into(), Value::Object(d));
             }
-            return reject(socket_event, format!("invalid session id: {reason}"), &Value::Object(whole), received_at);
+            return reject(
+                socket_event,
+                format!("invalid session id: {reason}"),
+                &Value::Object(whole),
+                received_at,
+            );
         }
     }
 
     let event_type = str_field(Some(data_obj), "hook_event_name")
         .or_else(|| top_ref.and_then(|t| str_field(Some(t), "hook_event_name")))
         .or_else(|| str_field(Some(&top), "event_type"))
-        .or_else(|| subtype.as_deref().map(|s| hook_name_for_subtype(s).map_or_else(|| s.to_string(), str::to_string)))
+        .or_else(|| {
+            subtype
+                .as_deref()
+                .map(|s| hook_name_for_subtype(s).map_or_else(|| s.to_string(), str::to_string))
+        })
         .or_else(|| raw_type.clone())
         .unwrap_or_else(|| socket_event.to_string());
 
@@ -348,14 +406,19 @@ fn normalize_one(
     // Stored with millisecond precision, so durations computed now equal those
     // computed later from the stored text.
     let timestamp = ts_value.and_then(parse_timestamp).unwrap_or(received_at);
-    let timestamp = DateTime::from_timestamp_millis(timestamp.timestamp_millis()).unwrap_or(timestamp);
-    let correlation_id = str_field(Some(&top), "correlation_id").or_else(|| str_field(Some(data_obj), "correlation_id"));
+    let timestamp =
+        DateTime::from_timestamp_millis(timestamp.timestamp_millis()).unwrap_or(timestamp);
+    let correlation_id = str_field(Some(&top), "correlation_id")
+        .or_else(|| str_field(Some(data_obj), "correlation_id"));
     let source = str_field(Some(&top), "source");
 
     let (data, envelope) = match inner {
         Some(d) => {
             let envelope = serde_json::to_string(&top).unwrap_or_default();
-            (serde_json::to_string(&d).unwrap_or_default(), Some(envelope))
+            (
+                serde_json::to_string(&d).unwrap_or_default(),
+                Some(envelope),
+            )
         }
         None => (serde_json::to_string(&top).unwrap_or_default(), None),
     };
@@ -365,7 +428,10 @@ fn normalize_one(
         text.push_str(&data);
         return Outcome::Rejected(Rejection::of_text(
             Some(socket_event),
-            format!("payload of {size} bytes exceeds max_event_bytes ({})", opts.max_event_bytes),
+            format!(
+                "payload of {size} bytes exceeds max_event_bytes ({})",
+                opts.max_event_bytes
+            ),
             &text,
             received_at,
         ));
@@ -414,7 +480,13 @@ mod tests {
     use serde_json::json;
 
     fn one(name: &str, payload: Value) -> Outcome {
-        let mut out = normalize(name, payload, Utc::now(), &NormalizeOptions::default(), &mut DedupSalt::ReceivedAt);
+        let mut out = normalize(
+            name,
+            payload,
+            Utc::now(),
+            &NormalizeOptions::default(),
+            &mut DedupSalt::ReceivedAt,
+        );
         assert_eq!(out.len(), 1);
         out.remove(0)
     }
@@ -428,9 +500,12 @@ mod tests {
 
     #[test]
     fn wrapped_tool_event() {
-        let e = event("tool_event", json!({"type": "tool_event", "subtype": "pre_tool", "timestamp": "2026-11-24T04:24:12.093427+00:00",
+        let e = event(
+            "tool_event",
+            json!({"type": "tool_event", "subtype": "pre_tool", "timestamp": "2026-11-24T04:24:12.093427+00:00",
             "session_id": "s1", "source": "hook", "correlation_id": "c1", "cwd": "/p",
-            "data": {"tool_name": "Write", "tool_parameters": {"file_path": "/p/a.py"}, "session_id": "s1"}}));
+            "data": {"tool_name": "Write", "tool_parameters": {"file_path": "/p/a.py"}, "session_id": "s1"}}),
+        );
         assert_eq!(e.event_type, "PreToolUse");
         assert_eq!(e.category, Category::File);
         assert_eq!(e.session_id.as_deref(), Some("s1"));
@@ -443,41 +518,79 @@ mod tests {
 
     #[test]
     fn normalized_legacy_and_raw_shapes() {
-        let e = event("mpm_event", json!({"event": "mpm_event", "source": "hook", "type": "hook", "subtype": "user_prompt",
-            "timestamp": 1795494251480i64, "data": {"prompt": "hi", "sessionId": "s2"}}));
-        assert_eq!((e.event_type.as_str(), e.category), ("UserPromptSubmit", Category::Prompt));
+        let e = event(
+            "mpm_event",
+            json!({"event": "mpm_event", "source": "hook", "type": "hook", "subtype": "user_prompt",
+            "timestamp": 1795494251480i64, "data": {"prompt": "hi", "sessionId": "s2"}}),
+        );
+        assert_eq!(
+            (e.event_type.as_str(), e.category),
+            ("UserPromptSubmit", Category::Prompt)
+        );
         assert_eq!(e.session_id.as_deref(), Some("s2"));
         assert_eq!(e.facts.prompt.as_deref(), Some("hi"));
 
-        let e = event("claude_event", json!({"type": "PreToolUse", "timestamp": "2026-01-01T00:00:00Z", "data": {"tool_name": "Bash", "session": "s3"}}));
-        assert_eq!((e.event_type.as_str(), e.category), ("PreToolUse", Category::Tool));
+        let e = event(
+            "claude_event",
+            json!({"type": "PreToolUse", "timestamp": "2026-01-01T00:00:00Z", "data": {"tool_name": "Bash", "session": "s3"}}),
+        );
+        assert_eq!(
+            (e.event_type.as_str(), e.category),
+            ("PreToolUse", Category::Tool)
+        );
         assert_eq!(e.session_id.as_deref(), Some("s3"));
 
-        let e = event("claude_event", json!({"hook_event_name": "PreToolUse", "session_id": "s4", "tool_name": "Task",
-            "tool_input": {"subagent_type": "qa", "prompt": "test it"}}));
-        assert_eq!((e.event_type.as_str(), e.category), ("PreToolUse", Category::Delegation));
+        let e = event(
+            "claude_event",
+            json!({"hook_event_name": "PreToolUse", "session_id": "s4", "tool_name": "Task",
+            "tool_input": {"subagent_type": "qa", "prompt": "test it"}}),
+        );
+        assert_eq!(
+            (e.event_type.as_str(), e.category),
+            ("PreToolUse", Category::Delegation)
+        );
         assert_eq!(e.facts.agent_type.as_deref(), Some("qa"));
         assert_eq!(e.facts.instructions.as_deref(), Some("test it"));
         assert!(e.envelope.is_none());
 
-        let e = event("claude_event", json!({"type": "x", "data": {"hook_data": {"session_id": "s5"}}}));
+        let e = event(
+            "claude_event",
+            json!({"type": "x", "data": {"hook_data": {"session_id": "s5"}}}),
+        );
         assert_eq!(e.session_id.as_deref(), Some("s5"));
         assert_eq!(e.event_type, "x");
     }
 
     #[test]
     fn history_expands_and_control_is_marked() {
-        let out = normalize("history", json!({"events": [
-            {"event": "claude_event", "data": {"type": "claude_event", "subtype": "stop", "session_id": "a", "timestamp": "2026-01-01T00:00:00Z"}},
-            {"type": "hook_event", "subtype": "todo_updated", "session_id": "a", "timestamp": "2026-01-01T00:00:01Z"},
-            "junk"
-        ]}), Utc::now(), &NormalizeOptions::default(), &mut DedupSalt::ReceivedAt);
+        let out = normalize(
+            "history",
+            json!({"events": [
+                {"event": "claude_event", "data": {"type": "claude_event", "subtype": "stop", "session_id": "a", "timestamp": "2026-01-01T00:00:00Z"}},
+                {"type": "hook_event", "subtype": "todo_updated", "session_id": "a", "timestamp": "2026-01-01T00:00:01Z"},
+                "junk"
+            ]}),
+            Utc::now(),
+            &NormalizeOptions::default(),
+            &mut DedupSalt::ReceivedAt,
+        );
         assert_eq!(out.len(), 3);
-        assert!(matches!(&out[0], Outcome::Event(e) if e.event_type == "Stop" && e.socket_event == "claude_event"));
+        assert!(
+            matches!(&out[0], Outcome::Event(e) if e.event_type == "Stop" && e.socket_event == "claude_event")
+        );
         assert!(matches!(&out[1], Outcome::Event(e) if e.category == Category::Todo));
         assert!(matches!(&out[2], Outcome::Rejected(_)));
-        assert!(matches!(one("dashboard:welcome", json!({"session_id": "sock"})), Outcome::Control(_)));
-        assert!(matches!(one("system_event", json!({"type": "system", "subtype": "heartbeat"})), Outcome::Control(_)));
+        assert!(matches!(
+            one("dashboard:welcome", json!({"session_id": "sock"})),
+            Outcome::Control(_)
+        ));
+        assert!(matches!(
+            one(
+                "system_event",
+                json!({"type": "system", "subtype": "heartbeat"})
+            ),
+            Outcome::Control(_)
+        ));
     }
 
     #[test]
@@ -486,7 +599,10 @@ mod tests {
             (json!("text"), "a string"),
             (json!([1, 2]), "an array"),
             (json!(null), "null"),
-            (json!({"session_id": "x".repeat(10_000), "type": "t"}), "10000 characters"),
+            (
+                json!({"session_id": "x".repeat(10_000), "type": "t"}),
+                "10000 characters",
+            ),
             (json!({"session_id": "a\u{0}b", "type": "t"}), "control"),
         ] {
             match one("claude_event", payload) {
@@ -495,18 +611,32 @@ mod tests {
             }
         }
         let big = json!({"type": "t", "data": {"blob": "x".repeat(5000)}});
-        let out = normalize("e", big, Utc::now(), &NormalizeOptions { max_event_bytes: 4096 }, &mut DedupSalt::ReceivedAt);
+        let out = normalize(
+            "e",
+            big,
+            Utc::now(),
+            &NormalizeOptions {
+                max_event_bytes: 4096,
+            },
+            &mut DedupSalt::ReceivedAt,
+        );
         assert!(matches!(&out[0], Outcome::Rejected(r) if r.reason.contains("exceeds")));
     }
 
     #[test]
     fn hostile_but_valid_ids_and_odd_fields_are_kept() {
-        let e = event("claude_event", json!({"session_id": "../../x", "type": "t", "timestamp": "not a time", "data": "oops"}));
+        let e = event(
+            "claude_event",
+            json!({"session_id": "../../x", "type": "t", "timestamp": "not a time", "data": "oops"}),
+        );
         assert_eq!(e.session_id.as_deref(), Some("../../x"));
         assert!(e.data.contains("oops"));
         let e = event("claude_event", json!({"session_id": 42, "type": "t"}));
         assert_eq!(e.session_id.as_deref(), Some("42"));
-        let e = event("claude_event", json!({"session_id": {"nested": 1}, "type": "t"}));
+        let e = event(
+            "claude_event",
+            json!({"session_id": {"nested": 1}, "type": "t"}),
+        );
         assert_eq!(e.session_id, None);
     }
 
@@ -525,7 +655,10 @@ mod tests {
         let opts = NormalizeOptions::default();
         let a = normalize("e", untimed.clone(), Utc::now(), &opts, &mut salt);
         let b = normalize("e", untimed, Utc::now(), &opts, &mut salt);
-        let key = |o: &Outcome| match o { Outcome::Event(e) => e.dedup_key, _ => panic!() };
+        let key = |o: &Outcome| match o {
+            Outcome::Event(e) => e.dedup_key,
+            _ => panic!(),
+        };
         assert_ne!(key(&a[0]), key(&b[0]));
     }
 }

@@ -52,10 +52,14 @@ pub fn parse_timestamp_str(s: &str) -> Option<DateTime<Utc>> {
                 .map(|dt| dt.with_timezone(&Utc))
         })
         .or_else(|| {
-            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .map(|naive| Utc.from_utc_datetime(&naive))
+            [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M",
+            ]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+            .map(|naive| Utc.from_utc_datetime(&naive))
         })?;
     sane(parsed)
 }

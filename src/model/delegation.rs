@@ -63,7 +63,10 @@ impl AgentDelegation {
     pub fn to_dict(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let (Some(end), Value::Object(map)) = (self.end_time, &mut v) {
-            map.insert("duration_ms".into(), Value::from((end - self.start_time).num_milliseconds()));
+            map.insert(
+                "duration_ms".into(),
+                Value::from((end - self.start_time).num_milliseconds()),
+            );
         }
         v
     }
@@ -78,7 +81,10 @@ impl AgentDelegation {
             Some(items) => {
                 let mut names: Vec<String> = Vec::new();
                 for item in items {
-                    let name = item.as_str().map(str::to_string).or_else(|| str_field(item, "tool_name"));
+                    let name = item
+                        .as_str()
+                        .map(str::to_string)
+                        .or_else(|| str_field(item, "tool_name"));
                     if let Some(name) = name {
                         if !names.contains(&name) {
                             names.push(name);
@@ -98,7 +104,9 @@ impl AgentDelegation {
             agent_type,
             start_time,
             end_time: ts_field(v, "end_time"),
-            instructions: str_field(v, "instructions").or_else(|| str_field(v, "prompt")).unwrap_or_default(),
+            instructions: str_field(v, "instructions")
+                .or_else(|| str_field(v, "prompt"))
+                .unwrap_or_default(),
             description: str_field(v, "description").or_else(|| str_field(v, "task_description")),
             event_count: v.get("event_count").and_then(Value::as_u64).unwrap_or(0),
             tool_operations,

@@ -32,7 +32,10 @@ impl SessionEvent {
             timestamp: timestamp.to_string(),
             event_type: event_type.to_string(),
             category: category_for(event_type, tool),
-            correlation_id: data.get("correlation_id").and_then(Value::as_str).map(str::to_string),
+            correlation_id: data
+                .get("correlation_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             data,
             session_id: session_id.map(str::to_string),
         }

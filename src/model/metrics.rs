@@ -42,12 +42,18 @@ impl SessionMetrics {
     /// Counts one more event: its category, tool and written file.
     pub fn update(&mut self, event: &SessionEvent) {
         self.total_events += 1;
-        *self.event_breakdown.entry(event.category.as_str().to_string()).or_insert(0) += 1;
+        *self
+            .event_breakdown
+            .entry(event.category.as_str().to_string())
+            .or_insert(0) += 1;
         if matches!(event.event_type.as_str(), "PreToolUse" | "PostToolUse") {
             if let Some(tool) = event.tool_name() {
                 push_distinct(&mut self.tools_used, tool);
                 if WRITE_TOOLS.contains(&tool) {
-                    let input = event.data.get("tool_input").or_else(|| event.data.get("tool_parameters"));
+                    let input = event
+                        .data
+                        .get("tool_input")
+                        .or_else(|| event.data.get("tool_parameters"));
                     let path = input
                         .and_then(|i| i.get("file_path").or_else(|| i.get("notebook_path")))
                         .and_then(Value::as_str);
@@ -70,7 +76,11 @@ impl SessionMetrics {
         let counts = |key: &str| -> BTreeMap<String, u64> {
             v.get(key)
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, n)| Some((k.clone(), n.as_u64()?))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let mut event_breakdown = counts("event_breakdown");
@@ -80,7 +90,10 @@ impl SessionMetrics {
         let n = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
         SessionMetrics {
             total_events: n("total_events"),
-            session_duration_ms: v.get("session_duration_ms").and_then(Value::as_i64).unwrap_or(0),
+            session_duration_ms: v
+                .get("session_duration_ms")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
             event_breakdown,
             agents_used: string_list(v.get("agents_used")),
             tools_used: string_list(v.get("tools_used")),

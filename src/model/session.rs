@@ -86,7 +86,12 @@ impl AgentSession {
     }
 
     /// Adds an event (timestamp now when `None`), categorizes it and updates the metrics.
-    pub fn add_event(&mut self, event_type: &str, data: Value, timestamp: Option<&str>) -> &SessionEvent {
+    pub fn add_event(
+        &mut self,
+        event_type: &str,
+        data: Value,
+        timestamp: Option<&str>,
+    ) -> &SessionEvent {
         let ts = timestamp.map_or_else(|| format_timestamp(&Utc::now()), str::to_string);
         let event = SessionEvent::new(event_type, data, &ts, Some(&self.session_id));
         if self.initial_prompt.is_none() && event_type == "UserPromptSubmit" {
@@ -100,8 +105,14 @@ impl AgentSession {
     }
 
     /// Starts a delegation.
-    pub fn add_delegation(&mut self, agent_type: &str, instructions: &str, start_time: DateTime<Utc>) -> &AgentDelegation {
-        self.delegations.push(AgentDelegation::new(agent_type, instructions, start_time));
+    pub fn add_delegation(
+        &mut self,
+        agent_type: &str,
+        instructions: &str,
+        start_time: DateTime<Utc>,
+    ) -> &AgentDelegation {
+        self.delegations
+            .push(AgentDelegation::new(agent_type, instructions, start_time));
         self.metrics.total_delegations += 1;
         if !self.metrics.agents_used.iter().any(|a| a == agent_type) {
             self.metrics.agents_used.push(agent_type.to_string());
@@ -110,12 +121,22 @@ impl AgentSession {
     }
 
     /// Ends the most recent running delegation of `agent_type` (else the most recent running one).
-    pub fn complete_delegation(&mut self, agent_type: &str, end_time: DateTime<Utc>, success: bool, response: Option<&str>) {
+    pub fn complete_delegation(
+        &mut self,
+        agent_type: &str,
+        end_time: DateTime<Utc>,
+        success: bool,
+        response: Option<&str>,
+    ) {
         let index = self
             .delegations
             .iter()
             .rposition(|d| d.is_running() && d.agent_type == agent_type)
-            .or_else(|| self.delegations.iter().rposition(AgentDelegation::is_running));
+            .or_else(|| {
+                self.delegations
+                    .iter()
+                    .rposition(AgentDelegation::is_running)
+            });
         if let Some(i) = index {
             let d = &mut self.delegations[i];
             d.end_time = Some(end_time);
@@ -159,11 +180,18 @@ impl AgentSession {
     pub fn delegations_summary(&self) -> Value {
         let mut by_agent: Map<String, Value> = Map::new();
         for d in &self.delegations {
-            let n = by_agent.get(&d.agent_type).and_then(Value::as_u64).unwrap_or(0);
+            let n = by_agent
+                .get(&d.agent_type)
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             by_agent.insert(d.agent_type.clone(), json!(n + 1));
         }
         let running = self.delegations.iter().filter(|d| d.is_running()).count();
-        let succeeded = self.delegations.iter().filter(|d| !d.is_running() && d.success).count();
+        let succeeded = self
+            .delegations
+            .iter()
+            .filter(|d| !d.is_running() && d.success)
+            .count();
         json!({
             "total": self.delegations.len(),
             "successful": succeeded,
@@ -175,7 +203,8 @@ impl AgentSession {
 
     /// Writes the `full` document to `path` (gzip when it ends in `.gz`).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_vec_pretty(&self.to_dict()).map_err(|e| AggregatorError::InvalidFormat(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&self.to_dict())
+            .map_err(|e| AggregatorError::InvalidFormat(e.to_string()))?;
         crate::store::session_file::write_atomically(path, |w| w.write_all(&text))
     }
 
@@ -189,37 +218,69 @@ impl AgentSession {
             std::io::BufReader::new(file).read_to_end(&mut text)
         };
         read.map_err(|e| AggregatorError::io(path, e))?;
-        let value: Value = serde_json::from_slice(&text)
-            .map_err(|e| AggregatorError::InvalidFormat(format!("{}: not JSON: {e}", path.display())))?;
-        Self::from_value(&value).map_err(|e| AggregatorError::InvalidFormat(format!("{}: {e}", path.display())))
+        let value: Value = serde_json::from_slice(&text).map_err(|e| {
+            AggregatorError::InvalidFormat(format!("{}: not JSON: {e}", path.display()))
+        })?;
+        Self::from_value(&value)
+            .map_err(|e| AggregatorError::InvalidFormat(format!("{}: {e}", path.display())))
     }
 
     /// Reads a session document value (ours or the Python original's).
     /// Metrics are recomputed from the events when the document has any.
     pub fn from_value(v: &Value) -> std::result::Result<AgentSession, String> {
         let obj = v.as_object().ok_or("a session document is a JSON object")?;
-        let session_id = str_field(v, "session_id").filter(|s| !s.is_empty()).ok_or("no session_id")?;
+        let session_id = str_field(v, "session_id")
+            .filter(|s| !s.is_empty())
+            .ok_or("no session_id")?;
         let events: Vec<SessionEvent> = obj
             .get("events")
             .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(|e| event_from_value(e, &session_id)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|e| event_from_value(e, &session_id))
+                    .collect()
+            })
             .unwrap_or_default();
         let start_time = ts_field(v, "start_time")
-            .or_else(|| events.first().and_then(|e| crate::ingest::timestamp::parse_timestamp_str(&e.timestamp)))
+            .or_else(|| {
+                events
+                    .first()
+                    .and_then(|e| crate::ingest::timestamp::parse_timestamp_str(&e.timestamp))
+            })
             .ok_or("no valid start_time")?;
         let delegations: Vec<AgentDelegation> = obj
             .get("delegations")
             .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(AgentDelegation::from_value).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(AgentDelegation::from_value)
+                    .collect()
+            })
             .unwrap_or_default();
-        let mut metadata = obj.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
-        let claude_pid = obj.get("claude_pid").or_else(|| metadata.get("claude_pid")).and_then(Value::as_i64);
-        let git_branch = str_field(v, "git_branch").or_else(|| metadata.get("git_branch").and_then(Value::as_str).map(str::to_string));
+        let mut metadata = obj
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let claude_pid = obj
+            .get("claude_pid")
+            .or_else(|| metadata.get("claude_pid"))
+            .and_then(Value::as_i64);
+        let git_branch = str_field(v, "git_branch").or_else(|| {
+            metadata
+                .get("git_branch")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
         metadata.remove("claude_pid");
         let end_time = ts_field(v, "end_time");
 
         let mut metrics = if events.is_empty() {
-            obj.get("metrics").map(SessionMetrics::from_value).unwrap_or_default()
+            obj.get("metrics")
+                .map(SessionMetrics::from_value)
+                .unwrap_or_default()
         } else {
             let mut m = SessionMetrics::default();
             events.iter().for_each(|e| m.update(e));
@@ -233,11 +294,22 @@ impl AgentSession {
                 }
             }
             metrics.total_delegations = delegations.len() as u64;
-            metrics.successful_delegations = delegations.iter().filter(|d| !d.is_running() && d.success).count() as u64;
-            metrics.failed_delegations = delegations.iter().filter(|d| !d.is_running() && !d.success).count() as u64;
+            metrics.successful_delegations = delegations
+                .iter()
+                .filter(|d| !d.is_running() && d.success)
+                .count() as u64;
+            metrics.failed_delegations = delegations
+                .iter()
+                .filter(|d| !d.is_running() && !d.success)
+                .count() as u64;
         }
-        let last = events.iter().filter_map(|e| crate::ingest::timestamp::parse_timestamp_str(&e.timestamp)).max();
-        metrics.session_duration_ms = (end_time.or(last).unwrap_or(start_time) - start_time).num_milliseconds().max(0);
+        let last = events
+            .iter()
+            .filter_map(|e| crate::ingest::timestamp::parse_timestamp_str(&e.timestamp))
+            .max();
+        metrics.session_duration_ms = (end_time.or(last).unwrap_or(start_time) - start_time)
+            .num_milliseconds()
+            .max(0);
 
         Ok(AgentSession {
             session_id,
@@ -262,7 +334,11 @@ fn event_from_value(v: &Value, session_id: &str) -> Option<SessionEvent> {
     let data = v.get("data").cloned().unwrap_or(Value::Object(Map::new()));
     let timestamp = ts_field(v, "timestamp").map(|t| format_timestamp(&t))?;
     let mut event = SessionEvent::new(&event_type, data, &timestamp, Some(session_id));
-    if let Some(c) = v.get("category").and_then(Value::as_str).and_then(|c| c.parse().ok()) {
+    if let Some(c) = v
+        .get("category")
+        .and_then(Value::as_str)
+        .and_then(|c| c.parse().ok())
+    {
         event.category = c;
     }
     event.session_id = str_field(v, "session_id").or(Some(session_id.to_string()));

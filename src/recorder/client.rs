@@ -43,7 +43,9 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: BACKOFF_START }
+        Backoff {
+            next: BACKOFF_START,
+        }
     }
 }
 
@@ -62,7 +64,11 @@ impl Backoff {
 
 /// The monitor's URL.
 pub fn monitor_url(host: &str, port: u16) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
     format!("http://{host}:{port}")
 }
 
@@ -77,16 +83,29 @@ async fn on_event(shared: &Shared, event: Event, payload: Payload) {
     };
     let outcomes = match payload {
         Payload::Text(mut args) => {
-            let first = if args.is_empty() { Value::Null } else { args.swap_remove(0) };
-            let opts = NormalizeOptions { max_event_bytes: shared.max_event_bytes };
+            let first = if args.is_empty() {
+                Value::Null
+            } else {
+                args.swap_remove(0)
+            };
+            let opts = NormalizeOptions {
+                max_event_bytes: shared.max_event_bytes,
+            };
             normalize(&name, first, received_at, &opts, &mut DedupSalt::ReceivedAt)
         }
         #[allow(deprecated)]
         Payload::String(text) => {
-            let opts = NormalizeOptions { max_event_bytes: shared.max_event_bytes };
+            let opts = NormalizeOptions {
+                max_event_bytes: shared.max_event_bytes,
+            };
             match serde_json::from_str::<Value>(&text) {
                 Ok(v) => normalize(&name, v, received_at, &opts, &mut DedupSalt::ReceivedAt),
-                Err(e) => vec![Outcome::Rejected(Rejection::of_text(Some(&name), format!("not JSON: {e}"), &text, received_at))],
+                Err(e) => vec![Outcome::Rejected(Rejection::of_text(
+                    Some(&name),
+                    format!("not JSON: {e}"),
+                    &text,
+                    received_at,
+                ))],
             }
         }
         Payload::Binary(bytes) => vec![Outcome::Rejected(Rejection {
@@ -162,11 +181,18 @@ async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
         .on(Event::Close, on_lost("closed"))
         .connect()
         .await
-        .map_err(|e| AggregatorError::Connection { url: url.to_string(), reason: crate::error::one_line(&e.to_string()) })
+        .map_err(|e| AggregatorError::Connection {
+            url: url.to_string(),
+            reason: crate::error::one_line(&e.to_string()),
+        })
 }
 
 /// Waits until the connection is lost or shutdown is asked. Returns `true` on shutdown.
-async fn watch_connection(shared: &Shared, client: &Client, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn watch_connection(
+    shared: &Shared,
+    client: &Client,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     let mut tick = tokio::time::interval(PROBE_AFTER);
     tick.tick().await;
     loop {
@@ -224,7 +250,10 @@ pub async fn supervise(
                 Ok(Ok(())) => Ok(client),
                 _ => {
                     let _ = client.disconnect().await;
-                    Err(AggregatorError::Connection { url: url.clone(), reason: "the server did not acknowledge the connection".into() })
+                    Err(AggregatorError::Connection {
+                        url: url.clone(),
+                        reason: "the server did not acknowledge the connection".into(),
+                    })
                 }
             },
             Err(e) => Err(e),
@@ -245,7 +274,10 @@ pub async fn supervise(
                     let _ = r.send(Ok(()));
                 }
                 if history_limit > 0 {
-                    if let Err(e) = client.emit("get_history", json!({ "limit": history_limit })).await {
+                    if let Err(e) = client
+                        .emit("get_history", json!({ "limit": history_limit }))
+                        .await
+                    {
                         tracing::debug!("get_history not sent: {e}");
                     }
                 }

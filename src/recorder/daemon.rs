@@ -25,7 +25,12 @@ pub fn log_file(activity_dir: &Path) -> PathBuf {
 
 /// The PID written in a PID file, if it holds one.
 pub fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok().filter(|p| *p > 0)
+    std::fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
 }
 
 /// Whether `pid` is a live mpm-aggregate process (not a zombie, not a
@@ -65,7 +70,10 @@ pub fn running_pid(activity_dir: &Path) -> Option<i32> {
     if process_alive(pid) {
         Some(pid)
     } else {
-        tracing::info!("removing stale PID file {} (process {pid} is gone)", path.display());
+        tracing::info!(
+            "removing stale PID file {} (process {pid} is gone)",
+            path.display()
+        );
         let _ = std::fs::remove_file(&path);
         None
     }
@@ -121,7 +129,8 @@ impl Drop for PidFile {
 
 /// Starts this program again, detached, with `args`; its output goes to the log file.
 pub fn spawn_detached(activity_dir: &Path, args: &[std::ffi::OsString]) -> Result<Child> {
-    let exe = std::env::current_exe().map_err(|e| AggregatorError::Recorder(format!("cannot find this program: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| AggregatorError::Recorder(format!("cannot find this program: {e}")))?;
     let log_path = log_file(activity_dir);
     let mut opts = OpenOptions::new();
     opts.create(true).append(true);
@@ -130,10 +139,18 @@ pub fn spawn_detached(activity_dir: &Path, args: &[std::ffi::OsString]) -> Resul
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let log = opts.open(&log_path).map_err(|e| AggregatorError::io(&log_path, e))?;
-    let log2 = log.try_clone().map_err(|e| AggregatorError::io(&log_path, e))?;
+    let log = opts
+        .open(&log_path)
+        .map_err(|e| AggregatorError::io(&log_path, e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| AggregatorError::io(&log_path, e))?;
     let mut command = Command::new(exe);
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -141,16 +158,24 @@ pub fn spawn_detached(activity_dir: &Path, args: &[std::ffi::OsString]) -> Resul
         unsafe {
             // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
             command.pre_exec(|| {
-                nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from)
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
             });
         }
     }
-    command.spawn().map_err(|e| AggregatorError::Recorder(format!("cannot start the daemon: {e}")))
+    command
+        .spawn()
+        .map_err(|e| AggregatorError::Recorder(format!("cannot start the daemon: {e}")))
 }
 
 /// Waits until the detached child has written its PID file (it is recording),
 /// or has exited (it failed; the last lines of its log say why).
-pub fn wait_until_recording(child: &mut Child, activity_dir: &Path, timeout: Duration) -> Result<u32> {
+pub fn wait_until_recording(
+    child: &mut Child,
+    activity_dir: &Path,
+    timeout: Duration,
+) -> Result<u32> {
     let pid = child.id();
     let deadline = Instant::now() + timeout;
     loop {
@@ -165,7 +190,9 @@ pub fn wait_until_recording(child: &mut Child, activity_dir: &Path, timeout: Dur
                 .find(|l| l.starts_with("error:"))
                 .map(|l| l.trim_start_matches("error:").trim().to_string())
                 .unwrap_or_else(|| format!("it exited with {status}"));
-            return Err(AggregatorError::Recorder(format!("the daemon did not start: {reason}")));
+            return Err(AggregatorError::Recorder(format!(
+                "the daemon did not start: {reason}"
+            )));
         }
         if Instant::now() > deadline {
             return Err(AggregatorError::Recorder(format!(
@@ -182,8 +209,9 @@ pub fn wait_until_recording(child: &mut Child, activity_dir: &Path, timeout: Dur
 pub fn terminate_and_wait(pid: i32, timeout: Duration) -> Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    kill(Pid::from_raw(pid), Signal::SIGTERM)
-        .map_err(|e| AggregatorError::Recorder(format!("cannot signal the recorder (pid {pid}): {e}")))?;
+    kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(|e| {
+        AggregatorError::Recorder(format!("cannot signal the recorder (pid {pid}): {e}"))
+    })?;
     let deadline = Instant::now() + timeout;
     while process_alive(pid) {
         if Instant::now() > deadline {

@@ -80,7 +80,8 @@ impl Shared {
     }
 
     pub(crate) fn mark_activity(&self) {
-        self.last_activity_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_activity_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Time since the last packet or state change.
@@ -142,7 +143,10 @@ pub fn check_activity_dir(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn ask<T>(tx: &flume::Sender<WriterMsg>, make: impl FnOnce(flume::Sender<T>) -> WriterMsg) -> Option<T> {
+async fn ask<T>(
+    tx: &flume::Sender<WriterMsg>,
+    make: impl FnOnce(flume::Sender<T>) -> WriterMsg,
+) -> Option<T> {
     let (reply, rx) = flume::bounded(1);
     tx.send_async(make(reply)).await.ok()?;
     rx.recv_async().await.ok()
@@ -159,7 +163,9 @@ pub async fn run(
     let setup = (|| {
         config.validate()?;
         if !config.enabled {
-            return Err(AggregatorError::Config("event_aggregator.enabled is false: recording is switched off".into()));
+            return Err(AggregatorError::Config(
+                "event_aggregator.enabled is false: recording is switched off".into(),
+            ));
         }
         check_activity_dir(&config.activity_directory)?;
         Writer::spawn(WriterConfig {
@@ -205,10 +211,17 @@ pub async fn run(
             return Err(AggregatorError::Recorder(message));
         }
         Err(_) => {
-            let _ = ready.send(Err(AggregatorError::Recorder("the connection task ended unexpectedly".into())));
+            let _ = ready.send(Err(AggregatorError::Recorder(
+                "the connection task ended unexpectedly".into(),
+            )));
         }
     }
-    let periodic = tokio::spawn(tasks::periodic(shared.clone(), config.clone(), options.clone(), shutdown.clone()));
+    let periodic = tokio::spawn(tasks::periodic(
+        shared.clone(),
+        config.clone(),
+        options.clone(),
+        shutdown.clone(),
+    ));
 
     // Run until asked to stop (or until the writer fails).
     let writer_failed = loop {
@@ -230,8 +243,15 @@ pub async fn run(
     } else {
         let _ = supervisor.await;
     }
-    let finalized = ask(&tx, |reply| WriterMsg::FinalizeActive { idle_for: None, reply: Some(reply) }).await.unwrap_or_default();
-    let _ = tx.send_async(WriterMsg::RecorderState(Box::new(shared.state_update()))).await;
+    let finalized = ask(&tx, |reply| WriterMsg::FinalizeActive {
+        idle_for: None,
+        reply: Some(reply),
+    })
+    .await
+    .unwrap_or_default();
+    let _ = tx
+        .send_async(WriterMsg::RecorderState(Box::new(shared.state_update())))
+        .await;
     let stats = tokio::task::spawn_blocking(move || writer.shutdown())
         .await
         .map_err(|e| AggregatorError::Recorder(format!("writer shutdown failed: {e}")))??;
@@ -261,19 +281,29 @@ impl RecorderHandle {
                     .worker_threads(2)
                     .enable_all()
                     .build()
-                    .map_err(|e| AggregatorError::Recorder(format!("cannot start the async runtime: {e}")))?;
+                    .map_err(|e| {
+                        AggregatorError::Recorder(format!("cannot start the async runtime: {e}"))
+                    })?;
                 runtime.block_on(run(config, options, shutdown_rx, ready_tx))
             })
-            .map_err(|e| AggregatorError::Recorder(format!("cannot start the recorder thread: {e}")))?;
+            .map_err(|e| {
+                AggregatorError::Recorder(format!("cannot start the recorder thread: {e}"))
+            })?;
         match ready_rx.blocking_recv() {
-            Ok(Ok(shared)) => Ok(RecorderHandle { shutdown: shutdown_tx, thread: Some(thread), shared }),
+            Ok(Ok(shared)) => Ok(RecorderHandle {
+                shutdown: shutdown_tx,
+                thread: Some(thread),
+                shared,
+            }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
             }
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(e),
-                _ => Err(AggregatorError::Recorder("the recorder stopped before it started".into())),
+                _ => Err(AggregatorError::Recorder(
+                    "the recorder stopped before it started".into(),
+                )),
             },
         }
     }
@@ -287,7 +317,11 @@ impl RecorderHandle {
     fn stop_inner(&mut self) -> Result<RunReport> {
         let _ = self.shutdown.send(true);
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(AggregatorError::Recorder("the recorder thread panicked".into()))),
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(AggregatorError::Recorder(
+                    "the recorder thread panicked".into(),
+                ))
+            }),
             None => Ok(RunReport::default()),
         }
     }

@@ -74,15 +74,32 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
         )
         .optional()
         .map_err(|e| crate::error::AggregatorError::db(&config.database, e))?;
-    if let Some((pid, state, connected, host, port, started_at, heartbeat_at, received, connections, last_error)) = row {
+    if let Some((
+        pid,
+        state,
+        connected,
+        host,
+        port,
+        started_at,
+        heartbeat_at,
+        received,
+        connections,
+        last_error,
+    )) = row
+    {
         let fresh = heartbeat_at
             .as_deref()
             .and_then(parse_stored)
             .is_some_and(|t| (Utc::now() - t).num_seconds() < HEARTBEAT_STALE_SECS);
-        let alive = pid.is_some_and(|p| p == i64::from(std::process::id()) || daemon::process_alive(p as i32));
+        let alive = pid
+            .is_some_and(|p| p == i64::from(std::process::id()) || daemon::process_alive(p as i32));
         status.running = state != "stopped" && fresh && alive;
         status.connected = status.running && connected;
-        status.state = if status.running { state } else { "stopped".into() };
+        status.state = if status.running {
+            state
+        } else {
+            "stopped".into()
+        };
         status.pid = pid.filter(|_| status.running);
         status.uptime_seconds = started_at
             .as_deref()

@@ -20,9 +20,18 @@ const CLEANUP_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Deletes data older than `days` days (`auto_cleanup_days`).
 pub async fn cleanup(tx: &flume::Sender<WriterMsg>, days: u64) {
-    match ask(tx, |reply| WriterMsg::Prune { older_than_days: days, reply }).await {
+    match ask(tx, |reply| WriterMsg::Prune {
+        older_than_days: days,
+        reply,
+    })
+    .await
+    {
         Some(Ok(r)) if r.sessions > 0 || r.events > 0 => {
-            tracing::info!("cleanup: removed {} sessions and {} events older than {days} days", r.sessions, r.events)
+            tracing::info!(
+                "cleanup: removed {} sessions and {} events older than {days} days",
+                r.sessions,
+                r.events
+            )
         }
         Some(Err(e)) => tracing::error!("cleanup failed: {e}"),
         _ => {}
@@ -30,24 +39,40 @@ pub async fn cleanup(tx: &flume::Sender<WriterMsg>, days: u64) {
 }
 
 fn status_line(shared: &Shared, config: &Config) -> String {
-    let figures = crate::store::open_read_only(&config.database).and_then(|c| crate::store::queries::store_figures(&c));
-    let (events, active) = figures.map(|f| (f.total_events, f.active_sessions)).unwrap_or_default();
+    let figures = crate::store::open_read_only(&config.database)
+        .and_then(|c| crate::store::queries::store_figures(&c));
+    let (events, active) = figures
+        .map(|f| (f.total_events, f.active_sessions))
+        .unwrap_or_default();
     format!(
         "[{}] {} · {events} events recorded · {active} active sessions · {} received this run",
         chrono::Local::now().format("%H:%M:%S"),
-        if shared.is_connected() { "connected" } else { "disconnected, retrying" },
+        if shared.is_connected() {
+            "connected"
+        } else {
+            "disconnected, retrying"
+        },
         shared.events_received.load(Ordering::Relaxed),
     )
 }
 
 /// Runs until shutdown: heartbeat, sweeper, cleanup and status lines.
-pub async fn periodic(shared: Arc<Shared>, config: Config, options: RecorderOptions, mut shutdown: watch::Receiver<bool>) {
+pub async fn periodic(
+    shared: Arc<Shared>,
+    config: Config,
+    options: RecorderOptions,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let tx = shared.writer_tx.clone();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let timeout_secs = config.session_timeout_minutes * 60.0;
     let sweeping = timeout_secs > 0.0;
     // Short timeouts are swept more often, so a session never waits much past its timeout.
-    let sweep_every = if sweeping { SWEEP_EVERY.min(Duration::from_secs_f64((timeout_secs / 2.0).max(0.2))) } else { SWEEP_EVERY };
+    let sweep_every = if sweeping {
+        SWEEP_EVERY.min(Duration::from_secs_f64((timeout_secs / 2.0).max(0.2)))
+    } else {
+        SWEEP_EVERY
+    };
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.tick().await;
     let mut clean = tokio::time::interval(CLEANUP_EVERY);

@@ -52,7 +52,8 @@ fn sql_err(e: rusqlite::Error) -> AggregatorError {
 }
 
 fn json_list(text: Option<String>) -> Vec<String> {
-    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 /// Reads a session without its events: row, delegations and metrics.
@@ -121,7 +122,9 @@ pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> 
             Ok(AgentDelegation {
                 agent_type: r.get(0)?,
                 start_time: parse_stored(&r.get::<_, String>(1)?).unwrap_or_default(),
-                end_time: r.get::<_, Option<String>>(2)?.and_then(|t| parse_stored(&t)),
+                end_time: r
+                    .get::<_, Option<String>>(2)?
+                    .and_then(|t| parse_stored(&t)),
                 instructions: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                 description: r.get(4)?,
                 event_count: r.get::<_, i64>(5)? as u64,
@@ -153,17 +156,27 @@ pub fn for_each_event(
         )
         .map_err(sql_err)?;
     let limit = limit.map_or(-1, |l| l as i64);
-    let mut rows = stmt.query(rusqlite::params![session_id, limit]).map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params![session_id, limit])
+        .map_err(sql_err)?;
     let mut n = 0;
     while let Some(r) = rows.next().map_err(sql_err)? {
-        let get = |i| r.get_ref(i).ok().and_then(|v| v.as_str_or_null().ok().flatten()).unwrap_or("");
+        let get = |i| {
+            r.get_ref(i)
+                .ok()
+                .and_then(|v| v.as_str_or_null().ok().flatten())
+                .unwrap_or("")
+        };
         let row = EventRow {
             timestamp: get(0),
             event_type: get(1),
             category: get(2),
             data: get(3),
             session_id,
-            correlation_id: r.get_ref(4).ok().and_then(|v| v.as_str_or_null().ok().flatten()),
+            correlation_id: r
+                .get_ref(4)
+                .ok()
+                .and_then(|v| v.as_str_or_null().ok().flatten()),
         };
         each(row).map_err(|e| AggregatorError::io("<output>", e))?;
         n += 1;
@@ -192,7 +205,11 @@ impl EventRow<'_> {
         out.write_all(b",\"category\":")?;
         serde_json::to_writer(&mut *out, self.category)?;
         out.write_all(b",\"data\":")?;
-        out.write_all(if self.data.is_empty() { b"null" } else { self.data.as_bytes() })?;
+        out.write_all(if self.data.is_empty() {
+            b"null"
+        } else {
+            self.data.as_bytes()
+        })?;
         out.write_all(b",\"session_id\":")?;
         serde_json::to_writer(&mut *out, self.session_id)?;
         out.write_all(b",\"correlation_id\":")?;
@@ -205,7 +222,10 @@ impl EventRow<'_> {
         SessionEvent {
             timestamp: self.timestamp.to_string(),
             event_type: self.event_type.to_string(),
-            category: self.category.parse().unwrap_or(crate::ingest::Category::Meta),
+            category: self
+                .category
+                .parse()
+                .unwrap_or(crate::ingest::Category::Meta),
             data: serde_json::from_str(self.data).unwrap_or(Value::Null),
             session_id: Some(self.session_id.to_string()),
             correlation_id: self.correlation_id.map(str::to_string),
@@ -232,7 +252,12 @@ fn write_key(out: &mut dyn Write, key: &str, value: &Value, last: bool) -> std::
 }
 
 /// Streams the session in `format` to `out`. Returns the number of events written.
-pub fn write_export(conn: &Connection, session_id: &str, format: ExportFormat, out: &mut dyn Write) -> Result<u64> {
+pub fn write_export(
+    conn: &Connection,
+    session_id: &str,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<u64> {
     let io = |e: std::io::Error| AggregatorError::io("<output>", e);
     if format == ExportFormat::Events {
         out.write_all(b"[").map_err(io)?;
@@ -242,7 +267,8 @@ pub fn write_export(conn: &Connection, session_id: &str, format: ExportFormat, o
             first = false;
             row.write_json(out)
         })?;
-        out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" }).map_err(io)?;
+        out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })
+            .map_err(io)?;
         return Ok(n);
     }
 
@@ -250,7 +276,16 @@ pub fn write_export(conn: &Connection, session_id: &str, format: ExportFormat, o
     let header = session.summary_header();
     let field = |k: &str| header.get(k).cloned().unwrap_or(Value::Null);
     out.write_all(b"{\n").map_err(io)?;
-    for key in ["session_id", "start_time", "end_time", "working_directory", "git_branch", "launch_method", "initial_prompt", "final_response"] {
+    for key in [
+        "session_id",
+        "start_time",
+        "end_time",
+        "working_directory",
+        "git_branch",
+        "launch_method",
+        "initial_prompt",
+        "final_response",
+    ] {
         write_key(out, key, &field(key), false).map_err(io)?;
     }
     let mut n = 0;
@@ -262,16 +297,29 @@ pub fn write_export(conn: &Connection, session_id: &str, format: ExportFormat, o
             first = false;
             row.write_json(out)
         })?;
-        out.write_all(if n == 0 { b"],\n" } else { b"\n  ],\n" }).map_err(io)?;
+        out.write_all(if n == 0 { b"],\n" } else { b"\n  ],\n" })
+            .map_err(io)?;
     }
     out.write_all(b"  \"delegations\": [").map_err(io)?;
     for (i, d) in session.delegations.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n    " } else { b",\n    " }).map_err(io)?;
+        out.write_all(if i == 0 { b"\n    " } else { b",\n    " })
+            .map_err(io)?;
         serde_json::to_writer(&mut *out, &d.to_dict()).map_err(|e| io(e.into()))?;
     }
-    out.write_all(if session.delegations.is_empty() { b"],\n" } else { b"\n  ],\n" }).map_err(io)?;
+    out.write_all(if session.delegations.is_empty() {
+        b"],\n"
+    } else {
+        b"\n  ],\n"
+    })
+    .map_err(io)?;
     if format == ExportFormat::Summary {
-        write_key(out, "delegations_summary", &session.delegations_summary(), false).map_err(io)?;
+        write_key(
+            out,
+            "delegations_summary",
+            &session.delegations_summary(),
+            false,
+        )
+        .map_err(io)?;
     }
     write_key(out, "metrics", &field("metrics"), false).map_err(io)?;
     write_key(out, "metadata", &field("metadata"), true).map_err(io)?;
@@ -281,12 +329,20 @@ pub fn write_export(conn: &Connection, session_id: &str, format: ExportFormat, o
 
 /// `session_<id8>_<format>.json`, the default name of an export.
 pub fn default_file_name(session_id: &str, format: ExportFormat) -> String {
-    let id8: String = super::session_file::display_id(session_id).chars().take(8).collect();
+    let id8: String = super::session_file::display_id(session_id)
+        .chars()
+        .take(8)
+        .collect();
     format!("session_{id8}_{}.json", format.as_str())
 }
 
 /// Exports to a file (gzip when the path ends in `.gz`), written atomically.
-pub fn export_to_file(conn: &Connection, session_id: &str, format: ExportFormat, path: &std::path::Path) -> Result<u64> {
+pub fn export_to_file(
+    conn: &Connection,
+    session_id: &str,
+    format: ExportFormat,
+    path: &std::path::Path,
+) -> Result<u64> {
     let mut count = 0;
     super::session_file::write_atomically(path, |out| {
         count = write_export(conn, session_id, format, out).map_err(std::io::Error::other)?;

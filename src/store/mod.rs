@@ -62,7 +62,8 @@ pub fn open_writable(path: &Path) -> Result<Connection> {
         }
     }
     let mut conn = Connection::open(path).map_err(|e| AggregatorError::db(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| AggregatorError::db(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| AggregatorError::db(path, e))?;
     check_is_database(&conn, path)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -92,7 +93,8 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| AggregatorError::db(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| AggregatorError::db(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| AggregatorError::db(path, e))?;
     check_is_database(&conn, path)?;
     let has_schema: bool = conn
         .query_row(

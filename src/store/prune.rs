@@ -35,18 +35,27 @@ pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Res
     let canonical_dir = activity_dir.canonicalize().ok();
     for (id, file) in &old {
         report.events += conn.execute("DELETE FROM events WHERE session_id = ?1", [id])? as u64;
-        report.delegations += conn.execute("DELETE FROM delegations WHERE session_id = ?1", [id])? as u64;
+        report.delegations +=
+            conn.execute("DELETE FROM delegations WHERE session_id = ?1", [id])? as u64;
         conn.execute("DELETE FROM metrics WHERE session_id = ?1", [id])?;
         report.sessions += conn.execute("DELETE FROM sessions WHERE session_id = ?1", [id])? as u64;
         if let (Some(file), Some(dir)) = (file, &canonical_dir) {
-            let inside = Path::new(file).canonicalize().is_ok_and(|p| p.starts_with(dir));
+            let inside = Path::new(file)
+                .canonicalize()
+                .is_ok_and(|p| p.starts_with(dir));
             if inside && std::fs::remove_file(file).is_ok() {
                 report.files += 1;
             }
         }
     }
-    report.events += conn.execute("DELETE FROM events WHERE session_id IS NULL AND timestamp < ?1", params![cutoff])? as u64;
-    report.rejected += conn.execute("DELETE FROM rejected_events WHERE received_at < ?1", params![cutoff])? as u64;
+    report.events += conn.execute(
+        "DELETE FROM events WHERE session_id IS NULL AND timestamp < ?1",
+        params![cutoff],
+    )? as u64;
+    report.rejected += conn.execute(
+        "DELETE FROM rejected_events WHERE received_at < ?1",
+        params![cutoff],
+    )? as u64;
     if report.events > 0 {
         conn.execute_batch(
             "DELETE FROM event_type_counts;

@@ -42,7 +42,10 @@ pub fn resolve_session(conn: &Connection, id_or_prefix: &str) -> Result<String> 
             if shown.len() == 10 {
                 shown.push("…".into());
             }
-            Err(AggregatorError::AmbiguousSession { prefix: id_or_prefix.to_string(), candidates: shown })
+            Err(AggregatorError::AmbiguousSession {
+                prefix: id_or_prefix.to_string(),
+                candidates: shown,
+            })
         }
     }
 }
@@ -66,7 +69,9 @@ impl std::str::FromStr for SessionSort {
             "time" => Ok(SessionSort::Time),
             "events" => Ok(SessionSort::Events),
             "duration" => Ok(SessionSort::Duration),
-            _ => Err(AggregatorError::InvalidFormat(format!("unknown sort '{s}' (expected time, events or duration)"))),
+            _ => Err(AggregatorError::InvalidFormat(format!(
+                "unknown sort '{s}' (expected time, events or duration)"
+            ))),
         }
     }
 }
@@ -88,7 +93,11 @@ pub struct SessionSummary {
 }
 
 /// Lists sessions in `sort` order, at most `limit`.
-pub fn list_sessions(conn: &Connection, sort: SessionSort, limit: Option<u64>) -> Result<Vec<SessionSummary>> {
+pub fn list_sessions(
+    conn: &Connection,
+    sort: SessionSort,
+    limit: Option<u64>,
+) -> Result<Vec<SessionSummary>> {
     let order = match sort {
         SessionSort::Time => "s.start_time DESC",
         SessionSort::Events => "s.event_count DESC, s.start_time DESC",
@@ -156,7 +165,9 @@ pub struct StoreFigures {
 /// Reads the store-wide figures (cheap: kept counters and indexed counts).
 pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
     let mut figures = StoreFigures::default();
-    let mut stmt = conn.prepare_cached("SELECT event_type, count FROM event_type_counts").map_err(sql_err)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT event_type, count FROM event_type_counts")
+        .map_err(sql_err)?;
     for row in stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .map_err(sql_err)?
@@ -166,7 +177,9 @@ pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
         figures.events_by_type.insert(t, n as u64);
     }
     let count = |sql: &str| -> Result<u64> {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(sql_err)
+        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(sql_err)
     };
     figures.sessions = count("SELECT count(*) FROM sessions")?;
     figures.active_sessions = count("SELECT count(*) FROM sessions WHERE status = 'active'")?;

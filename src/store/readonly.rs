@@ -12,19 +12,47 @@ use crate::error::{AggregatorError, Result};
 
 /// PRAGMAs that only report.
 const READ_PRAGMAS: [&str; 16] = [
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-    "collation_list", "function_list", "pragma_list", "module_list", "compile_options", "integrity_check",
-    "quick_check", "database_list", "foreign_key_check",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "collation_list",
+    "function_list",
+    "pragma_list",
+    "module_list",
+    "compile_options",
+    "integrity_check",
+    "quick_check",
+    "database_list",
+    "foreign_key_check",
 ];
 /// Settings that may be read, not set.
-const READ_SETTINGS: [&str; 6] = ["user_version", "schema_version", "page_count", "page_size", "freelist_count", "journal_mode"];
+const READ_SETTINGS: [&str; 6] = [
+    "user_version",
+    "schema_version",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "journal_mode",
+];
 
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Function { .. } | AuthAction::Recursive => Authorization::Allow,
-        AuthAction::Pragma { pragma_name, pragma_value } => {
+        AuthAction::Select
+        | AuthAction::Read { .. }
+        | AuthAction::Function { .. }
+        | AuthAction::Recursive => Authorization::Allow,
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } => {
             let name = pragma_name.to_ascii_lowercase();
-            if READ_PRAGMAS.contains(&name.as_str()) || (READ_SETTINGS.contains(&name.as_str()) && pragma_value.is_none()) {
+            if READ_PRAGMAS.contains(&name.as_str())
+                || (READ_SETTINGS.contains(&name.as_str()) && pragma_value.is_none())
+            {
                 Authorization::Allow
             } else {
                 Authorization::Deny
@@ -37,7 +65,8 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
 /// Opens the database for user queries.
 pub fn open_query_connection(path: &Path) -> Result<Connection> {
     let conn = super::open_read_only(path)?;
-    conn.execute_batch("PRAGMA query_only = ON").map_err(|e| AggregatorError::db(path, e))?;
+    conn.execute_batch("PRAGMA query_only = ON")
+        .map_err(|e| AggregatorError::db(path, e))?;
     conn.authorizer(Some(authorize));
     Ok(conn)
 }
@@ -54,7 +83,9 @@ pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
     };
     let stmt = conn.prepare(sql).map_err(refused)?;
     if !stmt.readonly() {
-        return Err(AggregatorError::Query("only reading is allowed; this statement would write".into()));
+        return Err(AggregatorError::Query(
+            "only reading is allowed; this statement would write".into(),
+        ));
     }
     Ok(stmt)
 }

@@ -24,7 +24,10 @@ fn safe_char(c: char) -> char {
 }
 
 fn id_hash(session_id: &str) -> String {
-    format!("{:08x}", xxhash_rust::xxh3::xxh3_64(session_id.as_bytes()) as u32)
+    format!(
+        "{:08x}",
+        xxhash_rust::xxh3::xxh3_64(session_id.as_bytes()) as u32
+    )
 }
 
 /// A session id fit for a log line or a file name: sanitized, at most 64 characters.
@@ -38,7 +41,12 @@ pub fn display_id(session_id: &str) -> String {
 }
 
 /// The file name a session gets, before the uniqueness check.
-pub fn file_name(session_id: &str, start: &DateTime<Utc>, compress: bool, disambiguate: bool) -> String {
+pub fn file_name(
+    session_id: &str,
+    start: &DateTime<Utc>,
+    compress: bool,
+    disambiguate: bool,
+) -> String {
     let raw8: String = session_id.chars().take(8).collect();
     let safe8: String = raw8.chars().map(safe_char).collect();
     let mut name = format!("session_{safe8}_{}", start.format("%Y%m%d_%H%M%S"));
@@ -51,21 +59,40 @@ pub fn file_name(session_id: &str, start: &DateTime<Utc>, compress: bool, disamb
 }
 
 /// A path in `dir` for the session's file that no other session uses.
-pub fn unique_path(conn: &Connection, dir: &Path, session_id: &str, start: &DateTime<Utc>, compress: bool) -> rusqlite::Result<PathBuf> {
+pub fn unique_path(
+    conn: &Connection,
+    dir: &Path,
+    session_id: &str,
+    start: &DateTime<Utc>,
+    compress: bool,
+) -> rusqlite::Result<PathBuf> {
     let plain = dir.join(file_name(session_id, start, compress, false));
     let taken: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sessions WHERE file_path = ?1 AND session_id <> ?2)")?
-        .query_row(rusqlite::params![plain.to_string_lossy(), session_id], |r| r.get(0))?;
-    Ok(if taken { dir.join(file_name(session_id, start, compress, true)) } else { plain })
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE file_path = ?1 AND session_id <> ?2)",
+        )?
+        .query_row(
+            rusqlite::params![plain.to_string_lossy(), session_id],
+            |r| r.get(0),
+        )?;
+    Ok(if taken {
+        dir.join(file_name(session_id, start, compress, true))
+    } else {
+        plain
+    })
 }
 
 /// The session file path recorded for a session.
 pub fn stored_path(conn: &Connection, session_id: &str) -> Option<String> {
-    conn.query_row("SELECT file_path FROM sessions WHERE session_id = ?1", [session_id], |r| r.get(0))
-        .optional()
-        .ok()
-        .flatten()
-        .flatten()
+    conn.query_row(
+        "SELECT file_path FROM sessions WHERE session_id = ?1",
+        [session_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .flatten()
 }
 
 /// Writes the session's `full` document to `path` (gzip when it ends in `.gz`).
@@ -74,14 +101,22 @@ pub fn write(conn: &Connection, session_id: &str, path: &Path) -> Result<()> {
         super::create_private_dir(dir)?;
     }
     write_atomically(path, |out| {
-        write_export(conn, session_id, ExportFormat::Full, out).map(|_| ()).map_err(std::io::Error::other)
+        write_export(conn, session_id, ExportFormat::Full, out)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
     })
 }
 
 /// Writes through a temporary file renamed into place, so a reader never sees
 /// half a file. Created readable by the owner only; `.gz` paths are compressed.
-pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "session".into());
+pub fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "session".into());
     let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut opts = std::fs::OpenOptions::new();

@@ -176,11 +176,9 @@ pub enum Transition {
 /// Which half of a transition an event is, if any.
 pub fn half_of(event: &NormalizedEvent) -> Option<i64> {
     let is_task = || {
-        event
-            .facts
-            .tool_name
-            .as_deref()
-            .is_some_and(|t| crate::ingest::category_for("PreToolUse", Some(t)) == Category::Delegation)
+        event.facts.tool_name.as_deref().is_some_and(|t| {
+            crate::ingest::category_for("PreToolUse", Some(t)) == Category::Delegation
+        })
     };
     match event.event_type.as_str() {
         "PreToolUse" if is_task() => Some(PRE_TASK),
@@ -192,7 +190,11 @@ pub fn half_of(event: &NormalizedEvent) -> Option<i64> {
 }
 
 fn event_ref(event: &NormalizedEvent) -> Option<&str> {
-    event.facts.tool_use_id.as_deref().or(event.correlation_id.as_deref())
+    event
+        .facts
+        .tool_use_id
+        .as_deref()
+        .or(event.correlation_id.as_deref())
 }
 
 /// Decides the transition of `event` against the session's delegations
@@ -202,7 +204,9 @@ pub fn decide(session: Option<&SessionState>, event: &NormalizedEvent, half: i64
     let delegations: &[DelegationState] = session.map_or(&[], |s| &s.delegations);
     let agent = event.facts.agent_type.as_deref();
     let reference = event_ref(event);
-    let agent_fits = |d: &DelegationState| agent.is_none() || d.agent_type == "unknown" || Some(d.agent_type.as_str()) == agent;
+    let agent_fits = |d: &DelegationState| {
+        agent.is_none() || d.agent_type == "unknown" || Some(d.agent_type.as_str()) == agent
+    };
     let ref_fits = |d: &DelegationState| match (reference, d.start_ref.as_deref()) {
         (Some(a), Some(b)) => a == b,
         _ => true,
@@ -210,33 +214,56 @@ pub fn decide(session: Option<&SessionState>, event: &NormalizedEvent, half: i64
     let near = |a: DateTime<Utc>| (event.timestamp - a).abs() <= pair_window();
 
     if half == PRE_TASK || half == SUBAGENT_START {
-        let other = if half == PRE_TASK { SUBAGENT_START } else { PRE_TASK };
+        let other = if half == PRE_TASK {
+            SUBAGENT_START
+        } else {
+            PRE_TASK
+        };
         let candidate = delegations
             .iter()
             .enumerate()
             .filter(|(_, d)| {
-                d.is_running() && d.halves & other != 0 && d.halves & half == 0 && agent_fits(d) && ref_fits(d) && near(d.start_time)
+                d.is_running()
+                    && d.halves & other != 0
+                    && d.halves & half == 0
+                    && agent_fits(d)
+                    && ref_fits(d)
+                    && near(d.start_time)
             })
             .min_by_key(|(_, d)| (d.start_time, d.id));
         return candidate.map_or(Transition::Open, |(i, _)| Transition::Attach(i));
     }
 
-    let other = if half == SUBAGENT_STOP { POST_TASK } else { SUBAGENT_STOP };
+    let other = if half == SUBAGENT_STOP {
+        POST_TASK
+    } else {
+        SUBAGENT_STOP
+    };
     let second_half = delegations
         .iter()
         .enumerate()
         .filter(|(_, d)| {
-            d.end_time.is_some_and(near) && d.halves & other != 0 && d.halves & half == 0 && agent_fits(d) && ref_fits(d)
+            d.end_time.is_some_and(near)
+                && d.halves & other != 0
+                && d.halves & half == 0
+                && agent_fits(d)
+                && ref_fits(d)
         })
         .max_by_key(|(_, d)| (d.end_time, d.id));
     if let Some((i, _)) = second_half {
         return Transition::Attach(i);
     }
-    let running = || delegations.iter().enumerate().filter(|(_, d)| d.is_running());
+    let running = || {
+        delegations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_running())
+    };
     let latest = |it: &mut dyn Iterator<Item = (usize, &DelegationState)>| {
         it.max_by_key(|(_, d)| (d.start_time, d.id)).map(|(i, _)| i)
     };
-    let by_ref = reference.and_then(|r| latest(&mut running().filter(|(_, d)| d.start_ref.as_deref() == Some(r))));
+    let by_ref = reference
+        .and_then(|r| latest(&mut running().filter(|(_, d)| d.start_ref.as_deref() == Some(r))));
     let by_agent = || agent.and_then(|a| latest(&mut running().filter(|(_, d)| d.agent_type == a)));
     match by_ref.or_else(by_agent).or_else(|| latest(&mut running())) {
         Some(i) => Transition::Close(i),
@@ -256,10 +283,20 @@ pub fn attributed_index(session: Option<&SessionState>, transition: Transition) 
 
 /// Applies an event (already stored) to its session's state.
 /// `new_delegation_id` is the row id allocated when the transition opens one.
-pub fn apply_event(state: &mut SessionState, event: &NormalizedEvent, transition: Transition, half: i64, new_delegation_id: Option<i64>) {
+pub fn apply_event(
+    state: &mut SessionState,
+    event: &NormalizedEvent,
+    transition: Transition,
+    half: i64,
+    new_delegation_id: Option<i64>,
+) {
     state.dirty = true;
     state.event_count += 1;
-    *state.metrics.breakdown.entry(event.category.as_str().to_string()).or_insert(0) += 1;
+    *state
+        .metrics
+        .breakdown
+        .entry(event.category.as_str().to_string())
+        .or_insert(0) += 1;
     if event.timestamp > state.last_event_time {
         state.last_event_time = event.timestamp;
     }
@@ -273,7 +310,10 @@ pub fn apply_event(state: &mut SessionState, event: &NormalizedEvent, transition
     if state.working_directory.is_none() {
         state.working_directory.clone_from(&facts.working_directory);
     }
-    let branch_unknown = state.git_branch.as_deref().is_none_or(|b| b.eq_ignore_ascii_case("unknown"));
+    let branch_unknown = state
+        .git_branch
+        .as_deref()
+        .is_none_or(|b| b.eq_ignore_ascii_case("unknown"));
     if branch_unknown && facts.git_branch.is_some() {
         state.git_branch.clone_from(&facts.git_branch);
     }
@@ -296,7 +336,10 @@ pub fn apply_event(state: &mut SessionState, event: &NormalizedEvent, transition
 
     match transition {
         Transition::Open => {
-            let agent = facts.agent_type.clone().unwrap_or_else(|| "unknown".to_string());
+            let agent = facts
+                .agent_type
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string());
             if agent != "unknown" {
                 push_distinct(&mut state.metrics.agents_used, &agent);
             }
@@ -314,7 +357,11 @@ pub fn apply_event(state: &mut SessionState, event: &NormalizedEvent, transition
                 tools: Vec::new(),
                 files: Vec::new(),
                 response_preview: None,
-                start_ref: if half == PRE_TASK { event_ref(event).map(str::to_string) } else { None },
+                start_ref: if half == PRE_TASK {
+                    event_ref(event).map(str::to_string)
+                } else {
+                    None
+                },
                 halves: half,
                 dirty: true,
             });
@@ -420,8 +467,10 @@ pub fn reopens(event: &NormalizedEvent) -> bool {
 
 /// Whether an event finalizes its session.
 pub fn finalizes(event: &NormalizedEvent) -> bool {
-    matches!(event.event_type.as_str(), "Stop" | "SessionEnd" | "session.end")
-        || (event.raw_type.as_deref() == Some("session") && event.subtype.as_deref() == Some("end"))
+    matches!(
+        event.event_type.as_str(),
+        "Stop" | "SessionEnd" | "session.end"
+    ) || (event.raw_type.as_deref() == Some("session") && event.subtype.as_deref() == Some("end"))
         || event.socket_event == "session.end"
 }
 
@@ -478,7 +527,9 @@ pub fn load(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<Sess
             })
         })
         .optional()?;
-    let Some(mut state) = row else { return Ok(None) };
+    let Some(mut state) = row else {
+        return Ok(None);
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT id, agent_type, instructions, description, start_time, end_time, success, error, event_count,
                 tool_operations, files_modified, response_preview, start_ref, halves
@@ -515,7 +566,12 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Inserts a delegation row and returns its id (the rest is written at flush).
-pub fn insert_delegation(conn: &Connection, session_id: &str, event: &NormalizedEvent, half: i64) -> rusqlite::Result<i64> {
+pub fn insert_delegation(
+    conn: &Connection,
+    session_id: &str,
+    event: &NormalizedEvent,
+    half: i64,
+) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO delegations (session_id, agent_type, start_time, halves) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -529,7 +585,11 @@ pub fn insert_delegation(conn: &Connection, session_id: &str, event: &Normalized
 }
 
 /// Writes a dirty session (row, metrics, changed delegations) back.
-pub fn flush(conn: &Connection, session_id: &str, state: &mut SessionState) -> rusqlite::Result<()> {
+pub fn flush(
+    conn: &Connection,
+    session_id: &str,
+    state: &mut SessionState,
+) -> rusqlite::Result<()> {
     if !state.dirty {
         return Ok(());
     }
@@ -621,7 +681,11 @@ pub const CACHE_LIMIT: usize = 512;
 
 impl SessionCache {
     /// Gets the state of `session_id`, loading it from SQL on a miss.
-    pub fn get_or_load(&mut self, conn: &Connection, session_id: &str) -> rusqlite::Result<Option<&mut SessionState>> {
+    pub fn get_or_load(
+        &mut self,
+        conn: &Connection,
+        session_id: &str,
+    ) -> rusqlite::Result<Option<&mut SessionState>> {
         if !self.sessions.contains_key(session_id) {
             match load(conn, session_id)? {
                 Some(state) => {
@@ -644,7 +708,8 @@ impl SessionCache {
     /// Keeps the cache bounded: drops clean sessions not touched in `batch`.
     pub fn evict(&mut self, batch: u64) {
         if self.sessions.len() > CACHE_LIMIT {
-            self.sessions.retain(|_, s| s.dirty || s.touched_batch == batch);
+            self.sessions
+                .retain(|_, s| s.dirty || s.touched_batch == batch);
         }
     }
 }

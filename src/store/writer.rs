@@ -109,12 +109,17 @@ impl Writer {
             .name("mpm-aggregate-writer".into())
             .spawn(move || {
                 let path = config.database.clone();
-                let mut state = WriterState::new(conn, config).map_err(|e| AggregatorError::db(&path, e))?;
+                let mut state =
+                    WriterState::new(conn, config).map_err(|e| AggregatorError::db(&path, e))?;
                 state.run(rx).map_err(|e| AggregatorError::db(&path, e))?;
                 Ok(state.stats)
             })
             .map_err(|e| AggregatorError::io(&database, e))?;
-        Ok(Writer { tx, handle: Some(handle), database })
+        Ok(Writer {
+            tx,
+            handle: Some(handle),
+            database,
+        })
     }
 
     /// A sender for producers (socket task, importer, sweeper).
@@ -135,7 +140,10 @@ impl Writer {
     pub fn finalize_all(&self) -> Result<Vec<String>> {
         let (reply, rx) = flume::bounded(1);
         self.tx
-            .send(WriterMsg::FinalizeActive { idle_for: None, reply: Some(reply) })
+            .send(WriterMsg::FinalizeActive {
+                idle_for: None,
+                reply: Some(reply),
+            })
             .map_err(|_| self.failure())?;
         rx.recv().map_err(|_| self.failure())
     }
@@ -144,7 +152,10 @@ impl Writer {
     pub fn prune(&self, days: u64) -> Result<prune::PruneReport> {
         let (reply, rx) = flume::bounded(1);
         self.tx
-            .send(WriterMsg::Prune { older_than_days: days, reply })
+            .send(WriterMsg::Prune {
+                older_than_days: days,
+                reply,
+            })
             .map_err(|_| self.failure())?;
         rx.recv()
             .map_err(|_| self.failure())?
@@ -167,7 +178,10 @@ impl Writer {
         let _ = self.tx.send(WriterMsg::Shutdown);
         match self.handle.take() {
             Some(h) => h.join().unwrap_or_else(|_| {
-                Err(AggregatorError::db(&self.database, "the writer thread panicked"))
+                Err(AggregatorError::db(
+                    &self.database,
+                    "the writer thread panicked",
+                ))
             }),
             None => Ok(WriterStats::default()),
         }
@@ -201,7 +215,11 @@ struct WriterState {
 
 impl WriterState {
     fn new(conn: Connection, config: WriterConfig) -> rusqlite::Result<Self> {
-        let max_seq: i64 = conn.query_row("SELECT coalesce(max(completed_seq), 0) FROM sessions", [], |r| r.get(0))?;
+        let max_seq: i64 = conn.query_row(
+            "SELECT coalesce(max(completed_seq), 0) FROM sessions",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(WriterState {
             conn,
             config,
@@ -259,7 +277,11 @@ impl WriterState {
 
     /// Handles one message inside the open transaction. Replies that must wait
     /// for the commit are queued in `after`.
-    fn handle(&mut self, msg: WriterMsg, after: &mut Vec<(flume::Sender<Vec<String>>, Vec<String>)>) -> rusqlite::Result<()> {
+    fn handle(
+        &mut self,
+        msg: WriterMsg,
+        after: &mut Vec<(flume::Sender<Vec<String>>, Vec<String>)>,
+    ) -> rusqlite::Result<()> {
         match msg {
             WriterMsg::Event(event) => self.store_event(&event, true)?,
             WriterMsg::Rejected(r) => self.store_rejection(&r)?,
@@ -272,10 +294,14 @@ impl WriterState {
                     after.push((reply, ids));
                 }
             }
-            WriterMsg::Prune { older_than_days, reply } => {
+            WriterMsg::Prune {
+                older_than_days,
+                reply,
+            } => {
                 self.cache.flush_all(&self.conn)?;
                 self.flush_type_counts()?;
-                let report = prune::prune(&self.conn, older_than_days, &self.config.activity_directory);
+                let report =
+                    prune::prune(&self.conn, older_than_days, &self.config.activity_directory);
                 self.cache.sessions.clear();
                 let _ = reply.send(report.map_err(|e| e.to_string()));
             }
@@ -297,7 +323,11 @@ impl WriterState {
 
     /// Stores one event and keeps its session, delegations and metrics up to date.
     /// `track_delegations` is off for imported documents, which bring their own.
-    fn store_event(&mut self, event: &NormalizedEvent, track_delegations: bool) -> rusqlite::Result<()> {
+    fn store_event(
+        &mut self,
+        event: &NormalizedEvent,
+        track_delegations: bool,
+    ) -> rusqlite::Result<()> {
         if !self.config.capture.allows(event.category) {
             self.stats.filtered += 1;
             if upkeep::finalizes(event) {
@@ -312,8 +342,11 @@ impl WriterState {
             Some(id) => self.cache.get_or_load(&self.conn, id)?,
             None => None,
         };
-        let half = upkeep::half_of(event).filter(|_| track_delegations && self.config.capture.agent_delegations);
-        let transition = half.map_or(Transition::None, |h| upkeep::decide(session.as_deref(), event, h));
+        let half = upkeep::half_of(event)
+            .filter(|_| track_delegations && self.config.capture.agent_delegations);
+        let transition = half.map_or(Transition::None, |h| {
+            upkeep::decide(session.as_deref(), event, h)
+        });
         let attributed = upkeep::attributed_index(session.as_deref(), transition)
             .and_then(|i| session.as_deref().map(|s| s.delegations[i].id));
 
@@ -346,15 +379,21 @@ impl WriterState {
             return Ok(());
         }
         self.stats.stored += 1;
-        *self.type_counts.entry(event.event_type.clone()).or_insert(0) += 1;
+        *self
+            .type_counts
+            .entry(event.event_type.clone())
+            .or_insert(0) += 1;
         if self.last_event_time.is_none_or(|t| event.timestamp > t) {
             self.last_event_time = Some(event.timestamp);
         }
-        let Some(session_id) = &event.session_id else { return Ok(()) };
+        let Some(session_id) = &event.session_id else {
+            return Ok(());
+        };
         let event_row = self.conn.last_insert_rowid();
 
         let new_delegation = if transition == Transition::Open {
-            let id = upkeep::insert_delegation(&self.conn, session_id, event, half.unwrap_or_default())?;
+            let id =
+                upkeep::insert_delegation(&self.conn, session_id, event, half.unwrap_or_default())?;
             self.conn
                 .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
                 .execute(params![id, event_row])?;
@@ -372,7 +411,13 @@ impl WriterState {
             state.completed = false;
             state.end_time = None;
         }
-        upkeep::apply_event(state, event, transition, half.unwrap_or_default(), new_delegation);
+        upkeep::apply_event(
+            state,
+            event,
+            transition,
+            half.unwrap_or_default(),
+            new_delegation,
+        );
         if upkeep::finalizes(event) {
             self.finalize_session(session_id, event.timestamp)?;
         }
@@ -381,7 +426,9 @@ impl WriterState {
 
     fn finalize_session(&mut self, session_id: &str, end: DateTime<Utc>) -> rusqlite::Result<()> {
         let seq = self.next_completed_seq;
-        let Some(state) = self.cache.get_or_load(&self.conn, session_id)? else { return Ok(()) };
+        let Some(state) = self.cache.get_or_load(&self.conn, session_id)? else {
+            return Ok(());
+        };
         self.next_completed_seq += 1;
         upkeep::finalize(state, end, seq);
         state.touched_batch = self.batch;
@@ -400,11 +447,18 @@ impl WriterState {
         Ok(())
     }
 
-    fn finalize_active(&mut self, idle_for: Option<chrono::Duration>) -> rusqlite::Result<Vec<String>> {
+    fn finalize_active(
+        &mut self,
+        idle_for: Option<chrono::Duration>,
+    ) -> rusqlite::Result<Vec<String>> {
         self.cache.flush_all(&self.conn)?;
         let now = Utc::now();
-        let mut stmt = self.conn.prepare_cached("SELECT session_id, last_event_time FROM sessions WHERE status = 'active'")?;
-        let rows: Vec<(String, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT session_id, last_event_time FROM sessions WHERE status = 'active'",
+        )?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         drop(stmt);
         let mut ids = Vec::new();
         for (id, last) in rows {
@@ -418,7 +472,10 @@ impl WriterState {
     }
 
     fn import_document(&mut self, doc: DocumentImport) -> rusqlite::Result<()> {
-        let DocumentImport { session: header, events } = doc;
+        let DocumentImport {
+            session: header,
+            events,
+        } = doc;
         let id = header.session_id.clone();
         let new_before = self.stats.stored;
         for event in &events {
@@ -427,7 +484,9 @@ impl WriterState {
         let stored_any = self.stats.stored > new_before;
         let existing = self.cache.get_or_load(&self.conn, &id)?.is_some();
         if !existing {
-            self.cache.sessions.insert(id.clone(), SessionState::new(header.start_time));
+            self.cache
+                .sessions
+                .insert(id.clone(), SessionState::new(header.start_time));
         }
         let has_delegations: bool = self
             .conn
@@ -465,7 +524,9 @@ impl WriterState {
             }
         }
         let batch = self.batch;
-        let Some(state) = self.cache.sessions.get_mut(&id) else { return Ok(()) };
+        let Some(state) = self.cache.sessions.get_mut(&id) else {
+            return Ok(());
+        };
         state.touched_batch = batch;
         state.dirty = true;
         state.start_time = header.start_time;
@@ -483,12 +544,17 @@ impl WriterState {
         take!(initial_prompt);
         take!(final_response);
         if !header.metadata.is_empty() {
-            state.metadata = serde_json::to_string(&header.metadata).unwrap_or_else(|_| "{}".into());
+            state.metadata =
+                serde_json::to_string(&header.metadata).unwrap_or_else(|_| "{}".into());
         }
         if events.is_empty() {
             let m = &header.metrics;
             state.event_count = m.total_events as i64;
-            state.metrics.breakdown = m.event_breakdown.iter().map(|(k, v)| (k.clone(), *v as i64)).collect();
+            state.metrics.breakdown = m
+                .event_breakdown
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as i64))
+                .collect();
             state.metrics.tools_used.clone_from(&m.tools_used);
             state.metrics.files_modified.clone_from(&m.files_modified);
         }
@@ -500,8 +566,14 @@ impl WriterState {
                 }
             }
             metrics.total_delegations = inserted.len() as i64;
-            metrics.successful_delegations = inserted.iter().filter(|d| d.end_time.is_some() && d.success).count() as i64;
-            metrics.failed_delegations = inserted.iter().filter(|d| d.end_time.is_some() && !d.success).count() as i64;
+            metrics.successful_delegations = inserted
+                .iter()
+                .filter(|d| d.end_time.is_some() && d.success)
+                .count() as i64;
+            metrics.failed_delegations = inserted
+                .iter()
+                .filter(|d| d.end_time.is_some() && !d.success)
+                .count() as i64;
             // The delegations are in SQL, not in the cached state: reload running ones lazily.
             state.delegations.clear();
         }
@@ -585,13 +657,22 @@ impl WriterState {
         finalized.sort_unstable();
         finalized.dedup();
         for id in finalized {
-            let path = self.cache.sessions.get(&id).and_then(|s| s.file_path.clone());
-            let Some(path) = path.or_else(|| session_file::stored_path(&self.conn, &id)) else { continue };
+            let path = self
+                .cache
+                .sessions
+                .get(&id)
+                .and_then(|s| s.file_path.clone());
+            let Some(path) = path.or_else(|| session_file::stored_path(&self.conn, &id)) else {
+                continue;
+            };
             match session_file::write(&self.conn, &id, std::path::Path::new(&path)) {
                 Ok(()) => self.stats.session_files_written += 1,
                 Err(e) => {
                     self.stats.session_file_errors += 1;
-                    tracing::error!("cannot write the session file of {}: {e}", session_file::display_id(&id));
+                    tracing::error!(
+                        "cannot write the session file of {}: {e}",
+                        session_file::display_id(&id)
+                    );
                 }
             }
         }

@@ -13,7 +13,9 @@ use socketioxide::extract::{Data, SocketRef};
 use socketioxide::SocketIo;
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(name)
 }
 
 pub const CAPTURE: &str = "claude-mpm-monitor-capture.jsonl";
@@ -30,14 +32,21 @@ pub fn capture_lines() -> Vec<(String, Value)> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("fixture line is JSON");
-            (v["event"].as_str().expect("event name").to_string(), v["data"].clone())
+            (
+                v["event"].as_str().expect("event name").to_string(),
+                v["data"].clone(),
+            )
         })
         .collect()
 }
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A claude-mpm-like monitor: welcomes clients, broadcasts what it is told to,
@@ -53,7 +62,11 @@ pub struct TestMonitor {
 impl TestMonitor {
     /// Starts on `port` (a free one when `None`), with `history` already known.
     pub fn start(port: Option<u16>, history: Vec<(String, Value)>) -> TestMonitor {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let history = Arc::new(Mutex::new(history));
         let history_requests = Arc::new(Mutex::new(0));
         let (layer, io) = SocketIo::builder().max_buffer_size(1 << 20).build_layer();
@@ -92,7 +105,13 @@ impl TestMonitor {
         runtime.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        TestMonitor { port, io, runtime: Some(runtime), history, history_requests }
+        TestMonitor {
+            port,
+            io,
+            runtime: Some(runtime),
+            history,
+            history_requests,
+        }
     }
 
     /// Number of connected clients.
@@ -108,7 +127,10 @@ impl TestMonitor {
     pub fn emit_all(&self, lines: &[(String, Value)]) {
         let rt = self.runtime.as_ref().expect("running");
         for (event, data) in lines {
-            self.history.lock().unwrap().push((event.clone(), data.clone()));
+            self.history
+                .lock()
+                .unwrap()
+                .push((event.clone(), data.clone()));
             let io = self.io.clone();
             rt.block_on(async move {
                 for socket in io.sockets() {
@@ -159,8 +181,10 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Opens a database for inspection.
 pub fn open(db: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db");
-    c.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db");
+    c.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
     c
 }
 
@@ -180,7 +204,7 @@ pub fn reconstruction(db: &Path) -> Value {
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         stmt.query_map([], |r| {
             let mut obj = serde_json::Map::new();
-            for i in 0..n {
+            for (i, name) in names.iter().enumerate().take(n) {
                 let v = match r.get_ref(i)? {
                     rusqlite::types::ValueRef::Null => Value::Null,
                     rusqlite::types::ValueRef::Integer(x) => json!(x),
@@ -188,7 +212,7 @@ pub fn reconstruction(db: &Path) -> Value {
                     rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
                     rusqlite::types::ValueRef::Blob(b) => json!(b.len()),
                 };
-                obj.insert(names[i].clone(), v);
+                obj.insert(name.clone(), v);
             }
             Ok(Value::Object(obj))
         })
@@ -205,16 +229,23 @@ pub fn reconstruction(db: &Path) -> Value {
 }
 
 /// Imports `files` into `dir/agg.db` (session files in `dir/activity`) with `config`'s capture settings.
-pub fn import_with(config: &mpm_aggregate::Config, files: &[PathBuf]) -> mpm_aggregate::ingest::import::ImportReport {
-    let writer = mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
-        database: config.database.clone(),
-        activity_directory: config.activity_directory.clone(),
-        compress_sessions: config.compress_sessions,
-        capture: config.capture,
-    })
-    .expect("writer starts");
-    let opts = mpm_aggregate::ingest::NormalizeOptions { max_event_bytes: config.max_event_bytes };
-    let report = mpm_aggregate::ingest::import::import_files(&writer, files, &opts, false).expect("import succeeds");
+pub fn import_with(
+    config: &mpm_aggregate::Config,
+    files: &[PathBuf],
+) -> mpm_aggregate::ingest::import::ImportReport {
+    let writer =
+        mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
+            database: config.database.clone(),
+            activity_directory: config.activity_directory.clone(),
+            compress_sessions: config.compress_sessions,
+            capture: config.capture,
+        })
+        .expect("writer starts");
+    let opts = mpm_aggregate::ingest::NormalizeOptions {
+        max_event_bytes: config.max_event_bytes,
+    };
+    let report = mpm_aggregate::ingest::import::import_files(&writer, files, &opts, false)
+        .expect("import succeeds");
     writer.shutdown().expect("writer stops cleanly");
     report
 }
@@ -230,8 +261,20 @@ pub fn test_config(dir: &Path) -> mpm_aggregate::Config {
 
 /// Counts of every table, to compare before and after.
 pub fn table_counts(db: &Path) -> Vec<i64> {
-    ["events", "sessions", "delegations", "metrics", "rejected_events", "(SELECT sum(count) AS n FROM event_type_counts)"]
-        .iter()
-        .map(|t| count(db, &format!("SELECT coalesce((SELECT count(*) FROM {t}), 0)")))
-        .collect()
+    [
+        "events",
+        "sessions",
+        "delegations",
+        "metrics",
+        "rejected_events",
+        "(SELECT sum(count) AS n FROM event_type_counts)",
+    ]
+    .iter()
+    .map(|t| {
+        count(
+            db,
+            &format!("SELECT coalesce((SELECT count(*) FROM {t}), 0)"),
+        )
+    })
+    .collect()
 }
