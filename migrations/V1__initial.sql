@@ -23,6 +23,7 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_start ON sessions(start_time);
 CREATE INDEX sessions_by_status ON sessions(status, last_event_time);
 CREATE INDEX sessions_by_completed ON sessions(completed_seq) WHERE completed_seq IS NOT NULL;
+CREATE INDEX sessions_by_file ON sessions(file_path) WHERE file_path IS NOT NULL;
 
 -- Every event received, in arrival order (id). Control traffic is not stored.
 CREATE TABLE events (
@@ -46,7 +47,6 @@ CREATE TABLE events (
 CREATE UNIQUE INDEX events_by_dedup ON events(dedup_key);
 CREATE INDEX events_by_session ON events(session_id, id);
 CREATE INDEX events_by_delegation ON events(delegation_id) WHERE delegation_id IS NOT NULL;
-CREATE INDEX events_by_time ON events(timestamp);
 
 -- Delegations to sub-agents (Task/Agent tool, SubagentStart/SubagentStop).
 CREATE TABLE delegations (

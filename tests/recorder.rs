@@ -23,29 +23,13 @@ fn config(dir: &Path, port: u16) -> Config {
 }
 
 fn import_db(dir: &Path) -> std::path::PathBuf {
-    let db = dir.join("imported.db");
     let cfg = Config {
-        database: db.clone(),
+        database: dir.join("imported.db"),
         activity_directory: dir.join("imported-activity"),
         ..Config::default()
     };
-    let writer =
-        mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
-            database: cfg.database.clone(),
-            activity_directory: cfg.activity_directory.clone(),
-            compress_sessions: false,
-            capture: cfg.capture,
-        })
-        .unwrap();
-    mpm_aggregate::ingest::import::import_files(
-        &writer,
-        &[fixture(CAPTURE)],
-        &Default::default(),
-        false,
-    )
-    .unwrap();
-    writer.shutdown().unwrap();
-    db
+    import_with(&cfg, &[fixture(CAPTURE)]);
+    cfg.database
 }
 
 const STORED: &str = "SELECT count(*) FROM events";

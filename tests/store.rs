@@ -462,14 +462,10 @@ fn prune_deletes_old_sessions_with_their_rows_and_files() {
         .unwrap()
         .to_string();
     assert!(Path::new(&old_file).exists());
-    let writer =
-        mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
-            database: config.database.clone(),
-            activity_directory: config.activity_directory.clone(),
-            compress_sessions: false,
-            capture: config.capture,
-        })
-        .unwrap();
+    let writer = mpm_aggregate::store::writer::Writer::spawn(
+        mpm_aggregate::store::writer::WriterConfig::from_config(&config),
+    )
+    .unwrap();
     // The Python session is from 2025; the capture's are from 2026-11-24.
     let days = (chrono::Utc::now()
         - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z")

@@ -10,12 +10,7 @@ use crate::ingest::NormalizeOptions;
 use crate::store::writer::{Writer, WriterConfig};
 
 pub fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
-    let writer = Writer::spawn(WriterConfig {
-        database: config.database.clone(),
-        activity_directory: config.activity_directory.clone(),
-        compress_sessions: config.compress_sessions,
-        capture: config.capture,
-    })?;
+    let writer = Writer::spawn(WriterConfig::from_config(config))?;
     let opts = NormalizeOptions {
         max_event_bytes: config.max_event_bytes,
     };

@@ -17,12 +17,7 @@ pub fn run(config: &Config, days: u64) -> Result<()> {
             reason: "no database here yet".into(),
         });
     }
-    let writer = Writer::spawn(WriterConfig {
-        database: config.database.clone(),
-        activity_directory: config.activity_directory.clone(),
-        compress_sessions: config.compress_sessions,
-        capture: config.capture,
-    })?;
+    let writer = Writer::spawn(WriterConfig::from_config(config))?;
     let report = writer.prune(days);
     writer.shutdown()?;
     let r = report?;

@@ -414,6 +414,18 @@ fn normalize_one(
 
     let (data, envelope) = match inner {
         Some(d) => {
+            // Envelope fields held verbatim in a column are not stored twice.
+            for (key, column) in [
+                ("type", &raw_type),
+                ("subtype", &subtype),
+                ("source", &source),
+                ("correlation_id", &correlation_id),
+                ("session_id", &session_id),
+            ] {
+                if matches!((top.get(key), column), (Some(Value::String(v)), Some(c)) if v == c) {
+                    top.remove(key);
+                }
+            }
             let envelope = serde_json::to_string(&top).unwrap_or_default();
             (
                 serde_json::to_string(&d).unwrap_or_default(),
@@ -441,6 +453,15 @@ fn normalize_one(
     hasher.update(envelope.as_deref().unwrap_or("").as_bytes());
     hasher.update(b"\x00");
     hasher.update(data.as_bytes());
+    for column in [&raw_type, &subtype, &source, &correlation_id, &session_id] {
+        match column {
+            Some(v) => {
+                hasher.update(b"\x01");
+                hasher.update(v.as_bytes());
+            }
+            None => hasher.update(b"\x00"),
+        }
+    }
     if !has_own_timestamp {
         let content = hasher.digest128();
         let extra: u64 = match salt {

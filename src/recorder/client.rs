@@ -127,7 +127,10 @@ async fn on_event(shared: &Shared, event: Event, payload: Payload) {
         };
         // Waiting here is the backpressure: the socket is not read while the
         // writer's channel is full.
-        if shared.writer_tx.send_async(msg).await.is_err() {
+        if crate::store::writer::send_async(&shared.writer_tx, msg)
+            .await
+            .is_err()
+        {
             tracing::error!("the writer stopped; events are no longer recorded");
             shared.lost.notify_one();
             return;

@@ -168,12 +168,7 @@ pub async fn run(
             ));
         }
         check_activity_dir(&config.activity_directory)?;
-        Writer::spawn(WriterConfig {
-            database: config.database.clone(),
-            activity_directory: config.activity_directory.clone(),
-            compress_sessions: config.compress_sessions,
-            capture: config.capture,
-        })
+        Writer::spawn(WriterConfig::from_config(&config))
     })();
     let writer = match setup {
         Ok(w) => w,

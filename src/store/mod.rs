@@ -4,6 +4,7 @@
 //! One connection writes (the [`writer`] thread); every other connection reads.
 //! WAL mode lets readers run while the writer commits.
 
+mod checkpoint;
 pub mod export;
 pub mod prune;
 pub mod queries;
@@ -66,9 +67,12 @@ pub fn open_writable(path: &Path) -> Result<Connection> {
         .map_err(|e| AggregatorError::db(path, e))?;
     check_is_database(&conn, path)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        // Page size only applies to a new database (before its first table).
+        "PRAGMA page_size = 16384;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA cache_size = -8000;
+         PRAGMA cache_size = -16000;
+         PRAGMA wal_autocheckpoint = 10000;
          PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = OFF;",
     )

@@ -185,7 +185,14 @@ pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
     figures.active_sessions = count("SELECT count(*) FROM sessions WHERE status = 'active'")?;
     figures.rejected_events = count("SELECT count(*) FROM rejected_events")?;
     figures.last_event_time = conn
-        .query_row("SELECT max(timestamp) FROM events", [], |r| r.get(0))
-        .map_err(sql_err)?;
+        // The time of the event received last (an index-free lookup by id).
+        .query_row(
+            "SELECT timestamp FROM events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql_err)?
+        .flatten();
     Ok(figures)
 }

@@ -143,3 +143,91 @@ pub fn write_atomically(
         AggregatorError::io(path, e)
     })
 }
+
+/// Counters of the session file thread.
+#[derive(Debug, Default)]
+pub struct FileCounters {
+    pub written: std::sync::atomic::AtomicU64,
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+/// Writes session files on a thread of its own, from its own read connection,
+/// so the writer never waits on the file system. A session finalized again
+/// while its file is queued is written once.
+pub struct FileWriter {
+    tx: Option<flume::Sender<String>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    pub counters: std::sync::Arc<FileCounters>,
+}
+
+impl FileWriter {
+    pub fn spawn(database: PathBuf) -> std::io::Result<FileWriter> {
+        let (tx, rx) = flume::unbounded::<String>();
+        let counters = std::sync::Arc::new(FileCounters::default());
+        let c = counters.clone();
+        let handle = std::thread::Builder::new()
+            .name("mpm-aggregate-files".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering::Relaxed;
+                let mut conn = None;
+                while let Ok(first) = rx.recv() {
+                    let mut pending = vec![first];
+                    pending.extend(rx.try_iter());
+                    pending.sort_unstable();
+                    pending.dedup();
+                    if conn.is_none() {
+                        match super::open_read_only(&database) {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                tracing::error!("cannot write session files: {e}");
+                                c.errors.fetch_add(pending.len() as u64, Relaxed);
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(db) = conn.as_ref() else { continue };
+                    for id in pending {
+                        let Some(path) = stored_path(db, &id) else {
+                            continue;
+                        };
+                        match write(db, &id, Path::new(&path)) {
+                            Ok(()) => c.written.fetch_add(1, Relaxed),
+                            Err(e) => {
+                                tracing::error!(
+                                    "cannot write the session file of {}: {e}",
+                                    display_id(&id)
+                                );
+                                c.errors.fetch_add(1, Relaxed)
+                            }
+                        };
+                    }
+                }
+            })?;
+        Ok(FileWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+            counters,
+        })
+    }
+
+    /// Queues the file of a session finalized in a committed transaction.
+    pub fn queue(&self, session_id: String) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(session_id);
+        }
+    }
+
+    /// Writes what is queued and stops the thread.
+    pub fn finish(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

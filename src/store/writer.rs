@@ -21,6 +21,8 @@ use crate::model::AgentSession;
 
 /// Messages between the channel's bound and this many per transaction.
 const BATCH_MAX: usize = 4096;
+/// How long the writer waits for a burst to gather before a transaction.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Capacity of the channel: producers wait (backpressure) when it is full.
 pub const CHANNEL_CAPACITY: usize = 8192;
 
@@ -31,6 +33,58 @@ pub struct WriterConfig {
     pub activity_directory: PathBuf,
     pub compress_sessions: bool,
     pub capture: CaptureConfig,
+    /// Write session files at finalization (always, but for benchmarks of
+    /// the store path alone).
+    pub session_files: bool,
+}
+
+impl WriterConfig {
+    /// The writer settings of a configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        WriterConfig {
+            database: config.database.clone(),
+            activity_directory: config.activity_directory.clone(),
+            compress_sessions: config.compress_sessions,
+            capture: config.capture,
+            session_files: true,
+        }
+    }
+}
+
+/// Sends to the writer, waiting while its channel is full. Producers sleep
+/// briefly instead of parking on the channel: a parked sender would have to be
+/// woken by the writer once per message, which costs more than the write.
+pub fn send_blocking(
+    tx: &flume::Sender<WriterMsg>,
+    mut msg: WriterMsg,
+) -> std::result::Result<(), WriterMsg> {
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(flume::TrySendError::Full(m)) => {
+                msg = m;
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            Err(flume::TrySendError::Disconnected(m)) => return Err(m),
+        }
+    }
+}
+
+/// [`send_blocking`] for async producers.
+pub async fn send_async(
+    tx: &flume::Sender<WriterMsg>,
+    mut msg: WriterMsg,
+) -> std::result::Result<(), WriterMsg> {
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(flume::TrySendError::Full(m)) => {
+                msg = m;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            Err(flume::TrySendError::Disconnected(m)) => return Err(m),
+        }
+    }
 }
 
 /// A session document to import: its header (no events) and its events, normalized.
@@ -109,10 +163,21 @@ impl Writer {
             .name("mpm-aggregate-writer".into())
             .spawn(move || {
                 let path = config.database.clone();
-                let mut state =
-                    WriterState::new(conn, config).map_err(|e| AggregatorError::db(&path, e))?;
-                state.run(rx).map_err(|e| AggregatorError::db(&path, e))?;
-                Ok(state.stats)
+                let files = session_file::FileWriter::spawn(path.clone())
+                    .map_err(|e| AggregatorError::io(&path, e))?;
+                // The writer never checkpoints itself: a helper thread does.
+                conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                    .map_err(|e| AggregatorError::db(&path, e))?;
+                let checkpointer = super::checkpoint::Checkpointer::spawn(path.clone())
+                    .map_err(|e| AggregatorError::io(&path, e))?;
+                let mut state = WriterState::new(conn, config, files, checkpointer)
+                    .map_err(|e| AggregatorError::db(&path, e))?;
+                let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
+                // Session files finalized so far are written before the writer reports back.
+                state.files.finish();
+                state.checkpointer.finish();
+                result?;
+                Ok(state.current_stats())
             })
             .map_err(|e| AggregatorError::io(&database, e))?;
         Ok(Writer {
@@ -211,10 +276,17 @@ struct WriterState {
     recorder: Option<RecorderStateUpdate>,
     last_event_time: Option<DateTime<Utc>>,
     stop: bool,
+    files: session_file::FileWriter,
+    checkpointer: super::checkpoint::Checkpointer,
 }
 
 impl WriterState {
-    fn new(conn: Connection, config: WriterConfig) -> rusqlite::Result<Self> {
+    fn new(
+        conn: Connection,
+        config: WriterConfig,
+        files: session_file::FileWriter,
+        checkpointer: super::checkpoint::Checkpointer,
+    ) -> rusqlite::Result<Self> {
         let max_seq: i64 = conn.query_row(
             "SELECT coalesce(max(completed_seq), 0) FROM sessions",
             [],
@@ -233,25 +305,34 @@ impl WriterState {
             recorder: None,
             last_event_time: None,
             stop: false,
+            files,
+            checkpointer,
         })
     }
 
     fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
+        let mut busy = false;
         while let Ok(first) = rx.recv() {
+            if !busy {
+                // Let a burst gather so that producers need not wake this
+                // thread once per event; a quiet stream still commits within
+                // a few milliseconds.
+                std::thread::sleep(LINGER);
+            }
             self.batch += 1;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let result = (|| {
                 let mut replies_after = Vec::new();
                 self.handle(first, &mut replies_after)?;
-                for _ in 1..BATCH_MAX {
-                    if self.stop {
-                        break;
-                    }
+                let mut taken = 1;
+                while taken < BATCH_MAX && !self.stop {
                     match rx.try_recv() {
                         Ok(msg) => self.handle(msg, &mut replies_after)?,
                         Err(_) => break,
                     }
+                    taken += 1;
                 }
+                busy = taken == BATCH_MAX;
                 self.end_batch()?;
                 Ok::<_, rusqlite::Error>(replies_after)
             })();
@@ -652,31 +733,23 @@ impl WriterState {
         Ok(())
     }
 
+    fn current_stats(&self) -> WriterStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        WriterStats {
+            session_files_written: self.files.counters.written.load(Relaxed),
+            session_file_errors: self.files.counters.errors.load(Relaxed),
+            ..self.stats
+        }
+    }
+
     fn after_commit(&mut self) {
-        let mut finalized = std::mem::take(&mut self.finalized);
-        finalized.sort_unstable();
-        finalized.dedup();
-        for id in finalized {
-            let path = self
-                .cache
-                .sessions
-                .get(&id)
-                .and_then(|s| s.file_path.clone());
-            let Some(path) = path.or_else(|| session_file::stored_path(&self.conn, &id)) else {
-                continue;
-            };
-            match session_file::write(&self.conn, &id, std::path::Path::new(&path)) {
-                Ok(()) => self.stats.session_files_written += 1,
-                Err(e) => {
-                    self.stats.session_file_errors += 1;
-                    tracing::error!(
-                        "cannot write the session file of {}: {e}",
-                        session_file::display_id(&id)
-                    );
-                }
+        self.checkpointer.committed();
+        for id in self.finalized.drain(..) {
+            if self.config.session_files {
+                self.files.queue(id);
             }
         }
-        let stats = self.stats;
+        let stats = self.current_stats();
         for reply in self.replies.drain(..) {
             let _ = reply.send(stats);
         }

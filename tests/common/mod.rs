@@ -233,14 +233,10 @@ pub fn import_with(
     config: &mpm_aggregate::Config,
     files: &[PathBuf],
 ) -> mpm_aggregate::ingest::import::ImportReport {
-    let writer =
-        mpm_aggregate::store::writer::Writer::spawn(mpm_aggregate::store::writer::WriterConfig {
-            database: config.database.clone(),
-            activity_directory: config.activity_directory.clone(),
-            compress_sessions: config.compress_sessions,
-            capture: config.capture,
-        })
-        .expect("writer starts");
+    let writer = mpm_aggregate::store::writer::Writer::spawn(
+        mpm_aggregate::store::writer::WriterConfig::from_config(config),
+    )
+    .expect("writer starts");
     let opts = mpm_aggregate::ingest::NormalizeOptions {
         max_event_bytes: config.max_event_bytes,
     };

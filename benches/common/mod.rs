@@ -1,0 +1,163 @@
+//! Shared by the benchmark binaries: synthetic streams made from the real
+//! capture, RSS readings, and timing helpers. Nothing large is committed; all
+//! data is generated at run time.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const SESSION_A: &str = "5283b66c-2b29-4ee0-9698-f410f3a393fd";
+pub const SESSION_B: &str = "7a91d44e-8c12-4f3b-ae56-9b2c1e0f8d35";
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(name)
+}
+
+/// The capture's lines as raw text.
+pub fn capture_text_lines() -> Vec<String> {
+    std::fs::read_to_string(fixture("claude-mpm-monitor-capture.jsonl"))
+        .expect("fixture")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `n` capture lines: the fixture replicated, each copy with its own pair of
+/// session ids (so every copy is distinct content, like real traffic).
+pub fn replicated_lines(n: usize) -> Vec<String> {
+    let base = capture_text_lines();
+    let mut out = Vec::with_capacity(n);
+    let mut copy = 0usize;
+    while out.len() < n {
+        let a = format!("{:08x}-bench-{:012}-a", copy, copy);
+        let b = format!("{:08x}-bench-{:012}-b", copy, copy);
+        for line in &base {
+            if out.len() == n {
+                break;
+            }
+            out.push(line.replace(SESSION_A, &a).replace(SESSION_B, &b).replace(
+                "\"session_id\": null",
+                &format!("\"session_id\": null, \"copy\": {copy}"),
+            ));
+        }
+        copy += 1;
+    }
+    out
+}
+
+/// `n` events of one session: the capture's session-A payloads, each with its
+/// own timestamp (1 ms apart), and no `Stop` (one long turn).
+pub fn one_session_lines(n: usize, session: &str) -> Vec<String> {
+    let base: Vec<Value> = capture_text_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|v| {
+            v["data"]["session_id"] == SESSION_A
+                && v["data"]["subtype"] != "stop"
+                && v["data"]["data"]["hook_name"] != "Stop"
+        })
+        .collect();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .expect("ts")
+        .with_timezone(&chrono::Utc);
+    (0..n)
+        .map(|i| {
+            let mut v = base[i % base.len()].clone();
+            v["data"]["session_id"] = Value::from(session);
+            v["data"]["timestamp"] =
+                Value::from((start + chrono::Duration::milliseconds(i as i64)).to_rfc3339());
+            v.to_string()
+        })
+        .collect()
+}
+
+pub fn write_lines(path: &Path, lines: &[String]) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    for l in lines {
+        f.write_all(l.as_bytes()).expect("write");
+        f.write_all(b"\n").expect("write");
+    }
+    f.flush().expect("flush");
+}
+
+/// Peak and current resident set of this process, in MB.
+pub fn rss_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Runs `cmd`, returning its wall time, user+system CPU time and peak RSS (MB).
+pub fn run_measured(
+    cmd: &mut std::process::Command,
+) -> (Duration, Duration, f64, std::process::Output) {
+    use std::os::unix::process::ExitStatusExt;
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid out-pointers.
+    let out_pid = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(out_pid, pid, "wait4");
+    let cpu = Duration::from_micros(
+        (usage.ru_utime.tv_sec * 1_000_000
+            + usage.ru_utime.tv_usec
+            + usage.ru_stime.tv_sec * 1_000_000
+            + usage.ru_stime.tv_usec) as u64,
+    );
+    let mut child = child;
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    use std::io::Read;
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut stdout);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut stderr);
+    }
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (wall, cpu, usage.ru_maxrss as f64 / 1024.0, output)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// The release binary built by cargo for the benches.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("mpm-aggregate");
+    assert!(
+        bin.exists(),
+        "build the binary first: cargo build --release ({})",
+        bin.display()
+    );
+    bin
+}

@@ -1,0 +1,152 @@
+//! Store path: normalize + write + session/delegation/metrics upkeep, for the
+//! capture's mix replicated across many sessions, against a bare rusqlite
+//! batched insert of the same payload bytes into a one-column table, in the
+//! same run. Prints medians of 3 runs and the ratio.
+//!
+//! cargo bench --bench store [-- EVENTS]
+
+mod common;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::time::Instant;
+
+use chrono::Utc;
+use mpm_aggregate::ingest::{normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome};
+use mpm_aggregate::store::writer::{Writer, WriterConfig, WriterMsg};
+use serde_json::Value;
+
+fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
+    let db = dir.join(format!("ours-{run}.db"));
+    let writer = Writer::spawn(WriterConfig {
+        database: db,
+        activity_directory: dir.join(format!("activity-{run}")),
+        compress_sessions: false,
+        capture: Default::default(),
+        // The store path alone: session files are the file thread's work, measured by the import bench.
+        session_files: false,
+    })
+    .expect("writer");
+    let tx = writer.sender();
+    let opts = NormalizeOptions::default();
+    let start = Instant::now();
+    for line in lines {
+        let value: Value = serde_json::from_str(line).expect("json");
+        let (name, payload) = split_capture_line(value);
+        for outcome in normalize(
+            name.as_deref().unwrap_or("import"),
+            payload,
+            Utc::now(),
+            &opts,
+            &mut DedupSalt::ReceivedAt,
+        ) {
+            let msg = match outcome {
+                Outcome::Event(e) => WriterMsg::Event(e),
+                Outcome::Control(_) => WriterMsg::Control,
+                Outcome::Rejected(r) => WriterMsg::Rejected(Box::new(r)),
+            };
+            mpm_aggregate::store::writer::send_blocking(&tx, msg)
+                .map_err(|_| ())
+                .expect("send");
+        }
+    }
+    let stats = writer.flush().expect("flush");
+    let elapsed = start.elapsed().as_secs_f64();
+    writer.shutdown().expect("shutdown");
+    assert_eq!(stats.stored + stats.control, lines.len() as u64);
+    lines.len() as f64 / elapsed
+}
+
+fn bare(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
+    let conn = rusqlite::Connection::open(dir.join(format!("bare-{run}.db"))).expect("open");
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE t (payload TEXT NOT NULL);").expect("setup");
+    let start = Instant::now();
+    for chunk in lines.chunks(4096) {
+        let tx = conn.unchecked_transaction().expect("tx");
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO t (payload) VALUES (?1)")
+                .expect("prepare");
+            for line in chunk {
+                stmt.execute([line]).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    lines.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let lines = common::replicated_lines(n);
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let dir = tempfile::tempdir().expect("tempdir");
+    println!(
+        "store path: {n} events ({:.1} MB of payload), capture mix in {} sessions",
+        bytes as f64 / 1e6,
+        n / 61 * 2
+    );
+    let (mut a, mut b, c) = (Vec::new(), Vec::new(), ());
+    let only_writer = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "writer");
+    for run in 0..if only_writer { 0 } else { 3 } {
+        b.push(bare(&lines, dir.path(), run));
+        a.push(ours(&lines, dir.path(), run));
+    }
+    if !only_writer {
+        let (a, b) = (common::median(a), common::median(b));
+        println!(
+            "  mpm-aggregate store path : {:>9.0} events/s (median of 3)",
+            a
+        );
+        println!(
+            "  bare rusqlite insert     : {:>9.0} events/s (median of 3)",
+            b
+        );
+        println!("  ratio                    : {:>9.2}x", b / a);
+    }
+    let _ = c;
+    // Where the time goes: the two halves of the pipeline on their own.
+    let opts = NormalizeOptions::default();
+    let start = Instant::now();
+    let mut events = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let value: Value = serde_json::from_str(line).expect("json");
+        let (name, payload) = split_capture_line(value);
+        events.extend(normalize(
+            name.as_deref().unwrap_or("import"),
+            payload,
+            Utc::now(),
+            &opts,
+            &mut DedupSalt::ReceivedAt,
+        ));
+    }
+    let normalize_rate = lines.len() as f64 / start.elapsed().as_secs_f64();
+    let writer = Writer::spawn(WriterConfig {
+        database: dir.path().join("writer-only.db"),
+        activity_directory: dir.path().join("activity-writer-only"),
+        compress_sessions: false,
+        capture: Default::default(),
+        session_files: false,
+    })
+    .expect("writer");
+    let tx = writer.sender();
+    let start = Instant::now();
+    for outcome in events {
+        let msg = match outcome {
+            Outcome::Event(e) => WriterMsg::Event(e),
+            Outcome::Control(_) => WriterMsg::Control,
+            Outcome::Rejected(r) => WriterMsg::Rejected(Box::new(r)),
+        };
+        mpm_aggregate::store::writer::send_blocking(&tx, msg)
+            .map_err(|_| ())
+            .expect("send");
+    }
+    writer.flush().expect("flush");
+    let writer_rate = lines.len() as f64 / start.elapsed().as_secs_f64();
+    writer.shutdown().expect("shutdown");
+    println!("  breakdown: parse+normalize alone {normalize_rate:.0} events/s; writer alone {writer_rate:.0} events/s");
+}

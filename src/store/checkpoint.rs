@@ -1,0 +1,66 @@
+//! WAL checkpoints off the writer thread. The writer's connection does not
+//! checkpoint on commit; this thread, with a connection of its own, copies the
+//! WAL back into the database (PASSIVE: it never blocks the writer or readers)
+//! after commits, at most every 50 ms. On shutdown the WAL is truncated.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const EVERY: Duration = Duration::from_millis(50);
+
+pub struct Checkpointer {
+    tx: Option<flume::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub fn spawn(database: PathBuf) -> std::io::Result<Checkpointer> {
+        let (tx, rx) = flume::bounded::<()>(1);
+        let handle = std::thread::Builder::new()
+            .name("mpm-aggregate-checkpoint".into())
+            .spawn(move || {
+                let conn = match rusqlite::Connection::open(&database) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("checkpoints disabled: {e}");
+                        return;
+                    }
+                };
+                let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
+                while rx.recv().is_ok() {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!("checkpoint: {e}");
+                    }
+                    std::thread::sleep(EVERY);
+                }
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })?;
+        Ok(Checkpointer {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Tells the thread a transaction was committed.
+    pub fn committed(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Final checkpoint; stops the thread.
+    pub fn finish(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
