@@ -84,7 +84,7 @@ fn main() {
         .unwrap_or(200_000);
     let lines = common::replicated_lines(n);
     let bytes: usize = lines.iter().map(String::len).sum();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::bench_dir();
     println!(
         "store path: {n} events ({:.1} MB of payload), capture mix in {} sessions",
         bytes as f64 / 1e6,

@@ -5,6 +5,14 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (see its `mimalloc.h`, v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() {
+    // Give freed memory back to the OS at once instead of after a second:
+    // events are freed in bulk by the writer, so this bounds the peak RSS
+    // (see the README's performance section).
+    // SAFETY: sets a plain integer option, read by mimalloc when it purges.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     std::process::exit(mpm_aggregate::cli::run());
 }

@@ -103,6 +103,8 @@ pub fn rss_mb() -> (f64, f64) {
 }
 
 /// Runs `cmd`, returning its wall time, user+system CPU time and peak RSS (MB).
+/// Give `cmd` absolute paths and no `current_dir`: with one, std falls back to
+/// fork+exec and the child's peak RSS would include this process's pages.
 pub fn run_measured(
     cmd: &mut std::process::Command,
 ) -> (Duration, Duration, f64, std::process::Output) {
@@ -114,11 +116,36 @@ pub fn run_measured(
         .spawn()
         .expect("spawn");
     let pid = child.id() as libc::pid_t;
+    // The child's own peak (VmHWM), read until it exits: wait4's ru_maxrss
+    // starts from the spawning process's high-water mark and would report ours.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak_kb = 0.0f64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(kb) = status
+                        .lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|n| n.parse::<f64>().ok())
+                    {
+                        peak_kb = peak_kb.max(kb);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak_kb
+        })
+    };
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 on our own child with valid out-pointers.
     let out_pid = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_kb = watcher.join().unwrap_or(0.0);
     assert_eq!(out_pid, pid, "wait4");
     let cpu = Duration::from_micros(
         (usage.ru_utime.tv_sec * 1_000_000
@@ -141,7 +168,7 @@ pub fn run_measured(
         stdout,
         stderr,
     };
-    (wall, cpu, usage.ru_maxrss as f64 / 1024.0, output)
+    (wall, cpu, peak_kb / 1024.0, output)
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {
@@ -149,15 +176,79 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The release binary built by cargo for the benches.
+/// The binary, built by cargo with the bench profile.
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("mpm-aggregate");
-    assert!(
-        bin.exists(),
-        "build the binary first: cargo build --release ({})",
-        bin.display()
+    PathBuf::from(env!("CARGO_BIN_EXE_mpm-aggregate"))
+}
+
+/// `n` capture lines spread over `sessions` sessions: each copy of the capture
+/// (two sessions) is repeated with its timestamps moved by whole days until the
+/// sessions hold `n` events in all.
+pub fn lines_in_sessions(n: usize, sessions: usize) -> Vec<String> {
+    let base = capture_text_lines();
+    let copies = sessions.div_ceil(2);
+    let per_copy = n.div_ceil(copies);
+    let mut out = Vec::with_capacity(n);
+    'outer: for copy in 0..copies {
+        let a = format!("{:08x}-cli-{:012}-a", copy, copy);
+        let b = format!("{:08x}-cli-{:012}-b", copy, copy);
+        let mut written = 0;
+        let mut rep = 0;
+        while written < per_copy {
+            let day = format!("2026-{:02}-{:02}T", 1 + rep / 28 % 12, 1 + rep % 28);
+            for line in &base {
+                if out.len() == n {
+                    break 'outer;
+                }
+                if written == per_copy {
+                    break;
+                }
+                out.push(
+                    line.replace(SESSION_A, &a)
+                        .replace(SESSION_B, &b)
+                        .replace("2026-11-24T", &day)
+                        .replace(
+                            "\"session_id\": null",
+                            &format!("\"session_id\": null, \"copy\": {copy}"),
+                        ),
+                );
+                written += 1;
+            }
+            rep += 1;
+        }
+    }
+    out
+}
+
+/// Imports `lines` into `db` with the real binary; returns (wall, cpu, peak RSS MB).
+pub fn import_with_binary(dir: &Path, db: &str, lines: &[String]) -> (Duration, Duration, f64) {
+    let file = dir.join(format!("{db}.jsonl"));
+    write_lines(&file, lines);
+    let (wall, cpu, rss, out) = run_measured(
+        std::process::Command::new(binary())
+            .arg("--db")
+            .arg(dir.join(db))
+            .arg("--activity-dir")
+            .arg(dir.join(format!("{db}-activity")))
+            .arg("import")
+            .arg(&file),
     );
-    bin
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&file);
+    (wall, cpu, rss)
+}
+
+/// A fresh directory for a benchmark's data: under `$BENCH_DIR` when set
+/// (for example a tmpfs, /dev/shm, to leave the disk out), else Cargo's
+/// target tmp directory.
+pub fn bench_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::create_dir_all(&base).expect("bench dir");
+    tempfile::tempdir_in(base).expect("tempdir")
 }

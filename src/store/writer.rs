@@ -23,8 +23,10 @@ use crate::model::AgentSession;
 const BATCH_MAX: usize = 4096;
 /// How long the writer waits for a burst to gather before a transaction.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// Below this many queued messages the writer lingers before a transaction.
+const LINGER_BELOW: usize = 256;
 /// Capacity of the channel: producers wait (backpressure) when it is full.
-pub const CHANNEL_CAPACITY: usize = 8192;
+pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// What the writer needs to know.
 #[derive(Debug, Clone)]
@@ -63,7 +65,7 @@ pub fn send_blocking(
             Ok(()) => return Ok(()),
             Err(flume::TrySendError::Full(m)) => {
                 msg = m;
-                std::thread::sleep(std::time::Duration::from_micros(500));
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
             Err(flume::TrySendError::Disconnected(m)) => return Err(m),
         }
@@ -311,12 +313,11 @@ impl WriterState {
     }
 
     fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
-        let mut busy = false;
         while let Ok(first) = rx.recv() {
-            if !busy {
-                // Let a burst gather so that producers need not wake this
-                // thread once per event; a quiet stream still commits within
-                // a few milliseconds.
+            if rx.len() < LINGER_BELOW {
+                // A short queue: let a burst gather so that producers need not
+                // wake this thread once per event. A quiet stream still
+                // commits within a few milliseconds.
                 std::thread::sleep(LINGER);
             }
             self.batch += 1;
@@ -332,7 +333,6 @@ impl WriterState {
                     }
                     taken += 1;
                 }
-                busy = taken == BATCH_MAX;
                 self.end_batch()?;
                 Ok::<_, rusqlite::Error>(replies_after)
             })();
