@@ -66,7 +66,10 @@ pub struct NormalizedEvent {
     /// The payload's other top-level fields as a JSON object, when it had a `data` object.
     pub envelope: Option<String>,
     pub facts: Facts,
-    pub dedup_key: [u8; 16],
+    /// Duplicate key: the event time (ms, big-endian) then a 128-bit content
+    /// hash. Time first keeps the unique index append-mostly, as events arrive
+    /// roughly in time order; a random key would dirty a random page per insert.
+    pub dedup_key: [u8; 24],
     pub received_at: DateTime<Utc>,
 }
 
@@ -405,7 +408,8 @@ fn normalize_one(
     let has_own_timestamp = ts_value.is_some();
     // Stored with millisecond precision, so durations computed now equal those
     // computed later from the stored text.
-    let timestamp = ts_value.and_then(parse_timestamp).unwrap_or(received_at);
+    let own_time = ts_value.and_then(parse_timestamp);
+    let timestamp = own_time.unwrap_or(received_at);
     let timestamp =
         DateTime::from_timestamp_millis(timestamp.timestamp_millis()).unwrap_or(timestamp);
     let correlation_id = str_field(Some(&top), "correlation_id")
@@ -462,8 +466,14 @@ fn normalize_one(
             None => hasher.update(b"\x00"),
         }
     }
+    // The key's time part must be the same on every delivery of an event: its
+    // own time; the arrival time only where arrival already tells events apart.
+    let mut key_time = own_time.map_or(0, |t| t.timestamp_millis());
     if !has_own_timestamp {
         let content = hasher.digest128();
+        if matches!(salt, DedupSalt::ReceivedAt) {
+            key_time = received_at.timestamp_millis();
+        }
         let extra: u64 = match salt {
             DedupSalt::ReceivedAt => received_at.timestamp_nanos_opt().unwrap_or_default() as u64,
             DedupSalt::Occurrences(seen) => {
@@ -475,7 +485,9 @@ fn normalize_one(
         hasher.update(b"\x00salt");
         hasher.update(&extra.to_le_bytes());
     }
-    let dedup_key = hasher.digest128().to_be_bytes();
+    let mut dedup_key = [0u8; 24];
+    dedup_key[..8].copy_from_slice(&(key_time.max(0) as u64).to_be_bytes());
+    dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
 
     Outcome::Event(Box::new(NormalizedEvent {
         session_id,

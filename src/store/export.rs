@@ -56,8 +56,8 @@ fn json_list(text: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Reads a session without its events: row, delegations and metrics.
-pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> {
+/// Reads a session's row and metrics (no events, no delegations).
+pub fn load_row(conn: &Connection, session_id: &str) -> Result<AgentSession> {
     let mut session = conn
         .prepare_cached(
             "SELECT start_time, end_time, working_directory, git_branch, launch_method, claude_pid, initial_prompt,
@@ -110,6 +110,27 @@ pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> 
         .map_err(sql_err)?
         .unwrap_or_default();
 
+    Ok(session)
+}
+
+/// Reads a session without its events: row, delegations and metrics.
+pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> {
+    let mut session = load_row(conn, session_id)?;
+    let mut delegations = Vec::new();
+    for_each_delegation(conn, session_id, |d| {
+        delegations.push(d);
+        Ok(())
+    })?;
+    session.delegations = delegations;
+    Ok(session)
+}
+
+/// Calls `each` for the session's delegations, oldest first, one row at a time.
+pub fn for_each_delegation(
+    conn: &Connection,
+    session_id: &str,
+    mut each: impl FnMut(AgentDelegation) -> std::io::Result<()>,
+) -> Result<u64> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT agent_type, start_time, end_time, instructions, description, event_count, tool_operations,
@@ -117,9 +138,11 @@ pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> 
              FROM delegations WHERE session_id = ?1 ORDER BY start_time, id",
         )
         .map_err(sql_err)?;
-    session.delegations = stmt
-        .query_map([session_id], |r| {
-            Ok(AgentDelegation {
+    let mut rows = stmt.query([session_id]).map_err(sql_err)?;
+    let mut n = 0;
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let d = (|| {
+            Ok::<_, rusqlite::Error>(AgentDelegation {
                 agent_type: r.get(0)?,
                 start_time: parse_stored(&r.get::<_, String>(1)?).unwrap_or_default(),
                 end_time: r
@@ -134,11 +157,44 @@ pub fn load_header(conn: &Connection, session_id: &str) -> Result<AgentSession> 
                 response_preview: r.get(9)?,
                 error: r.get(10)?,
             })
+        })()
+        .map_err(sql_err)?;
+        each(d).map_err(|e| AggregatorError::io("<output>", e))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// `delegations_summary` computed in SQL (no delegation is loaded).
+pub fn delegations_summary(conn: &Connection, session_id: &str) -> Result<Value> {
+    let (total, successful, running): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(end_time IS NOT NULL AND success = 1), 0), coalesce(sum(end_time IS NULL), 0)
+             FROM delegations WHERE session_id = ?1",
+        )
+        .map_err(sql_err)?
+        .query_row([session_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql_err)?;
+    let mut by_agent = Map::new();
+    let mut stmt = conn
+        .prepare_cached("SELECT agent_type, count(*) FROM delegations WHERE session_id = ?1 GROUP BY agent_type")
+        .map_err(sql_err)?;
+    for row in stmt
+        .query_map([session_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })
         .map_err(sql_err)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(sql_err)?;
-    Ok(session)
+    {
+        let (agent, n) = row.map_err(sql_err)?;
+        by_agent.insert(agent, Value::from(n));
+    }
+    Ok(serde_json::json!({
+        "total": total,
+        "successful": successful,
+        "failed": total - successful - running,
+        "running": running,
+        "by_agent": by_agent,
+    }))
 }
 
 /// Calls `each` for the session's events in arrival order, at most `limit`
@@ -272,7 +328,7 @@ pub fn write_export(
         return Ok(n);
     }
 
-    let session = load_header(conn, session_id)?;
+    let session = load_row(conn, session_id)?;
     let header = session.summary_header();
     let field = |k: &str| header.get(k).cloned().unwrap_or(Value::Null);
     out.write_all(b"{\n").map_err(io)?;
@@ -301,12 +357,13 @@ pub fn write_export(
             .map_err(io)?;
     }
     out.write_all(b"  \"delegations\": [").map_err(io)?;
-    for (i, d) in session.delegations.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n    " } else { b",\n    " })
-            .map_err(io)?;
-        serde_json::to_writer(&mut *out, &d.to_dict()).map_err(|e| io(e.into()))?;
-    }
-    out.write_all(if session.delegations.is_empty() {
+    let mut first = true;
+    let delegations = for_each_delegation(conn, session_id, |d| {
+        out.write_all(if first { b"\n    " } else { b",\n    " })?;
+        first = false;
+        serde_json::to_writer(&mut *out, &d.to_dict()).map_err(std::io::Error::from)
+    })?;
+    out.write_all(if delegations == 0 {
         b"],\n"
     } else {
         b"\n  ],\n"
@@ -316,7 +373,7 @@ pub fn write_export(
         write_key(
             out,
             "delegations_summary",
-            &session.delegations_summary(),
+            &delegations_summary(conn, session_id)?,
             false,
         )
         .map_err(io)?;
