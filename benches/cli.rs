@@ -40,7 +40,7 @@ fn main() {
             |r| r.get(0),
         )
         .unwrap();
-    let prefix = &id[..12];
+    let prefix = id.as_str();
     for (label, cmd) in [
         ("sessions", vec!["sessions"]),
         ("sessions --json", vec!["sessions", "--json"]),

@@ -24,6 +24,22 @@ fn cmd(dir: &std::path::Path, args: &[&str]) -> Command {
     c
 }
 
+/// Kills a daemon left running by a failing test.
+struct DaemonGuard<'a>(&'a std::path::Path);
+
+impl Drop for DaemonGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("activity/mpm-aggregate.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
 fn status(dir: &std::path::Path) -> Value {
     let out = cmd(dir, &["status", "--json"])
         .assert()
@@ -37,6 +53,7 @@ fn status(dir: &std::path::Path) -> Value {
 #[test]
 fn daemon_start_status_stop() {
     let dir = tempfile::tempdir().unwrap();
+    let _guard = DaemonGuard(dir.path());
     let monitor = TestMonitor::start(None, Vec::new());
     let port = monitor.port.to_string();
     let out = cmd(
@@ -209,6 +226,7 @@ fn foreground_recorder_stops_cleanly_on_sigterm() {
 #[test]
 fn unreachable_monitor_fails_without_force_and_stale_pid_files_are_cleaned() {
     let dir = tempfile::tempdir().unwrap();
+    let _guard = DaemonGuard(dir.path());
     let port = free_port().to_string();
     let out = cmd(
         dir.path(),

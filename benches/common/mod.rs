@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -110,11 +110,33 @@ pub fn run_measured(
 ) -> (Duration, Duration, f64, std::process::Output) {
     use std::os::unix::process::ExitStatusExt;
     let start = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
+    // Drain the pipes while the child runs: a full pipe would block it.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out_reader = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    );
+    let err_reader = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    );
     let pid = child.id() as libc::pid_t;
     // The child's own peak (VmHWM), read until it exits: wait4's ru_maxrss
     // starts from the spawning process's high-water mark and would report ours.
@@ -153,16 +175,8 @@ pub fn run_measured(
             + usage.ru_stime.tv_sec * 1_000_000
             + usage.ru_stime.tv_usec) as u64,
     );
-    let mut child = child;
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    use std::io::Read;
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_end(&mut stdout);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_end(&mut stderr);
-    }
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
     let output = std::process::Output {
         status: std::process::ExitStatus::from_raw(status),
         stdout,
@@ -185,7 +199,11 @@ pub fn binary() -> PathBuf {
 /// (two sessions) is repeated with its timestamps moved by whole days until the
 /// sessions hold `n` events in all.
 pub fn lines_in_sessions(n: usize, sessions: usize) -> Vec<String> {
-    let base = capture_text_lines();
+    // Control lines are not stored: leave them out so `n` events are stored.
+    let base: Vec<String> = capture_text_lines()
+        .into_iter()
+        .filter(|l| !l.contains("\"dashboard:"))
+        .collect();
     let copies = sessions.div_ceil(2);
     let per_copy = n.div_ceil(copies);
     let mut out = Vec::with_capacity(n);

@@ -5,10 +5,20 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::store::queries::{list_sessions, SessionSort};
 
+/// Sessions shown by the table when `--limit` is not given.
+const TABLE_DEFAULT_LIMIT: u64 = 50;
+
 pub fn run(config: &Config, limit: Option<u64>, sort: &str, json: bool) -> Result<()> {
     let sort: SessionSort = sort.parse()?;
     let conn = crate::store::open_read_only(&config.database)?;
-    let sessions = list_sessions(&conn, sort, limit)?;
+    // A table is for reading: the newest few unless asked for more. JSON is
+    // for programs: everything unless limited.
+    let shown = if json {
+        limit
+    } else {
+        Some(limit.unwrap_or(TABLE_DEFAULT_LIMIT))
+    };
+    let sessions = list_sessions(&conn, sort, shown)?;
     if json {
         println!(
             "{}",
@@ -41,5 +51,17 @@ pub fn run(config: &Config, limit: Option<u64>, sort: &str, json: bool) -> Resul
         ]);
     }
     println!("{t}");
+    if limit.is_none() && sessions.len() as u64 == TABLE_DEFAULT_LIMIT {
+        let total: u64 = conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .unwrap_or(0);
+        if total > TABLE_DEFAULT_LIMIT {
+            println!(
+                "… {} more (use --limit N, or --json for all)",
+                total - TABLE_DEFAULT_LIMIT
+            );
+        }
+    }
     Ok(())
 }

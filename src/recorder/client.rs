@@ -139,7 +139,7 @@ async fn on_event(shared: &Shared, event: Event, payload: Payload) {
 }
 
 /// Opens one connection with every callback in place.
-async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
+async fn connect(shared: &Arc<Shared>, url: &str, generation: u64) -> Result<Client> {
     let on_any = {
         let shared = shared.clone();
         move |event: Event, payload: Payload, _client: Client| {
@@ -153,13 +153,33 @@ async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
             let shared = shared.clone();
             async move {
                 let detail = match payload {
-                    Payload::Text(v) => v.first().map(|v| v.to_string()).unwrap_or_default(),
+                    Payload::Text(v) => v
+                        .first()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .unwrap_or_default(),
                     #[allow(deprecated)]
                     Payload::String(s) => s,
                     Payload::Binary(_) => String::new(),
                 };
+                let detail = crate::error::one_line(&detail);
                 tracing::debug!("socket {what}: {detail}");
-                shared.lost.notify_one();
+                if detail.contains("JSON") || detail.contains("json") {
+                    // rust_socketio could not parse a packet (serde_json's
+                    // depth limit of 128, say) and ended its stream: the event
+                    // is gone, so record that something was dropped.
+                    let rejection = Rejection::of_text(
+                        None,
+                        format!("payload dropped by the Socket.IO client library: {detail}"),
+                        "",
+                        Utc::now(),
+                    );
+                    shared.events_received.fetch_add(1, Ordering::Relaxed);
+                    let msg = WriterMsg::Rejected(Box::new(rejection));
+                    let _ = crate::store::writer::send_async(&shared.writer_tx, msg).await;
+                    shared.unparseable.store(generation, Ordering::Relaxed);
+                }
+                shared.lost_generation.store(generation, Ordering::Relaxed);
+                shared.lost.notify_waiters();
             }
             .boxed()
         }
@@ -190,25 +210,30 @@ async fn connect(shared: &Arc<Shared>, url: &str) -> Result<Client> {
         })
 }
 
-/// Waits until the connection is lost or shutdown is asked. Returns `true` on shutdown.
+/// Waits until connection `generation` is lost or shutdown is asked.
+/// Returns `true` on shutdown.
+///
+/// Every error the client library reports ends the connection: its receive
+/// stream may be over (a packet it cannot parse ends it for good) while the
+/// socket itself still accepts writes.
 async fn watch_connection(
     shared: &Shared,
     client: &Client,
+    generation: u64,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut tick = tokio::time::interval(PROBE_AFTER);
     tick.tick().await;
     loop {
+        let lost = shared.lost.notified();
+        if shared.lost_generation.load(Ordering::Relaxed) == generation {
+            return false;
+        }
         tokio::select! {
             _ = shutdown.changed() => return true,
-            _ = shared.lost.notified() => {
-                // An error callback is not always fatal: check that the socket still works.
-                for _ in 0..2 {
-                    if let Err(e) = client.emit(PROBE_EVENT, json!({})).await {
-                        tracing::debug!("probe failed: {e:?}");
-                        return false;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+            _ = lost => {
+                if shared.lost_generation.load(Ordering::Relaxed) == generation {
+                    return false;
                 }
             }
             _ = tick.tick() => {
@@ -240,13 +265,15 @@ pub async fn supervise(
     let mut backoff = Backoff::default();
     let mut attempts: u64 = 0;
     let mut was_connected = false;
+    let mut generation = 0u64;
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
         let mut acks = shared.acks.subscribe();
         acks.mark_unchanged();
-        let connected = match connect(&shared, &url).await {
+        generation += 1;
+        let connected = match connect(&shared, &url, generation).await {
             // Nothing may be emitted before the server acknowledges the
             // namespace: a strict server drops such a client.
             Ok(client) => match tokio::time::timeout(CONNECT_ACK_TIMEOUT, acks.changed()).await {
@@ -276,7 +303,14 @@ pub async fn supervise(
                 if let Some(r) = ready.take() {
                     let _ = r.send(Ok(()));
                 }
-                if history_limit > 0 {
+                // After a packet the client library could not parse, the
+                // monitor's history holds it too: asking for it would end the
+                // new connection the same way.
+                let skip_history =
+                    generation > 1 && shared.unparseable.load(Ordering::Relaxed) == generation - 1;
+                if skip_history {
+                    tracing::warn!("reconnected without history: the monitor sent a payload the Socket.IO client cannot parse; events sent while reconnecting may be missing");
+                } else if history_limit > 0 {
                     if let Err(e) = client
                         .emit("get_history", json!({ "limit": history_limit }))
                         .await
@@ -284,7 +318,7 @@ pub async fn supervise(
                         tracing::debug!("get_history not sent: {e}");
                     }
                 }
-                let stopping = watch_connection(&shared, &client, &mut shutdown).await;
+                let stopping = watch_connection(&shared, &client, generation, &mut shutdown).await;
                 let _ = client.disconnect().await;
                 shared.set_connected(false, (!stopping).then(|| "connection lost".to_string()));
                 if stopping {

@@ -32,6 +32,10 @@ pub struct Shared {
     pub lost: Notify,
     /// Counts the server's CONNECT acknowledgements.
     pub acks: watch::Sender<u64>,
+    /// The connection (generation) whose client reported an error last.
+    pub lost_generation: AtomicU64,
+    /// The connection that ended on a packet the client could not parse.
+    pub unparseable: AtomicU64,
     connected: AtomicBool,
     stopping: AtomicBool,
     last_error: Mutex<Option<String>>,
@@ -51,6 +55,8 @@ impl Shared {
             connections: AtomicU64::new(0),
             lost: Notify::new(),
             acks: watch::channel(0).0,
+            lost_generation: AtomicU64::new(0),
+            unparseable: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             last_error: Mutex::new(None),
