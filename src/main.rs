@@ -14,5 +14,14 @@ fn main() {
     // (see the README's performance section).
     // SAFETY: sets a plain integer option, read by mimalloc when it purges.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // Past a file-size limit (ulimit -f) a write must fail with an error the
+    // store reports, not kill the process halfway through a transaction.
+    // SAFETY: ignoring a signal installs no handler code.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGXFSZ,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
     std::process::exit(mpm_aggregate::cli::run());
 }

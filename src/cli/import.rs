@@ -10,6 +10,8 @@ use crate::ingest::NormalizeOptions;
 use crate::store::writer::{Writer, WriterConfig};
 
 pub fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
+    // Session files go there: fail now, not after the import.
+    crate::recorder::check_activity_dir(&config.activity_directory)?;
     let writer = Writer::spawn(WriterConfig::from_config(config))?;
     let opts = NormalizeOptions {
         max_event_bytes: config.max_event_bytes,

@@ -126,13 +126,7 @@ fn progress_bar(path: &Path, show: bool) -> indicatif::ProgressBar {
 }
 
 fn send(writer: &Writer, msg: WriterMsg) -> Result<()> {
-    writer
-        .sender()
-        .send(msg)
-        .map_err(|_| AggregatorError::Database {
-            path: PathBuf::from("<writer>"),
-            reason: "the writer stopped during the import".into(),
-        })
+    crate::store::writer::send_blocking(&writer.sender(), msg).map_err(|_| writer.failure())
 }
 
 fn send_outcomes(

@@ -75,7 +75,6 @@ pub fn monitor_url(host: &str, port: u16) -> String {
 /// Turns one received Socket.IO event into writer messages.
 async fn on_event(shared: &Shared, event: Event, payload: Payload) {
     let received_at = Utc::now();
-    shared.events_received.fetch_add(1, Ordering::Relaxed);
     shared.mark_activity();
     let name = match &event {
         Event::Custom(name) => name.clone(),
@@ -116,6 +115,10 @@ async fn on_event(shared: &Shared, event: Event, payload: Payload) {
             received_at,
         })],
     };
+    // Items received: one per event, one per element of a `history` batch.
+    shared
+        .events_received
+        .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
     for outcome in outcomes {
         let msg = match outcome {
             Outcome::Event(e) => WriterMsg::Event(e),

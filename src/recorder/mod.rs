@@ -149,13 +149,24 @@ pub fn check_activity_dir(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Sends a request to the writer and waits for the answer; `None` when the
+/// writer is gone (a request queued as it died would otherwise wait forever).
 async fn ask<T>(
     tx: &flume::Sender<WriterMsg>,
     make: impl FnOnce(flume::Sender<T>) -> WriterMsg,
 ) -> Option<T> {
     let (reply, rx) = flume::bounded(1);
     tx.send_async(make(reply)).await.ok()?;
-    rx.recv_async().await.ok()
+    loop {
+        tokio::select! {
+            answer = rx.recv_async() => return answer.ok(),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if tx.is_disconnected() {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Runs the recorder until `shutdown` turns true. `ready` is told once it is

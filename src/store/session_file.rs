@@ -58,24 +58,24 @@ pub fn file_name(
     name
 }
 
-/// A path in `dir` for the session's file that no other session uses.
+/// A path in `dir` for the session's file that no other session uses
+/// (`taken` also reports names given but not yet stored).
 pub fn unique_path(
     conn: &Connection,
     dir: &Path,
     session_id: &str,
     start: &DateTime<Utc>,
     compress: bool,
+    taken: impl Fn(&str) -> bool,
 ) -> rusqlite::Result<PathBuf> {
     let plain = dir.join(file_name(session_id, start, compress, false));
-    let taken: bool = conn
+    let plain_text = plain.to_string_lossy();
+    let stored: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE file_path = ?1 AND session_id <> ?2)",
         )?
-        .query_row(
-            rusqlite::params![plain.to_string_lossy(), session_id],
-            |r| r.get(0),
-        )?;
-    Ok(if taken {
+        .query_row(rusqlite::params![plain_text, session_id], |r| r.get(0))?;
+    Ok(if stored || taken(&plain_text) {
         dir.join(file_name(session_id, start, compress, true))
     } else {
         plain

@@ -153,6 +153,8 @@ pub struct Writer {
     tx: flume::Sender<WriterMsg>,
     handle: Option<JoinHandle<Result<WriterStats>>>,
     database: PathBuf,
+    /// Why the thread stopped, when it failed (read by requests that wait on it).
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Writer {
@@ -161,32 +163,47 @@ impl Writer {
         let conn = super::open_writable(&config.database)?;
         let (tx, rx) = flume::bounded(CHANNEL_CAPACITY);
         let database = config.database.clone();
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let failed_slot = failed.clone();
         let handle = std::thread::Builder::new()
             .name("mpm-aggregate-writer".into())
             .spawn(move || {
-                let path = config.database.clone();
-                let files = session_file::FileWriter::spawn(path.clone())
-                    .map_err(|e| AggregatorError::io(&path, e))?;
-                // The writer never checkpoints itself: a helper thread does.
-                conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
-                    .map_err(|e| AggregatorError::db(&path, e))?;
-                let checkpointer = super::checkpoint::Checkpointer::spawn(path.clone())
-                    .map_err(|e| AggregatorError::io(&path, e))?;
-                let mut state = WriterState::new(conn, config, files, checkpointer)
-                    .map_err(|e| AggregatorError::db(&path, e))?;
-                let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
-                // Session files finalized so far are written before the writer reports back.
-                state.files.finish();
-                state.checkpointer.finish();
-                result?;
-                Ok(state.current_stats())
+                let result = Self::thread_main(conn, config, rx);
+                if let (Err(e), Ok(mut slot)) = (&result, failed_slot.lock()) {
+                    *slot = Some(e.to_string());
+                }
+                result
             })
             .map_err(|e| AggregatorError::io(&database, e))?;
         Ok(Writer {
             tx,
             handle: Some(handle),
             database,
+            failed,
         })
+    }
+
+    fn thread_main(
+        conn: Connection,
+        config: WriterConfig,
+        rx: flume::Receiver<WriterMsg>,
+    ) -> Result<WriterStats> {
+        let path = config.database.clone();
+        let files = session_file::FileWriter::spawn(path.clone())
+            .map_err(|e| AggregatorError::io(&path, e))?;
+        // The writer never checkpoints itself: a helper thread does.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(|e| AggregatorError::db(&path, e))?;
+        let checkpointer = super::checkpoint::Checkpointer::spawn(path.clone())
+            .map_err(|e| AggregatorError::io(&path, e))?;
+        let mut state = WriterState::new(conn, config, files, checkpointer)
+            .map_err(|e| AggregatorError::db(&path, e))?;
+        let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
+        // Session files finalized so far are written before the writer reports back.
+        state.files.finish();
+        state.checkpointer.finish();
+        result?;
+        Ok(state.current_stats())
     }
 
     /// A sender for producers (socket task, importer, sweeper).
@@ -194,43 +211,52 @@ impl Writer {
         self.tx.clone()
     }
 
-    /// Commits what was sent so far and returns the counters.
-    pub fn flush(&self) -> Result<WriterStats> {
+    /// Sends a request and waits for its answer, or for the writer to fail.
+    fn request<T>(&self, make: impl FnOnce(flume::Sender<T>) -> WriterMsg) -> Result<T> {
         let (reply, rx) = flume::bounded(1);
-        if self.tx.send(WriterMsg::Flush(reply)).is_err() {
+        if self.tx.send(make(reply)).is_err() {
             return Err(self.failure());
         }
-        rx.recv().map_err(|_| self.failure())
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(answer) => return Ok(answer),
+                // A request queued when the thread died keeps its reply
+                // sender alive in the channel: look at the thread itself.
+                Err(flume::RecvTimeoutError::Timeout)
+                    if self.handle.as_ref().is_some_and(|h| !h.is_finished()) => {}
+                Err(_) => return Err(self.failure()),
+            }
+        }
+    }
+
+    /// Commits what was sent so far and returns the counters.
+    pub fn flush(&self) -> Result<WriterStats> {
+        self.request(WriterMsg::Flush)
     }
 
     /// Finalizes every active session (files written) and returns their ids.
     pub fn finalize_all(&self) -> Result<Vec<String>> {
-        let (reply, rx) = flume::bounded(1);
-        self.tx
-            .send(WriterMsg::FinalizeActive {
-                idle_for: None,
-                reply: Some(reply),
-            })
-            .map_err(|_| self.failure())?;
-        rx.recv().map_err(|_| self.failure())
+        self.request(|reply| WriterMsg::FinalizeActive {
+            idle_for: None,
+            reply: Some(reply),
+        })
     }
 
     /// Deletes sessions older than `days` days (see [`prune`]).
     pub fn prune(&self, days: u64) -> Result<prune::PruneReport> {
-        let (reply, rx) = flume::bounded(1);
-        self.tx
-            .send(WriterMsg::Prune {
-                older_than_days: days,
-                reply,
-            })
-            .map_err(|_| self.failure())?;
-        rx.recv()
-            .map_err(|_| self.failure())?
-            .map_err(|e| AggregatorError::db(&self.database, e))
+        self.request(|reply| WriterMsg::Prune {
+            older_than_days: days,
+            reply,
+        })?
+        .map_err(|e| AggregatorError::db(&self.database, e))
     }
 
-    fn failure(&self) -> AggregatorError {
-        AggregatorError::db(&self.database, "the writer stopped (see the error above)")
+    /// The error that stopped the writer (for producers whose send failed).
+    pub fn failure(&self) -> AggregatorError {
+        match self.failed.lock().ok().and_then(|f| f.clone()) {
+            Some(reason) => AggregatorError::Recorder(reason),
+            None => AggregatorError::db(&self.database, "the writer stopped"),
+        }
     }
 
     /// Drains the channel, commits, stops the thread and returns the final
@@ -514,14 +540,25 @@ impl WriterState {
         upkeep::finalize(state, end, seq);
         state.touched_batch = self.batch;
         if state.file_path.is_none() {
+            let start = state.start_time;
+            // Taken by a stored session, or by one named in this batch and not flushed yet.
+            let cache = &self.cache.sessions;
+            let taken_in_cache = |path: &str| {
+                cache
+                    .iter()
+                    .any(|(id, s)| id != session_id && s.file_path.as_deref() == Some(path))
+            };
             let path = session_file::unique_path(
                 &self.conn,
                 &self.config.activity_directory,
                 session_id,
-                &state.start_time,
+                &start,
                 self.config.compress_sessions,
+                taken_in_cache,
             )?;
-            state.file_path = Some(path.to_string_lossy().into_owned());
+            if let Some(state) = self.cache.sessions.get_mut(session_id) {
+                state.file_path = Some(path.to_string_lossy().into_owned());
+            }
         }
         self.stats.sessions_finalized += 1;
         self.finalized.push(session_id.to_string());

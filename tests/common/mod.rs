@@ -147,7 +147,16 @@ impl TestMonitor {
     /// Emits one raw value under `event` without recording it in history.
     pub fn emit_raw(&self, event: &str, data: &Value) {
         for socket in self.io.sockets() {
-            let _ = socket.emit(event, data);
+            if let Err(e) = socket.emit(event, data) {
+                eprintln!("test monitor: emit of {event} failed: {e}");
+            }
+        }
+    }
+
+    /// Emits a binary attachment under `event`.
+    pub fn emit_raw_binary(&self, event: &str, data: bytes::Bytes) {
+        for socket in self.io.sockets() {
+            let _ = socket.emit(event, &data);
         }
     }
 
