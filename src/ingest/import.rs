@@ -173,7 +173,11 @@ fn import_file(
     let first_value = serde_json::from_str::<Value>(first.trim()).ok();
     let is_document = match &first_value {
         Some(Value::Object(map)) => is_session_document(map),
-        Some(Value::Array(_)) => true,
+        // A whole array on one line is an `events` document (`jq -c`) only
+        // when nothing follows; otherwise it is one more (bad) JSON line.
+        Some(Value::Array(_)) => {
+            rest_is_blank(&mut reader).map_err(|e| AggregatorError::io(path, e))?
+        }
         Some(_) => false,
         None => first.trim_start().starts_with(['{', '[']) && !first.trim().is_empty(),
     };
@@ -266,6 +270,21 @@ fn import_file(
     }
     bar.finish_and_clear();
     Ok(0)
+}
+
+/// Whether only white space is left to read (consuming it).
+fn rest_is_blank(reader: &mut dyn BufRead) -> std::io::Result<bool> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        if !buf.iter().all(u8::is_ascii_whitespace) {
+            return Ok(false);
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
 }
 
 fn is_session_document(map: &serde_json::Map<String, Value>) -> bool {

@@ -393,7 +393,12 @@ fn normalize_one(
                 .map(|s| hook_name_for_subtype(s).map_or_else(|| s.to_string(), str::to_string))
         })
         .or_else(|| raw_type.clone())
-        .unwrap_or_else(|| socket_event.to_string());
+        .or_else(|| {
+            Some(socket_event.trim())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".to_string());
 
     let facts = Facts::extract(&event_type, Some(data_obj), top_ref);
     // Our own exported events (and the Python original's) carry their category.
