@@ -26,6 +26,8 @@ fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
         capture: Default::default(),
         // The store path alone: session files are the file thread's work, measured by the import bench.
         session_files: false,
+        channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
+        cache_kib: 16 * 1024,
     })
     .expect("writer");
     let tx = writer.sender();
@@ -131,6 +133,8 @@ fn main() {
         compress_sessions: false,
         capture: Default::default(),
         session_files: false,
+        channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
+        cache_kib: 16 * 1024,
     })
     .expect("writer");
     let tx = writer.sender();

@@ -185,7 +185,7 @@ pub async fn run(
             ));
         }
         check_activity_dir(&config.activity_directory)?;
-        Writer::spawn(WriterConfig::from_config(&config))
+        Writer::spawn(WriterConfig::for_recorder(&config))
     })();
     let writer = match setup {
         Ok(w) => w,

@@ -38,6 +38,10 @@ pub struct WriterConfig {
     /// Write session files at finalization (always, but for benchmarks of
     /// the store path alone).
     pub session_files: bool,
+    /// Events the channel holds before producers wait.
+    pub channel_capacity: usize,
+    /// SQLite page cache of the writing connection, in KiB.
+    pub cache_kib: u32,
 }
 
 impl WriterConfig {
@@ -49,6 +53,18 @@ impl WriterConfig {
             compress_sessions: config.compress_sessions,
             capture: config.capture,
             session_files: true,
+            channel_capacity: CHANNEL_CAPACITY,
+            cache_kib: 16 * 1024,
+        }
+    }
+
+    /// Settings for the live recorder: a short queue (the socket gives
+    /// backpressure) and a smaller cache keep its memory low.
+    pub fn for_recorder(config: &crate::config::Config) -> Self {
+        WriterConfig {
+            channel_capacity: 1024,
+            cache_kib: 4 * 1024,
+            ..Self::from_config(config)
         }
     }
 }
@@ -161,7 +177,9 @@ impl Writer {
     /// Opens (and migrates) the database, then starts the writer thread.
     pub fn spawn(config: WriterConfig) -> Result<Writer> {
         let conn = super::open_writable(&config.database)?;
-        let (tx, rx) = flume::bounded(CHANNEL_CAPACITY);
+        conn.execute_batch(&format!("PRAGMA cache_size = -{}", config.cache_kib))
+            .map_err(|e| AggregatorError::db(&config.database, e))?;
+        let (tx, rx) = flume::bounded(config.channel_capacity);
         let database = config.database.clone();
         let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
         let failed_slot = failed.clone();
