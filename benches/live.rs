@@ -107,11 +107,8 @@ fn run(n: usize, checkpoints: &[usize]) {
         let data = data
             .replace(common::SESSION_A, &format!("{copy:08x}-live-{copy:012}-a"))
             .replace(common::SESSION_B, &format!("{copy:08x}-live-{copy:012}-b"))
-            .replace(
-                "\"session_id\":null",
-                &format!("\"session_id\":null,\"copy\":{copy}"),
-            );
-        let raw = RawValue::from_string(data).expect("json");
+;
+        let raw = RawValue::from_string(common::shifted(&data, copy)).expect("json");
         while socket.emit(name.as_str(), &raw).is_err() {
             std::thread::sleep(Duration::from_micros(200));
         }

@@ -29,8 +29,17 @@ pub fn capture_text_lines() -> Vec<String> {
         .collect()
 }
 
+/// The capture's date and hour moved forward by `copy` minutes: each copy of
+/// the capture happens later, as in a real stream.
+pub fn shifted(line: &str, copy: usize) -> String {
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).and_then(|d| d.and_hms_opt(4, 24, 0)).expect("date");
+    let at = base + chrono::Duration::minutes(copy as i64);
+    line.replace("2026-11-24T04:24:", &at.format("%Y-%m-%dT%H:%M:").to_string())
+}
+
 /// `n` capture lines: the fixture replicated, each copy with its own pair of
-/// session ids (so every copy is distinct content, like real traffic).
+/// session ids and a later time (so every copy is distinct content, like real
+/// traffic).
 pub fn replicated_lines(n: usize) -> Vec<String> {
     let base = capture_text_lines();
     let mut out = Vec::with_capacity(n);
@@ -42,10 +51,7 @@ pub fn replicated_lines(n: usize) -> Vec<String> {
             if out.len() == n {
                 break;
             }
-            out.push(line.replace(SESSION_A, &a).replace(SESSION_B, &b).replace(
-                "\"session_id\": null",
-                &format!("\"session_id\": null, \"copy\": {copy}"),
-            ));
+            out.push(shifted(&line.replace(SESSION_A, &a).replace(SESSION_B, &b), copy));
         }
         copy += 1;
     }
