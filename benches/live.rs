@@ -106,8 +106,7 @@ fn run(n: usize, checkpoints: &[usize]) {
         let (name, data) = &base[i % base.len()];
         let data = data
             .replace(common::SESSION_A, &format!("{copy:08x}-live-{copy:012}-a"))
-            .replace(common::SESSION_B, &format!("{copy:08x}-live-{copy:012}-b"))
-;
+            .replace(common::SESSION_B, &format!("{copy:08x}-live-{copy:012}-b"));
         let raw = RawValue::from_string(common::shifted(&data, copy)).expect("json");
         while socket.emit(name.as_str(), &raw).is_err() {
             std::thread::sleep(Duration::from_micros(200));

@@ -32,9 +32,14 @@ pub fn capture_text_lines() -> Vec<String> {
 /// The capture's date and hour moved forward by `copy` minutes: each copy of
 /// the capture happens later, as in a real stream.
 pub fn shifted(line: &str, copy: usize) -> String {
-    let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).and_then(|d| d.and_hms_opt(4, 24, 0)).expect("date");
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
+        .and_then(|d| d.and_hms_opt(4, 24, 0))
+        .expect("date");
     let at = base + chrono::Duration::minutes(copy as i64);
-    line.replace("2026-11-24T04:24:", &at.format("%Y-%m-%dT%H:%M:").to_string())
+    line.replace(
+        "2026-11-24T04:24:",
+        &at.format("%Y-%m-%dT%H:%M:").to_string(),
+    )
 }
 
 /// `n` capture lines: the fixture replicated, each copy with its own pair of
@@ -51,7 +56,10 @@ pub fn replicated_lines(n: usize) -> Vec<String> {
             if out.len() == n {
                 break;
             }
-            out.push(shifted(&line.replace(SESSION_A, &a).replace(SESSION_B, &b), copy));
+            out.push(shifted(
+                &line.replace(SESSION_A, &a).replace(SESSION_B, &b),
+                copy,
+            ));
         }
         copy += 1;
     }

@@ -20,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, Overrides};
 use crate::error::Result;
 
+/// The command line: global options and one command.
 #[derive(Parser, Debug)]
 #[command(
     name = "mpm-aggregate",
@@ -101,6 +102,7 @@ enum Command {
     },
 }
 
+/// Options of `start`.
 #[derive(Args, Debug, Clone)]
 pub struct StartArgs {
     /// Monitor host (default: localhost, or CLAUDE_MPM_DASHBOARD_HOST)
@@ -120,6 +122,7 @@ pub struct StartArgs {
     daemon_child: bool,
 }
 
+/// Options of `view`.
 #[derive(Args, Debug, Clone)]
 pub struct ViewArgs {
     /// Session id or unique prefix

@@ -9,13 +9,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
+    /// A user prompt.
     Prompt,
+    /// A delegation to a sub-agent (Task/Agent tool call, SubagentStart).
     Delegation,
+    /// A tool call of any other tool.
     Tool,
+    /// A call of a file tool (Read, Write, Edit, MultiEdit, NotebookEdit).
     File,
+    /// A todo list update.
     Todo,
+    /// A response: Stop or SubagentStop.
     Response,
+    /// A memory event.
     Memory,
+    /// Everything else: lifecycle, hook bookkeeping, notifications.
     Meta,
 }
 

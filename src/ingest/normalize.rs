@@ -113,9 +113,11 @@ impl Rejection {
 /// What one input became.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// An event to store.
     Event(Box<NormalizedEvent>),
     /// Dashboard, heartbeat and connection traffic: counted, not stored.
     Control(String),
+    /// Input that cannot be stored, with the reason.
     Rejected(Rejection),
 }
 

@@ -57,6 +57,7 @@ impl Backoff {
         base.mul_f64(0.8 + fastrand::f64() * 0.4)
     }
 
+    /// Starts again from the shortest delay (after a successful connection).
     pub fn reset(&mut self) {
         self.next = BACKOFF_START;
     }

@@ -65,6 +65,7 @@ impl Shared {
         }
     }
 
+    /// Whether the socket is connected now.
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
@@ -81,6 +82,7 @@ impl Shared {
         self.mark_activity();
     }
 
+    /// The last connection error, while disconnected.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }

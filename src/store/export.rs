@@ -24,6 +24,7 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
+    /// The format's name on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             ExportFormat::Full => "full",

@@ -161,6 +161,7 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
+    /// Starts the thread; it reads the sessions from `database`.
     pub fn spawn(database: PathBuf) -> std::io::Result<FileWriter> {
         let (tx, rx) = flume::unbounded::<String>();
         let counters = std::sync::Arc::new(FileCounters::default());

@@ -130,10 +130,13 @@ pub struct RecorderStateUpdate {
 /// Messages to the writer.
 #[derive(Debug)]
 pub enum WriterMsg {
+    /// An event to store.
     Event(Box<NormalizedEvent>),
+    /// Input to record in `rejected_events`.
     Rejected(Box<Rejection>),
     /// Control traffic: counted only.
     Control,
+    /// A session document to import whole.
     Document(Box<DocumentImport>),
     /// Commit now and answer with the counters.
     Flush(flume::Sender<WriterStats>),
@@ -142,10 +145,12 @@ pub enum WriterMsg {
         idle_for: Option<chrono::Duration>,
         reply: Option<flume::Sender<Vec<String>>>,
     },
+    /// Delete data older than a number of days.
     Prune {
         older_than_days: u64,
         reply: flume::Sender<std::result::Result<prune::PruneReport, String>>,
     },
+    /// The recorder's state, for its `recorder_state` row.
     RecorderState(Box<RecorderStateUpdate>),
     /// Commit what came before and stop, even if producers are still alive.
     Shutdown,
