@@ -17,19 +17,23 @@ use mpm_aggregate::ingest::{normalize, split_capture_line, DedupSalt, NormalizeO
 use mpm_aggregate::store::writer::{Writer, WriterConfig, WriterMsg};
 use serde_json::Value;
 
-fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
-    let db = dir.join(format!("ours-{run}.db"));
-    let writer = Writer::spawn(WriterConfig {
-        database: db,
-        activity_directory: dir.join(format!("activity-{run}")),
+/// A writer for the store path alone: session files are the file thread's
+/// work, measured by the import bench.
+fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
+    Writer::spawn(WriterConfig {
+        database: dir.join(format!("{name}.db")),
+        activity_directory: dir.join(format!("activity-{name}")),
         compress_sessions: false,
         capture: Default::default(),
-        // The store path alone: session files are the file thread's work, measured by the import bench.
         session_files: false,
         channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
         cache_kib: 16 * 1024,
     })
-    .expect("writer");
+    .expect("writer")
+}
+
+fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
+    let writer = store_writer(dir, &format!("ours-{run}"));
     let tx = writer.sender();
     let opts = NormalizeOptions::default();
     let start = Instant::now();
@@ -127,16 +131,7 @@ fn main() {
         ));
     }
     let normalize_rate = lines.len() as f64 / start.elapsed().as_secs_f64();
-    let writer = Writer::spawn(WriterConfig {
-        database: dir.path().join("writer-only.db"),
-        activity_directory: dir.path().join("activity-writer-only"),
-        compress_sessions: false,
-        capture: Default::default(),
-        session_files: false,
-        channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
-        cache_kib: 16 * 1024,
-    })
-    .expect("writer");
+    let writer = store_writer(dir.path(), "writer-only");
     let tx = writer.sender();
     let start = Instant::now();
     for outcome in events {

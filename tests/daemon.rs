@@ -75,18 +75,8 @@ fn daemon_start_status_stop() {
     assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
 
     // A second recorder for the same directory is refused.
-    let again = cmd(dir.path(), &["start", "--port", &port])
-        .assert()
-        .failure()
-        .code(1)
-        .get_output()
-        .stderr
-        .clone();
-    assert!(
-        String::from_utf8_lossy(&again).contains("already running"),
-        "{}",
-        String::from_utf8_lossy(&again)
-    );
+    let again = failure_stderr(&mut cmd(dir.path(), &["start", "--port", &port]));
+    assert!(again.contains("already running"), "{}", again);
 
     monitor.emit_all(&capture_lines());
     let db = dir.path().join("rec.db");
@@ -156,14 +146,8 @@ fn daemon_start_status_stop() {
     );
 
     // Nothing runs now: stop is a clear error.
-    let out = cmd(dir.path(), &["stop"])
-        .assert()
-        .failure()
-        .code(1)
-        .get_output()
-        .stderr
-        .clone();
-    assert!(String::from_utf8_lossy(&out).contains("no recorder is running"));
+    let out = failure_stderr(&mut cmd(dir.path(), &["stop"]));
+    assert!(out.contains("no recorder is running"));
 }
 
 #[test]
@@ -228,38 +212,22 @@ fn unreachable_monitor_fails_without_force_and_stale_pid_files_are_cleaned() {
     let dir = tempfile::tempdir().unwrap();
     let _guard = DaemonGuard(dir.path());
     let port = free_port().to_string();
-    let out = cmd(
+    let out = failure_stderr(&mut cmd(
         dir.path(),
         &["start", "--host", "127.0.0.1", "--port", &port],
-    )
-    .assert()
-    .failure()
-    .code(1)
-    .get_output()
-    .stderr
-    .clone();
-    let text = String::from_utf8_lossy(&out);
+    ));
+    let text = out;
     assert!(
         text.contains(&format!(
             "cannot connect to the monitor at http://127.0.0.1:{port}"
         )),
         "{text}"
     );
-    let out = cmd(
+    let out = failure_stderr(&mut cmd(
         dir.path(),
         &["start", "--daemon", "--host", "127.0.0.1", "--port", &port],
-    )
-    .assert()
-    .failure()
-    .code(1)
-    .get_output()
-    .stderr
-    .clone();
-    assert!(
-        String::from_utf8_lossy(&out).contains("cannot connect to the monitor"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
+    ));
+    assert!(out.contains("cannot connect to the monitor"), "{}", out);
 
     // A PID file left by a dead process does not block a start.
     std::fs::write(dir.path().join("activity/mpm-aggregate.pid"), "999999\n").unwrap();

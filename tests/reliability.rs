@@ -199,6 +199,12 @@ fn bad_input_in_a_live_stream_never_stops_recording() {
         ) == 1),
         "recording goes on"
     );
+    assert_eq!(
+        count(&db, "SELECT connections FROM recorder_state"),
+        connections_before,
+        "no reconnection was needed"
+    );
+    assert_eq!(monitor.clients(), 1);
 
     assert!(recorder.stop().success());
     let stored = count(&db, "SELECT count(*) FROM events");

@@ -283,3 +283,9 @@ pub fn table_counts(db: &Path) -> Vec<i64> {
     })
     .collect()
 }
+
+/// Runs a command that must fail with exit status 1; returns its stderr.
+pub fn failure_stderr(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.assert().failure().code(1).get_output().stderr.clone();
+    String::from_utf8_lossy(&out).into_owned()
+}
