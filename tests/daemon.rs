@@ -154,10 +154,17 @@ fn daemon_start_status_stop() {
 fn foreground_recorder_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = TestMonitor::start(None, Vec::new());
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[event_aggregator]\nstatus_interval_seconds = 1\n",
+    )
+    .unwrap();
     let child = StdCommand::cargo_bin("mpm-aggregate")
         .unwrap()
         .current_dir(dir.path())
         .args([
+            "--config",
+            "c.toml",
             "--db",
             "rec.db",
             "--activity-dir",
@@ -180,6 +187,8 @@ fn foreground_recorder_stops_cleanly_on_sigterm() {
         &db,
         "SELECT count(*) FROM events"
     ) == 18));
+    // Foreground recorders print a status line every status_interval_seconds.
+    std::thread::sleep(Duration::from_millis(1500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -195,7 +204,8 @@ fn foreground_recorder_stops_cleanly_on_sigterm() {
     assert!(
         stdout.contains("recording: connected to")
             && stdout.contains("18 events stored this run")
-            && stdout.contains("2 sessions finalized at stop"),
+            && stdout.contains("2 sessions finalized at stop")
+            && stdout.contains("connected · 18 events recorded · 2 active sessions"),
         "{stdout}"
     );
     assert_eq!(
