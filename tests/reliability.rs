@@ -81,10 +81,7 @@ impl Drop for Recorder {
 }
 
 fn integrity_ok(db: &Path) -> bool {
-    open(db)
-        .query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-        .unwrap()
-        == "ok"
+    mpm_aggregate::store::integrity_ok(&open(db)).unwrap()
 }
 
 #[test]
