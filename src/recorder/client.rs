@@ -142,6 +142,18 @@ async fn on_event(shared: &Shared, event: Event, payload: Payload) {
     }
 }
 
+/// Why a connection failed, in words: rust_socketio's own message ("EngineIO
+/// Error") hides the cause in its source chain.
+fn connect_reason(e: &rust_socketio::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    crate::error::one_line(&parts.last().cloned().unwrap_or_default())
+}
+
 /// Opens one connection with every callback in place.
 async fn connect(shared: &Arc<Shared>, url: &str, generation: u64) -> Result<Client> {
     let on_any = {
@@ -210,7 +222,7 @@ async fn connect(shared: &Arc<Shared>, url: &str, generation: u64) -> Result<Cli
         .await
         .map_err(|e| AggregatorError::Connection {
             url: url.to_string(),
-            reason: crate::error::one_line(&e.to_string()),
+            reason: connect_reason(&e),
         })
 }
 
@@ -332,6 +344,13 @@ pub async fn supervise(
             }
             Err(e) => {
                 if let Some(r) = ready.take() {
+                    let e = match e {
+                        AggregatorError::Connection { url, reason } => AggregatorError::Connection {
+                            url,
+                            reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
+                        },
+                        other => other,
+                    };
                     let message = e.to_string();
                     let _ = r.send(Err(e));
                     return Err(AggregatorError::Recorder(message));
