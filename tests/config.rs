@@ -106,3 +106,53 @@ fn bad_values_are_clear_errors() {
     .unwrap_err();
     assert!(err.to_string().contains("missing.toml"));
 }
+
+#[test]
+fn the_binary_reads_the_default_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".claude-mpm")).unwrap();
+    std::fs::write(
+        dir.path().join(".claude-mpm/config.toml"),
+        "[event_aggregator]\ndatabase = \"from-file.db\"\ndashboard_port = 9999\n",
+    )
+    .unwrap();
+    let status = |env: &[(&str, &str)], args: &[&str]| -> serde_json::Value {
+        let mut c = assert_cmd::Command::cargo_bin("mpm-aggregate").unwrap();
+        c.current_dir(dir.path())
+            .env_remove("CLAUDE_MPM_DASHBOARD_PORT")
+            .env_remove("CLAUDE_MPM_AGGREGATOR_DB");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c
+            .args(args)
+            .args(["status", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let s = status(&[], &[]);
+    assert_eq!(
+        (s["database"].as_str(), s["dashboard_port"].as_u64()),
+        (Some("from-file.db"), Some(9999))
+    );
+    let s = status(
+        &[
+            ("CLAUDE_MPM_DASHBOARD_PORT", "7777"),
+            ("CLAUDE_MPM_AGGREGATOR_DB", "env.db"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        (s["database"].as_str(), s["dashboard_port"].as_u64()),
+        (Some("env.db"), Some(7777))
+    );
+    let s = status(
+        &[("CLAUDE_MPM_AGGREGATOR_DB", "env.db")],
+        &["--db", "flag.db"],
+    );
+    assert_eq!(s["database"], "flag.db");
+}
