@@ -96,7 +96,7 @@ fn main() {
         bytes as f64 / 1e6,
         n / 61 * 2
     );
-    let (mut a, mut b, c) = (Vec::new(), Vec::new(), ());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
     let only_writer = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "writer");
     for run in 0..if only_writer { 0 } else { 3 } {
         b.push(bare(&lines, dir.path(), run));
@@ -114,7 +114,6 @@ fn main() {
         );
         println!("  ratio                    : {:>9.2}x", b / a);
     }
-    let _ = c;
     // Where the time goes: the two halves of the pipeline on their own.
     let opts = NormalizeOptions::default();
     let start = Instant::now();

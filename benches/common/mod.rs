@@ -124,6 +124,7 @@ pub fn run_measured(
 ) -> (Duration, Duration, f64, std::process::Output) {
     use std::os::unix::process::ExitStatusExt;
     let start = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,6 +1,6 @@
 //! The live recorder: the Socket.IO client under supervision ([`client`]),
 //! the periodic work around it (heartbeat, session timeout sweeper, cleanup,
-//! status lines: [`tasks`]), the daemon and its PID file ([`daemon`]) and the
+//! status lines: `tasks`), the daemon and its PID file ([`daemon`]) and the
 //! status other processes read ([`status`]).
 
 pub mod client;
