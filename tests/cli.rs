@@ -574,10 +574,23 @@ fn errors_are_one_line_and_non_zero() {
     }
     // Import of a file that is not there, and of garbage.
     env.fails(&["import", "missing.jsonl"], "missing.jsonl");
-    std::fs::write(env.path("garbage.json"), "{\"not\": \"closed\"\n  ").unwrap();
+    std::fs::write(env.path("garbage.json"), "{\n  \"not\": \"closed\"\n").unwrap();
     env.fails(
         &["import", "garbage.json"],
         "not JSON lines nor a JSON document",
     );
+    // A JSON-lines file with a broken first line keeps the lines after it.
+    let good = json!({"hook_event_name": "SessionStart", "session_id": "after-a-bad-line", "timestamp": "2026-01-01T00:00:00Z"});
+    std::fs::write(
+        env.path("broken-first.jsonl"),
+        format!("{{\"event\": \"claude_event\", \"data\": {{\"x\"\n{good}\n"),
+    )
+    .unwrap();
+    env.cmd(&["import", "broken-first.jsonl"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "imported 1 event (1 session) from 1 file: 0 skipped as duplicate, 1 rejected",
+        ));
     env.fails(&["--config", "nope.toml", "sessions"], "nope.toml");
 }

@@ -179,7 +179,10 @@ fn import_file(
             rest_is_blank(&mut reader).map_err(|e| AggregatorError::io(path, e))?
         }
         Some(_) => false,
-        None => first.trim_start().starts_with(['{', '[']) && !first.trim().is_empty(),
+        // A pretty-printed document opens with a lone bracket. Any other
+        // line that is not JSON is a bad line of a JSON-lines file: it is
+        // rejected and the lines after it still count.
+        None => matches!(first.trim(), "{" | "["),
     };
     if is_document {
         let mut text = first;
