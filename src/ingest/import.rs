@@ -189,15 +189,37 @@ fn import_file(
         reader
             .read_to_string(&mut text)
             .map_err(|e| AggregatorError::io(path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
-            AggregatorError::InvalidFormat(format!(
-                "{}: not JSON lines nor a JSON document: {e}",
-                path.display()
-            ))
-        })?;
-        return import_document(writer, path, value, opts, sessions);
+        match serde_json::from_str::<Value>(&text) {
+            Ok(value) => return import_document(writer, path, value, opts, sessions),
+            Err(e) => {
+                // Not a document after all: read it line by line, so that each
+                // bad line is rejected with its reason and no valid one is lost.
+                tracing::warn!(
+                    "{}: not a JSON document ({e}); reading it as JSON lines",
+                    path.display()
+                );
+                let mut lines = std::io::Cursor::new(text.into_bytes());
+                let mut first = String::new();
+                lines
+                    .read_line(&mut first)
+                    .map_err(|e| AggregatorError::io(path, e))?;
+                return import_lines(writer, path, &mut lines, first, opts, false, sessions);
+            }
+        }
     }
+    import_lines(writer, path, &mut *reader, first, opts, progress, sessions)
+}
 
+/// Imports JSON lines: `first` (already read) and the rest of `reader`.
+fn import_lines(
+    writer: &Writer,
+    path: &Path,
+    reader: &mut dyn BufRead,
+    first: String,
+    opts: &NormalizeOptions,
+    progress: bool,
+    sessions: &mut HashSet<String>,
+) -> Result<u64> {
     let bar = progress_bar(path, progress);
     let mut seen = HashMap::new();
     let mut line = first;
