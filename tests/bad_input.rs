@@ -169,3 +169,26 @@ fn oversized_events_are_rejected_with_a_reason() {
         .unwrap();
     assert!(reason.contains("exceeds max_event_bytes"), "{reason}");
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_rejected_and_its_neighbours_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let a = json!({"hook_event_name": "SessionStart", "session_id": "before", "timestamp": "2026-01-01T00:00:00Z"}).to_string();
+    let b = json!({"hook_event_name": "SessionStart", "session_id": "after", "timestamp": "2026-01-01T00:00:01Z"}).to_string();
+    let mut bytes = a.into_bytes();
+    bytes.extend_from_slice(b"\n{\"event\": \"x\", \"data\": \"\xff\xfe\"}\n");
+    bytes.extend_from_slice(b.as_bytes());
+    bytes.push(b'\n');
+    let path = dir.path().join("latin1.jsonl");
+    std::fs::write(&path, bytes).unwrap();
+    let report = import_with(&config, &[path]);
+    assert_eq!((report.stored, report.rejected), (2, 1));
+    assert_eq!(
+        count(
+            &config.database,
+            "SELECT count(*) FROM sessions WHERE session_id IN ('before', 'after')"
+        ),
+        2
+    );
+}

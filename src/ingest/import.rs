@@ -279,16 +279,14 @@ fn import_lines(
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                // Not UTF-8: reject the line and go on with the next one.
+                // Not UTF-8: `read_line` has consumed the line already; reject
+                // it and go on with the next one.
                 let reason = format!("line {line_no}: not UTF-8 text");
                 send(
                     writer,
                     WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, "", Utc::now()))),
                 )?;
-                let mut skip = Vec::new();
-                reader
-                    .read_until(b'\n', &mut skip)
-                    .map_err(|e| AggregatorError::io(path, e))?;
+                line.clear();
             }
             Err(e) => return Err(AggregatorError::io(path, e)),
         }
