@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use chrono::Utc;
-use mpm_aggregate::ingest::{normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome};
+use mpm_aggregate::ingest::{normalize, split_capture_line, DedupSalt, NormalizeOptions};
 use mpm_aggregate::store::writer::{Writer, WriterConfig, WriterMsg};
 use serde_json::Value;
 
@@ -47,12 +47,7 @@ fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
             &opts,
             &mut DedupSalt::ReceivedAt,
         ) {
-            let msg = match outcome {
-                Outcome::Event(e) => WriterMsg::Event(e),
-                Outcome::Control(_) => WriterMsg::Control,
-                Outcome::Rejected(r) => WriterMsg::Rejected(Box::new(r)),
-            };
-            mpm_aggregate::store::writer::send_blocking(&tx, msg)
+            mpm_aggregate::store::writer::send_blocking(&tx, WriterMsg::from(outcome))
                 .map_err(|_| ())
                 .expect("send");
         }
@@ -134,12 +129,7 @@ fn main() {
     let tx = writer.sender();
     let start = Instant::now();
     for outcome in events {
-        let msg = match outcome {
-            Outcome::Event(e) => WriterMsg::Event(e),
-            Outcome::Control(_) => WriterMsg::Control,
-            Outcome::Rejected(r) => WriterMsg::Rejected(Box::new(r)),
-        };
-        mpm_aggregate::store::writer::send_blocking(&tx, msg)
+        mpm_aggregate::store::writer::send_blocking(&tx, WriterMsg::from(outcome))
             .map_err(|_| ())
             .expect("send");
     }

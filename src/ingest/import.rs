@@ -135,22 +135,16 @@ fn send_outcomes(
     sessions: &mut HashSet<String>,
 ) -> Result<()> {
     for outcome in outcomes {
-        let msg = match outcome {
+        match &outcome {
             Outcome::Event(e) => {
-                if let Some(id) = &e.session_id {
-                    if !sessions.contains(id) {
-                        sessions.insert(id.clone());
-                    }
+                if let Some(id) = e.session_id.as_ref().filter(|id| !sessions.contains(*id)) {
+                    sessions.insert(id.clone());
                 }
-                WriterMsg::Event(e)
             }
-            Outcome::Rejected(r) => {
-                tracing::warn!("rejected input from the import: {}", r.reason);
-                WriterMsg::Rejected(Box::new(r))
-            }
-            Outcome::Control(_) => WriterMsg::Control,
-        };
-        send(writer, msg)?;
+            Outcome::Rejected(r) => tracing::warn!("rejected input from the import: {}", r.reason),
+            Outcome::Control(_) => {}
+        }
+        send(writer, outcome.into())?;
     }
     Ok(())
 }

@@ -121,14 +121,10 @@ async fn on_event(shared: &Shared, event: Event, payload: Payload) {
         .events_received
         .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
     for outcome in outcomes {
-        let msg = match outcome {
-            Outcome::Event(e) => WriterMsg::Event(e),
-            Outcome::Control(_) => WriterMsg::Control,
-            Outcome::Rejected(r) => {
-                tracing::warn!(event = %name, "rejected an event: {}", r.reason);
-                WriterMsg::Rejected(Box::new(r))
-            }
-        };
+        if let Outcome::Rejected(r) = &outcome {
+            tracing::warn!(event = %name, "rejected an event: {}", r.reason);
+        }
+        let msg = WriterMsg::from(outcome);
         // Waiting here is the backpressure: the socket is not read while the
         // writer's channel is full.
         if crate::store::writer::send_async(&shared.writer_tx, msg)

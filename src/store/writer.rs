@@ -16,7 +16,7 @@ use super::{prune, session_file};
 use crate::config::CaptureConfig;
 use crate::error::{AggregatorError, Result};
 use crate::ingest::timestamp::format_timestamp;
-use crate::ingest::{NormalizedEvent, Rejection};
+use crate::ingest::{NormalizedEvent, Outcome, Rejection};
 use crate::model::AgentSession;
 
 /// Messages between the channel's bound and this many per transaction.
@@ -69,6 +69,19 @@ impl WriterConfig {
     }
 }
 
+/// One attempt to send: `Ok(None)` sent, `Ok(Some(msg))` the channel is full,
+/// `Err(msg)` the writer is gone.
+fn try_send(
+    tx: &flume::Sender<WriterMsg>,
+    msg: WriterMsg,
+) -> std::result::Result<Option<WriterMsg>, WriterMsg> {
+    match tx.try_send(msg) {
+        Ok(()) => Ok(None),
+        Err(flume::TrySendError::Full(m)) => Ok(Some(m)),
+        Err(flume::TrySendError::Disconnected(m)) => Err(m),
+    }
+}
+
 /// Sends to the writer, waiting while its channel is full. Producers sleep
 /// briefly instead of parking on the channel: a parked sender would have to be
 /// woken by the writer once per message, which costs more than the write.
@@ -76,16 +89,11 @@ pub fn send_blocking(
     tx: &flume::Sender<WriterMsg>,
     mut msg: WriterMsg,
 ) -> std::result::Result<(), WriterMsg> {
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(flume::TrySendError::Full(m)) => {
-                msg = m;
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-            Err(flume::TrySendError::Disconnected(m)) => return Err(m),
-        }
+    while let Some(full) = try_send(tx, msg)? {
+        msg = full;
+        std::thread::sleep(std::time::Duration::from_micros(200));
     }
+    Ok(())
 }
 
 /// [`send_blocking`] for async producers.
@@ -93,14 +101,19 @@ pub async fn send_async(
     tx: &flume::Sender<WriterMsg>,
     mut msg: WriterMsg,
 ) -> std::result::Result<(), WriterMsg> {
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(flume::TrySendError::Full(m)) => {
-                msg = m;
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            Err(flume::TrySendError::Disconnected(m)) => return Err(m),
+    while let Some(full) = try_send(tx, msg)? {
+        msg = full;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+impl From<Outcome> for WriterMsg {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Event(e) => WriterMsg::Event(e),
+            Outcome::Control(_) => WriterMsg::Control,
+            Outcome::Rejected(r) => WriterMsg::Rejected(Box::new(r)),
         }
     }
 }
