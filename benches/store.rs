@@ -25,7 +25,7 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
         activity_directory: dir.join(format!("activity-{name}")),
         compress_sessions: false,
         capture: Default::default(),
-        session_files: false,
+        session_files: None,
         channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
         cache_kib: 16 * 1024,
     })

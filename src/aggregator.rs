@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::config::{Config, Overrides};
+use crate::core::model::AgentSession;
+use crate::documents::export::{self, ExportFormat};
 use crate::error::{AggregatorError, Result};
-use crate::model::AgentSession;
 use crate::recorder::{RecorderHandle, RecorderOptions, RunReport};
-use crate::store::export::{self, ExportFormat};
 use crate::store::queries::{self, SessionSort, SessionSummary};
 
 pub use crate::recorder::status::AggregatorStatus;

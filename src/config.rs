@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::Category;
 use crate::error::{AggregatorError, Result};
-use crate::ingest::Category;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = ".claude-mpm/config.toml";

@@ -23,16 +23,19 @@
 pub mod aggregator;
 pub mod cli;
 pub mod config;
+pub mod core;
+pub mod documents;
 pub mod error;
+pub mod files;
+pub mod import;
 pub mod ingest;
-pub mod model;
 pub mod recorder;
 pub mod store;
 
+pub use crate::core::model::{AgentDelegation, AgentSession, SessionEvent, SessionMetrics};
+pub use crate::core::Category;
 pub use aggregator::{AggregatorStatus, EventAggregator};
 pub use config::Config;
+pub use documents::ExportFormat;
 pub use error::{AggregatorError, Result};
-pub use ingest::Category;
-pub use model::{AgentDelegation, AgentSession, SessionEvent, SessionMetrics};
-pub use store::export::ExportFormat;
 pub use store::queries::{SessionSort, SessionSummary};

@@ -502,8 +502,22 @@ fn status_and_prune_and_import_report() {
         .assert()
         .success()
         .stdout("imported 0 events (2 sessions) from 1 file: 59 skipped as duplicate, 0 rejected, 2 control skipped\n");
+    // The age prune uses is when data was stored here: an archive of 2025
+    // imported today is young...
+    env.cmd(&["prune", "--older-than-days", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("pruned 0 sessions"));
+    // ...until it has been kept here for a while.
+    rusqlite::Connection::open(env.path("rec.db"))
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET stored_at = '2025-09-01T00:00:00.000Z' WHERE session_id LIKE '9f1c2d3e%'",
+            [],
+        )
+        .unwrap();
     let days = (chrono::Utc::now()
-        - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z")
+        - chrono::DateTime::parse_from_rfc3339("2025-09-02T00:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc))
     .num_days();

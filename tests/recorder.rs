@@ -181,7 +181,7 @@ fn unreachable_monitor_is_an_error_unless_forced() {
 }
 
 #[test]
-fn idle_sessions_are_finalized_by_the_sweeper_and_old_ones_cleaned_at_start() {
+fn idle_sessions_are_finalized_by_the_sweeper_and_imported_archives_kept_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let monitor = TestMonitor::start(None, Vec::new());
     let mut cfg = config(dir.path(), monitor.port);
@@ -196,8 +196,8 @@ fn idle_sessions_are_finalized_by_the_sweeper_and_old_ones_cleaned_at_start() {
     aggregator.start().unwrap();
     assert_eq!(
         count(&db, "SELECT count(*) FROM sessions"),
-        0,
-        "auto_cleanup_days removed the old session at start"
+        1,
+        "an archive of 2025 imported today is not deleted: its age counts from storage"
     );
     assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
     let now = chrono::Utc::now().to_rfc3339();
@@ -210,16 +210,20 @@ fn idle_sessions_are_finalized_by_the_sweeper_and_old_ones_cleaned_at_start() {
         "SELECT count(*) FROM sessions WHERE status = 'active'"
     ) == 1));
     assert!(
-        wait_until(Duration::from_secs(10), || count(
+        wait_until(Duration::from_secs(10), || {
+            count(
             &db,
-            "SELECT count(*) FROM sessions WHERE status = 'completed' AND file_path IS NOT NULL"
-        ) == 1),
+            "SELECT count(*) FROM sessions WHERE status = 'completed' AND file_path IS NOT NULL AND session_id = 'idle'"
+        ) == 1
+        }),
         "the idle session was finalized"
     );
     let file = open(&db)
-        .query_row("SELECT file_path FROM sessions", [], |r| {
-            r.get::<_, String>(0)
-        })
+        .query_row(
+            "SELECT file_path FROM sessions WHERE session_id = 'idle'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
         .unwrap();
     assert!(wait_until(Duration::from_secs(5), || Path::new(&file).exists()));
     assert_eq!(aggregator.get_completed_sessions().unwrap(), ["idle"]);

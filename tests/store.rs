@@ -463,7 +463,7 @@ fn prune_deletes_old_sessions_with_their_rows_and_files() {
         .to_string();
     assert!(Path::new(&old_file).exists());
     let writer = mpm_aggregate::store::writer::Writer::spawn(
-        mpm_aggregate::store::writer::WriterConfig::from_config(&config),
+        mpm_aggregate::documents::writer_config(&config),
     )
     .unwrap();
     // The Python session is from 2025; the capture's are from 2026-11-24.

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::documents::export::{default_file_name, export_to_file, write_export, ExportFormat};
 use crate::error::{AggregatorError, Result};
-use crate::store::export::{default_file_name, export_to_file, write_export, ExportFormat};
 use crate::store::queries::resolve_session;
 
 pub fn run(config: &Config, session: &str, output: Option<&Path>, format: &str) -> Result<()> {

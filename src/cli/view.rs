@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use super::output::{clip, duration, short_time};
 use super::ViewArgs;
 use crate::config::Config;
+use crate::documents::export::{for_each_event, load_header};
 use crate::error::Result;
-use crate::store::export::{for_each_event, load_header};
 use crate::store::queries::resolve_session;
 
 pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
@@ -51,14 +51,12 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
     println!("  status:      {status}");
     println!(
         "  started:     {}",
-        short_time(&crate::ingest::timestamp::format_timestamp(
-            &session.start_time
-        ))
+        short_time(&crate::core::time::format_timestamp(&session.start_time))
     );
     if let Some(end) = &session.end_time {
         println!(
             "  ended:       {}",
-            short_time(&crate::ingest::timestamp::format_timestamp(end))
+            short_time(&crate::core::time::format_timestamp(end))
         );
     }
     println!("  duration:    {}", duration(m.session_duration_ms));

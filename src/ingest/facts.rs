@@ -3,37 +3,12 @@
 
 use serde_json::{Map, Value};
 
-use super::category::{is_tool_event, DELEGATION_TOOLS, WRITE_TOOLS};
+use crate::core::category::{is_tool_event, DELEGATION_TOOLS, WRITE_TOOLS};
+use crate::core::event::{ClaudeCodeAccount, Tokens};
+use crate::core::Facts;
 
 /// Longest text kept in a fact (prompts, responses); the full text stays in `data`.
 const MAX_FACT_CHARS: usize = 16 * 1024;
-
-/// Derived facts of one event. Every field is optional: payloads vary.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Facts {
-    /// `tool_name` of a tool call.
-    pub tool_name: Option<String>,
-    /// Claude Code's `tool_use_id`, which pairs a `PreToolUse` with its `PostToolUse`.
-    pub tool_use_id: Option<String>,
-    /// The path a write tool modified.
-    pub file_written: Option<String>,
-    /// Sub-agent type of a delegation event.
-    pub agent_type: Option<String>,
-    /// Instructions given to a sub-agent.
-    pub instructions: Option<String>,
-    /// Short description of a delegated task.
-    pub description: Option<String>,
-    /// The text of a user prompt.
-    pub prompt: Option<String>,
-    /// A response text (final answer or sub-agent result).
-    pub response: Option<String>,
-    /// The event reports an error.
-    pub is_error: bool,
-    pub working_directory: Option<String>,
-    pub git_branch: Option<String>,
-    pub launch_method: Option<String>,
-    pub claude_pid: Option<i64>,
-}
 
 fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     obj.get(key)
@@ -108,7 +83,56 @@ fn reports_error(objs: &[Option<&Map<String, Value>>]) -> bool {
     })
 }
 
+fn int(obj: Option<&Map<String, Value>>, key: &str) -> i64 {
+    obj.and_then(|o| o.get(key))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// Tokens of an API response's `usage` object.
+fn tokens_of(usage: Option<&Map<String, Value>>) -> Tokens {
+    Tokens {
+        input: int(usage, "input_tokens"),
+        output: int(usage, "output_tokens"),
+        cache_creation: int(usage, "cache_creation_input_tokens"),
+        cache_read: int(usage, "cache_read_input_tokens"),
+        cache_creation_1h: int(obj(usage, "cache_creation"), "ephemeral_1h_input_tokens"),
+    }
+}
+
+/// Claude Code's own account from a `cost-state` line: tokens summed over its models.
+fn claude_code_account(line: &Map<String, Value>) -> ClaudeCodeAccount {
+    let mut tokens = Tokens::default();
+    if let Some(models) = obj(Some(line), "modelUsage") {
+        for usage in models.values().filter_map(Value::as_object) {
+            let u = Some(usage);
+            tokens.add(&Tokens {
+                input: int(u, "inputTokens"),
+                output: int(u, "outputTokens"),
+                cache_creation: int(u, "cacheCreationInputTokens"),
+                cache_read: int(u, "cacheReadInputTokens"),
+                cache_creation_1h: int(u, "cacheCreationEphemeral1hInputTokens"),
+            });
+        }
+    }
+    ClaudeCodeAccount {
+        tokens,
+        cost_usd: line.get("totalCostUSD").and_then(Value::as_f64),
+        lines_added: line.get("totalLinesAdded").and_then(Value::as_i64),
+        lines_removed: line.get("totalLinesRemoved").and_then(Value::as_i64),
+    }
+}
+
 impl Facts {
+    /// [`Facts::extract`] under the name the store uses.
+    pub fn extract_from(
+        event_type: &str,
+        data: Option<&Map<String, Value>>,
+        top: Option<&Map<String, Value>>,
+    ) -> Facts {
+        Facts::extract(event_type, data, top)
+    }
+
     /// Reads the facts of an event of canonical type `event_type` from its
     /// `data` object and the payload's top level.
     pub fn extract(
@@ -127,6 +151,10 @@ impl Facts {
                 .iter()
                 .flatten()
                 .find_map(|o| o.get("claude_pid").and_then(Value::as_i64)),
+            agent_id: first_str(&both, &["agent_id"]),
+            prompt_id: first_str(&both, &["prompt_id"]),
+            claude_version: first_str(&both, &["claude_version"]),
+            parent_agent_id: first_str(&both, &["parent_agent_id"]),
             ..Facts::default()
         };
 
@@ -152,6 +180,26 @@ impl Facts {
                 facts.description =
                     first_str(&[tool_params, tool_input, delegation], &["description"]);
             }
+            if tool.is_some_and(|t| DELEGATION_TOOLS.contains(&t)) {
+                facts.background = [tool_input, tool_params]
+                    .iter()
+                    .flatten()
+                    .any(|o| o.get("run_in_background").and_then(Value::as_bool) == Some(true));
+                let response = obj(data, "tool_response").or_else(|| obj(top, "tool_response"));
+                facts.launched_agent_id = first_str(&[response], &["agentId", "agent_id"]);
+                if response
+                    .and_then(|r| r.get("status"))
+                    .and_then(Value::as_str)
+                    == Some("async_launched")
+                {
+                    facts.background = true;
+                }
+            }
+            if event_type == "PostToolUseFailure" {
+                facts.is_error = true;
+                facts.error =
+                    first_str(&both, &["error"]).or_else(|| Some("tool call failed".into()));
+            }
             if event_type == "PostToolUse" {
                 let response = [data, top].iter().flatten().find_map(|o| {
                     ["tool_response", "tool_output", "output", "result"]
@@ -173,6 +221,29 @@ impl Facts {
                 }
                 "UserPromptSubmit" => {
                     facts.prompt = first_str(&both, &["prompt", "prompt_text"]);
+                    facts.not_a_person = [data, top]
+                        .iter()
+                        .flatten()
+                        .any(|o| o.get("not_a_person").and_then(Value::as_bool) == Some(true))
+                        || facts
+                            .prompt
+                            .as_deref()
+                            .is_some_and(|p| p.trim_start().starts_with("<task-notification>"));
+                }
+                "StopFailure" => {
+                    facts.is_error = true;
+                    facts.error = first_str(&both, &["error", "reason", "message"])
+                        .or_else(|| Some("the sub-agent stopped on an error".into()));
+                }
+                "ApiCall" => {
+                    facts.message_id = first_str(&both, &["message_id"]);
+                    facts.model = first_str(&both, &["model"]);
+                    let usage = obj(data, "usage").or_else(|| obj(top, "usage"));
+                    facts.tokens = tokens_of(usage);
+                }
+                "CostState" => {
+                    let line = obj(data, "cost_state").or_else(|| obj(top, "cost_state"));
+                    facts.claude_code = line.map(claude_code_account);
                 }
                 _ => {}
             }

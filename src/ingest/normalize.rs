@@ -12,9 +12,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
-use super::category::{category_for, Category};
-use super::facts::Facts;
-use super::timestamp::{format_timestamp, parse_timestamp};
+use crate::core::time::parse_timestamp;
+use crate::core::{category_for, Facts, NormalizedEvent};
 
 /// Longest session id accepted. Real ids are 36-character UUIDs.
 pub const MAX_SESSION_ID_LEN: usize = 256;
@@ -46,38 +45,6 @@ pub enum DedupSalt<'a> {
     /// Import: the n-th identical payload of a file is the n-th event, so
     /// importing the same file twice still finds every one a duplicate.
     Occurrences(&'a mut HashMap<u128, u32>),
-}
-
-/// A canonical event, serialized and ready for the writer.
-#[derive(Debug, Clone)]
-pub struct NormalizedEvent {
-    pub session_id: Option<String>,
-    pub timestamp: DateTime<Utc>,
-    pub event_type: String,
-    pub category: Category,
-    /// The Socket.IO event name it arrived under (`history` elements keep their own).
-    pub socket_event: String,
-    pub raw_type: Option<String>,
-    pub subtype: Option<String>,
-    pub source: Option<String>,
-    pub correlation_id: Option<String>,
-    /// The event's data object as JSON text (the whole payload for shapes without one).
-    pub data: String,
-    /// The payload's other top-level fields as a JSON object, when it had a `data` object.
-    pub envelope: Option<String>,
-    pub facts: Facts,
-    /// Duplicate key: the event time (ms, big-endian) then a 128-bit content
-    /// hash. Time first keeps the unique index append-mostly, as events arrive
-    /// roughly in time order; a random key would dirty a random page per insert.
-    pub dedup_key: [u8; 24],
-    pub received_at: DateTime<Utc>,
-}
-
-impl NormalizedEvent {
-    /// The timestamp as stored: ISO-8601, milliseconds, `Z`.
-    pub fn timestamp_text(&self) -> String {
-        format_timestamp(&self.timestamp)
-    }
 }
 
 /// Input that could not be stored as an event, with the reason.
@@ -402,7 +369,14 @@ fn normalize_one(
         })
         .unwrap_or_else(|| "unknown".to_string());
 
-    let facts = Facts::extract(&event_type, Some(data_obj), top_ref);
+    let mut facts = Facts::extract(&event_type, Some(data_obj), top_ref);
+    // claude-mpm's full handler makes up `<agent_type>_<session_id>` as an
+    // agent id: the same for two sub-agents of one type, so not an identity.
+    if let (Some(agent), Some(sid)) = (&facts.agent_id, &session_id) {
+        if agent.ends_with(sid.as_str()) {
+            facts.agent_id = None;
+        }
+    }
     // Our own exported events (and the Python original's) carry their category.
     let category = top
         .get("category")
@@ -496,6 +470,12 @@ fn normalize_one(
     dedup_key[..8].copy_from_slice(&(key_time.max(0) as u64).to_be_bytes());
     dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
 
+    let identity = NormalizedEvent::identity_of(&event_type, &facts);
+    let origin = if source.as_deref() == Some("transcript") {
+        "transcript"
+    } else {
+        "monitor"
+    };
     Outcome::Event(Box::new(NormalizedEvent {
         session_id,
         timestamp,
@@ -508,6 +488,8 @@ fn normalize_one(
         correlation_id,
         data,
         envelope,
+        identity,
+        origin,
         facts,
         dedup_key,
         received_at,

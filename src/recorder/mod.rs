@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use crate::config::Config;
 use crate::error::{AggregatorError, Result};
-use crate::store::writer::{RecorderStateUpdate, Writer, WriterConfig, WriterMsg, WriterStats};
+use crate::store::writer::{RecorderStateUpdate, Writer, WriterMsg, WriterStats};
 
 /// State shared by the socket callbacks, the supervisor and the periodic tasks.
 pub struct Shared {
@@ -187,7 +187,7 @@ pub async fn run(
             ));
         }
         check_activity_dir(&config.activity_directory)?;
-        Writer::spawn(WriterConfig::for_recorder(&config))
+        Writer::spawn(crate::documents::recorder_writer_config(&config))
     })();
     let writer = match setup {
         Ok(w) => w,

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::daemon;
 use crate::config::Config;
+use crate::core::time::parse_stored;
 use crate::error::Result;
-use crate::ingest::timestamp::parse_stored;
 use crate::store::queries::store_figures;
 
 /// A heartbeat older than this means the recorder is gone.

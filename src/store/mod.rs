@@ -5,7 +5,6 @@
 //! WAL mode lets readers run while the writer commits.
 
 mod checkpoint;
-pub mod export;
 pub mod prune;
 pub mod queries;
 pub mod readonly;
@@ -27,20 +26,7 @@ mod embedded {
 /// How long a connection waits for a lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Creates `dir` (and parents) readable by the owner only.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| AggregatorError::io(dir, e))
-}
+pub use crate::files::create_private_dir;
 
 /// Opens (creating if needed) the database at `path` for writing, applies the
 /// pragmas and runs pending migrations. The file is created readable by the owner only.

@@ -1,6 +1,9 @@
 //! Deleting old data: whole sessions (events, delegations, metrics, session
-//! file) whose last event is older than a number of days, plus session-less
-//! events and rejected input of that age.
+//! file) stored here longer ago than a number of days, plus session-less events
+//! and rejected input of that age. The age is when the data was stored here
+//! (SPEC section 6), so an old archive imported today is not deleted at the
+//! next cleanup. Session files are deleted by the caller only after the
+//! transaction that forgot their sessions has committed.
 
 use std::path::Path;
 
@@ -8,16 +11,30 @@ use chrono::Utc;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::ingest::timestamp::format_timestamp;
+use crate::core::time::format_timestamp;
 
 /// What a prune removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
     pub sessions: u64,
     pub events: u64,
     pub delegations: u64,
     pub rejected: u64,
     pub files: u64,
+    /// Session files to delete once the transaction has committed.
+    #[serde(skip)]
+    pub files_to_delete: Vec<std::path::PathBuf>,
+}
+
+impl PruneReport {
+    /// Deletes the session files of the pruned sessions (call after COMMIT).
+    pub fn delete_files(&mut self) {
+        for file in std::mem::take(&mut self.files_to_delete) {
+            if std::fs::remove_file(&file).is_ok() {
+                self.files += 1;
+            }
+        }
+    }
 }
 
 /// Deletes everything older than `days` days (`0` deletes nothing). Session
@@ -29,7 +46,7 @@ pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Res
     }
     let cutoff = format_timestamp(&(Utc::now() - chrono::Duration::days(days.min(365_000) as i64)));
     let old: Vec<(String, Option<String>)> = conn
-        .prepare("SELECT session_id, file_path FROM sessions WHERE last_event_time < ?1")?
+        .prepare("SELECT session_id, file_path FROM sessions WHERE coalesce(stored_at, last_event_time) < ?1")?
         .query_map([&cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let canonical_dir = activity_dir.canonicalize().ok();
@@ -43,13 +60,13 @@ pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Res
             let inside = Path::new(file)
                 .canonicalize()
                 .is_ok_and(|p| p.starts_with(dir));
-            if inside && std::fs::remove_file(file).is_ok() {
-                report.files += 1;
+            if inside {
+                report.files_to_delete.push(file.into());
             }
         }
     }
     report.events += conn.execute(
-        "DELETE FROM events WHERE session_id IS NULL AND timestamp < ?1",
+        "DELETE FROM events WHERE session_id IS NULL AND received_at < ?1",
         params![cutoff],
     )? as u64;
     report.rejected += conn.execute(

@@ -196,3 +196,36 @@ pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
         .flatten();
     Ok(figures)
 }
+
+/// Every event of a session, read back as canonical events in time order
+/// (row ids alongside), for rebuilding the session.
+pub fn stored_events(
+    conn: &Connection,
+    session_id: &str,
+) -> rusqlite::Result<Vec<(i64, crate::core::NormalizedEvent)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, timestamp, event_type, category, socket_event, raw_type, subtype, correlation_id,
+                data, envelope, identity, origin
+         FROM events WHERE session_id = ?1 ORDER BY timestamp, id",
+    )?;
+    let rows = stmt.query_map([session_id], |r| {
+        let envelope: Option<String> = r.get(9)?;
+        let origin: Option<String> = r.get(11)?;
+        let stored = crate::ingest::StoredEvent {
+            session_id,
+            timestamp: &r.get::<_, String>(1)?,
+            event_type: &r.get::<_, String>(2)?,
+            category: &r.get::<_, String>(3)?,
+            socket_event: &r.get::<_, String>(4)?,
+            raw_type: r.get(5)?,
+            subtype: r.get(6)?,
+            correlation_id: r.get(7)?,
+            data: &r.get::<_, String>(8)?,
+            envelope: envelope.as_deref(),
+            identity: r.get(10)?,
+            origin: origin.as_deref(),
+        };
+        Ok((r.get(0)?, stored.to_event()))
+    })?;
+    rows.collect()
+}

@@ -5,15 +5,12 @@
 //! character outside `[A-Za-z0-9_-]` becomes `_`, and a name that was altered or
 //! is already taken by another session gets a hash of the full id appended.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::export::{write_export, ExportFormat};
-use crate::error::{AggregatorError, Result};
+use crate::error::Result;
 
 fn safe_char(c: char) -> char {
     if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -95,54 +92,8 @@ pub fn stored_path(conn: &Connection, session_id: &str) -> Option<String> {
     .flatten()
 }
 
-/// Writes the session's `full` document to `path` (gzip when it ends in `.gz`).
-pub fn write(conn: &Connection, session_id: &str, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        super::create_private_dir(dir)?;
-    }
-    write_atomically(path, |out| {
-        write_export(conn, session_id, ExportFormat::Full, out)
-            .map(|_| ())
-            .map_err(std::io::Error::other)
-    })
-}
-
-/// Writes through a temporary file renamed into place, so a reader never sees
-/// half a file. Created readable by the owner only; `.gz` paths are compressed.
-pub fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "session".into());
-    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file: File = opts.open(&tmp)?;
-        let mut out = BufWriter::with_capacity(256 * 1024, file);
-        if path.extension().is_some_and(|e| e == "gz") {
-            let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
-            fill(&mut gz)?;
-            gz.finish()?;
-        } else {
-            fill(&mut out)?;
-        }
-        out.into_inner().map_err(|e| e.into_error())?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        AggregatorError::io(path, e)
-    })
-}
+/// Renders the session file of a session from SQL to a path.
+pub type SessionFileRenderer = fn(&Connection, &str, &Path) -> Result<()>;
 
 /// Counters of the session file thread.
 #[derive(Debug, Default)]
@@ -161,8 +112,20 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    /// Starts the thread; it reads the sessions from `database`.
-    pub fn spawn(database: PathBuf) -> std::io::Result<FileWriter> {
+    /// Starts the thread; it reads the sessions from `database` and renders
+    /// each file with `render` (the documents layer's, passed down so that the
+    /// store never depends on the output formats).
+    pub fn spawn(
+        database: PathBuf,
+        render: Option<SessionFileRenderer>,
+    ) -> std::io::Result<FileWriter> {
+        let Some(render) = render else {
+            return Ok(FileWriter {
+                tx: None,
+                handle: None,
+                counters: Default::default(),
+            });
+        };
         let (tx, rx) = flume::unbounded::<String>();
         let counters = std::sync::Arc::new(FileCounters::default());
         let c = counters.clone();
@@ -191,7 +154,7 @@ impl FileWriter {
                         let Some(path) = stored_path(db, &id) else {
                             continue;
                         };
-                        match write(db, &id, Path::new(&path)) {
+                        match render(db, &id, Path::new(&path)) {
                             Ok(()) => c.written.fetch_add(1, Relaxed),
                             Err(e) => {
                                 tracing::error!(

@@ -9,15 +9,17 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::upkeep::{self, SessionCache, SessionState, Transition};
+use super::upkeep::{self, SessionCache};
 use super::{prune, session_file};
 use crate::config::CaptureConfig;
+use crate::core::delegation::Transition;
+use crate::core::model::AgentSession;
+use crate::core::session::{self, SessionState};
+use crate::core::time::format_timestamp;
 use crate::error::{AggregatorError, Result};
-use crate::ingest::timestamp::format_timestamp;
 use crate::ingest::{NormalizedEvent, Outcome, Rejection};
-use crate::model::AgentSession;
 
 /// Messages between the channel's bound and this many per transaction.
 const BATCH_MAX: usize = 4096;
@@ -35,9 +37,10 @@ pub struct WriterConfig {
     pub activity_directory: PathBuf,
     pub compress_sessions: bool,
     pub capture: CaptureConfig,
-    /// Write session files at finalization (always, but for benchmarks of
-    /// the store path alone).
-    pub session_files: bool,
+    /// Renders session files at finalization: the documents layer's renderer
+    /// (see `documents::writer_config`); `None` writes none (benchmarks of the
+    /// store path alone, prune).
+    pub session_files: Option<session_file::SessionFileRenderer>,
     /// Events the channel holds before producers wait.
     pub channel_capacity: usize,
     /// SQLite page cache of the writing connection, in KiB.
@@ -52,7 +55,7 @@ impl WriterConfig {
             activity_directory: config.activity_directory.clone(),
             compress_sessions: config.compress_sessions,
             capture: config.capture,
-            session_files: true,
+            session_files: None,
             channel_capacity: CHANNEL_CAPACITY,
             cache_kib: 16 * 1024,
         }
@@ -174,6 +177,9 @@ pub enum WriterMsg {
 pub struct WriterStats {
     pub stored: u64,
     pub duplicates: u64,
+    /// Observations merged into an event already stored (one happening seen by
+    /// several sources: SPEC section 7). Counted apart from exact duplicates.
+    pub merged: u64,
     pub rejected: u64,
     pub control: u64,
     pub filtered: u64,
@@ -225,7 +231,7 @@ impl Writer {
         rx: flume::Receiver<WriterMsg>,
     ) -> Result<WriterStats> {
         let path = config.database.clone();
-        let files = session_file::FileWriter::spawn(path.clone())
+        let files = session_file::FileWriter::spawn(path.clone(), config.session_files)
             .map_err(|e| AggregatorError::io(&path, e))?;
         // The writer never checkpoints itself: a helper thread does.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
@@ -339,6 +345,17 @@ struct WriterState {
     replies: Vec<flume::Sender<WriterStats>>,
     recorder: Option<RecorderStateUpdate>,
     last_event_time: Option<DateTime<Utc>>,
+    /// Sessions to rebuild from their events before this batch commits
+    /// (an observation was merged into an event already stored).
+    rebuild: std::collections::BTreeSet<String>,
+    /// `PRAGMA data_version` when this connection last looked: a change means
+    /// another process (a hook, an import, a prune) committed, so the cache is stale.
+    data_version: i64,
+    /// Prunes to answer, with their session files to delete, once committed.
+    prunes: Vec<(
+        flume::Sender<std::result::Result<prune::PruneReport, String>>,
+        prune::PruneReport,
+    )>,
     stop: bool,
     files: session_file::FileWriter,
     checkpointer: super::checkpoint::Checkpointer,
@@ -368,6 +385,9 @@ impl WriterState {
             replies: Vec::new(),
             recorder: None,
             last_event_time: None,
+            rebuild: Default::default(),
+            data_version: 0,
+            prunes: Vec::new(),
             stop: false,
             files,
             checkpointer,
@@ -384,6 +404,7 @@ impl WriterState {
             }
             self.batch += 1;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.notice_other_writers()?;
             let result = (|| {
                 let mut replies_after = Vec::new();
                 self.handle(first, &mut replies_after)?;
@@ -411,6 +432,9 @@ impl WriterState {
                 }
                 Err(e) => {
                     let _ = self.conn.execute_batch("ROLLBACK");
+                    for (reply, _) in self.prunes.drain(..) {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
                     return Err(e);
                 }
             }
@@ -446,7 +470,14 @@ impl WriterState {
                 let report =
                     prune::prune(&self.conn, older_than_days, &self.config.activity_directory);
                 self.cache.sessions.clear();
-                let _ = reply.send(report.map_err(|e| e.to_string()));
+                match report {
+                    // Answered, and files deleted, only once the deletion is committed.
+                    Ok(report) => self.prunes.push((reply, report)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return Err(e);
+                    }
+                }
             }
             WriterMsg::RecorderState(update) => self.recorder = Some(*update),
             WriterMsg::Shutdown => self.stop = true,
@@ -473,9 +504,9 @@ impl WriterState {
     ) -> rusqlite::Result<()> {
         if !self.config.capture.allows(event.category) {
             self.stats.filtered += 1;
-            if upkeep::finalizes(event) {
+            if session::finalizes(event) {
                 if let Some(id) = &event.session_id {
-                    self.finalize_session(id, event.timestamp)?;
+                    self.finalize_session_at(id, event.timestamp, session::ends_turn_only(event))?;
                 }
             }
             return Ok(());
@@ -485,20 +516,19 @@ impl WriterState {
             Some(id) => self.cache.get_or_load(&self.conn, id)?,
             None => None,
         };
-        let half = upkeep::half_of(event)
-            .filter(|_| track_delegations && self.config.capture.agent_delegations);
-        let transition = half.map_or(Transition::None, |h| {
-            upkeep::decide(session.as_deref(), event, h)
-        });
-        let attributed = upkeep::attributed_index(session.as_deref(), transition)
+        let track = track_delegations && self.config.capture.agent_delegations;
+        let decision = session::decide(session.as_deref(), event, track);
+        let attributed = decision
+            .attributed
             .and_then(|i| session.as_deref().map(|s| s.delegations[i].id));
 
         let inserted = self
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO events (session_id, timestamp, event_type, category, tool_name, socket_event, raw_type,
-                        subtype, source, correlation_id, delegation_id, data, envelope, received_at, dedup_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        subtype, source, correlation_id, delegation_id, data, envelope, received_at, dedup_key,
+                        identity, origin, agent_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
             .execute(params![
                 event.session_id,
@@ -516,9 +546,16 @@ impl WriterState {
                 event.envelope,
                 format_timestamp(&event.received_at),
                 &event.dedup_key[..],
+                event.identity,
+                event.origin,
+                event.facts.agent_id,
             ])?;
         if inserted == 0 {
-            self.stats.duplicates += 1;
+            if self.merge_observation(event)? {
+                self.stats.merged += 1;
+            } else {
+                self.stats.duplicates += 1;
+            }
             return Ok(());
         }
         self.stats.stored += 1;
@@ -533,10 +570,26 @@ impl WriterState {
             return Ok(());
         };
         let event_row = self.conn.last_insert_rowid();
+        if self.rebuild.contains(session_id) {
+            // Rebuilt from its events at the end of the batch anyway.
+            return Ok(());
+        }
+        self.project(session_id, event, event_row, decision, batch)
+    }
 
-        let new_delegation = if transition == Transition::Open {
-            let id =
-                upkeep::insert_delegation(&self.conn, session_id, event, half.unwrap_or_default())?;
+    /// Applies a stored event to its session's projection (delegation rows
+    /// allocated as the decision says), and finalizes the session when the
+    /// event ends it.
+    fn project(
+        &mut self,
+        session_id: &str,
+        event: &NormalizedEvent,
+        event_row: i64,
+        decision: session::Decision,
+        batch: u64,
+    ) -> rusqlite::Result<()> {
+        let new_delegation = if decision.transition == Transition::Open {
+            let id = upkeep::insert_delegation(&self.conn, session_id, event, decision.half)?;
             self.conn
                 .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
                 .execute(params![id, event_row])?;
@@ -547,33 +600,133 @@ impl WriterState {
         let state = self
             .cache
             .sessions
-            .entry(session_id.clone())
+            .entry(session_id.to_string())
             .or_insert_with(|| SessionState::new(event.timestamp));
         state.touched_batch = batch;
-        if state.completed && upkeep::reopens(event) && !upkeep::finalizes(event) {
+        if state.completed && session::reopens(event) && !session::finalizes(event) {
             state.completed = false;
             state.end_time = None;
         }
-        upkeep::apply_event(
-            state,
-            event,
-            transition,
-            half.unwrap_or_default(),
-            new_delegation,
-        );
-        if upkeep::finalizes(event) {
-            self.finalize_session(session_id, event.timestamp)?;
+        session::apply_event(state, event, decision, new_delegation);
+        if session::finalizes(event) {
+            self.finalize_session_at(session_id, event.timestamp, session::ends_turn_only(event))?;
+        }
+        Ok(())
+    }
+
+    /// A second observation of a happening already stored (same identity, other
+    /// content): what it adds is merged into the stored event, and its session
+    /// is rebuilt at the end of the batch. Returns false for an exact duplicate.
+    fn merge_observation(&mut self, event: &NormalizedEvent) -> rusqlite::Result<bool> {
+        let (Some(session_id), Some(identity)) = (&event.session_id, &event.identity) else {
+            return Ok(false);
+        };
+        let existing: Option<(i64, String, Option<String>, String, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, data, origin, timestamp, dedup_key FROM events WHERE session_id = ?1 AND identity = ?2",
+            )?
+            .query_row(params![session_id, identity], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let Some((row, data, origin, timestamp, key)) = existing else {
+            return Ok(false);
+        };
+        if key == event.dedup_key {
+            return Ok(false);
+        }
+        let merged = merge_data(&data, &event.data);
+        let origins = merge_origins(origin.as_deref(), event.origin);
+        // A transcript's time is the true time of the happening; the others
+        // are arrival times (SPEC section 7).
+        let timestamp = if event.origin == "transcript" {
+            event.timestamp_text()
+        } else {
+            timestamp
+        };
+        self.conn
+            .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
+            .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
+        self.rebuild.insert(session_id.clone());
+        Ok(true)
+    }
+
+    /// Rebuilds a session's projection from its stored events, in time order:
+    /// the same rules as live, so any order of arrival gives the same session.
+    fn rebuild_session(&mut self, session_id: &str) -> rusqlite::Result<()> {
+        let Some(old) = self.cache.get_or_load(&self.conn, session_id)?.cloned() else {
+            return Ok(());
+        };
+        self.cache.sessions.remove(session_id);
+        self.conn
+            .prepare_cached("DELETE FROM delegations WHERE session_id = ?1")?
+            .execute([session_id])?;
+        self.conn
+            .prepare_cached("UPDATE events SET delegation_id = NULL WHERE session_id = ?1 AND delegation_id IS NOT NULL")?
+            .execute([session_id])?;
+        let rows = super::queries::stored_events(&self.conn, session_id)?;
+        let batch = self.batch;
+        let mut finalized_before = self.finalized.len();
+        for (row, event) in rows {
+            let decision = {
+                let state = self.cache.sessions.get(session_id);
+                session::decide(state, &event, self.config.capture.agent_delegations)
+            };
+            if let Some(i) = decision.attributed {
+                let id = self
+                    .cache
+                    .sessions
+                    .get(session_id)
+                    .map(|s| s.delegations[i].id);
+                self.conn
+                    .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
+                    .execute(params![id, row])?;
+            }
+            self.project(session_id, &event, row, decision, batch)?;
+        }
+        // Finalizations during a replay are not new: the file is written once below.
+        while self.finalized.len() > finalized_before {
+            self.finalized.pop();
+            self.stats.sessions_finalized -= 1;
+        }
+        finalized_before = self.finalized.len();
+        let _ = finalized_before;
+        let Some(state) = self.cache.sessions.get_mut(session_id) else {
+            return Ok(());
+        };
+        state.file_path = old.file_path.clone();
+        state.metadata = old.metadata.clone();
+        state.completed_seq = old.completed_seq.or(state.completed_seq);
+        state.dirty = true;
+        let still_ended = old.completed
+            && !state.completed
+            && old.end_time.is_some_and(|e| e >= state.last_event_time);
+        if still_ended {
+            let end = old.end_time.unwrap_or(state.last_event_time);
+            self.finalize_session_at(session_id, end, false)?;
+        } else if state.completed {
+            self.finalized.push(session_id.to_string());
         }
         Ok(())
     }
 
     fn finalize_session(&mut self, session_id: &str, end: DateTime<Utc>) -> rusqlite::Result<()> {
+        self.finalize_session_at(session_id, end, false)
+    }
+
+    fn finalize_session_at(
+        &mut self,
+        session_id: &str,
+        end: DateTime<Utc>,
+        turn_only: bool,
+    ) -> rusqlite::Result<()> {
         let seq = self.next_completed_seq;
         let Some(state) = self.cache.get_or_load(&self.conn, session_id)? else {
             return Ok(());
         };
         self.next_completed_seq += 1;
-        upkeep::finalize(state, end, seq);
+        session::finalize(state, end, seq, turn_only);
         state.touched_batch = self.batch;
         if state.file_path.is_none() {
             let start = state.start_time;
@@ -616,7 +769,7 @@ impl WriterState {
         drop(stmt);
         let mut ids = Vec::new();
         for (id, last) in rows {
-            let last = crate::ingest::timestamp::parse_stored(&last).unwrap_or(now);
+            let last = crate::core::time::parse_stored(&last).unwrap_or(now);
             if idle_for.is_none_or(|idle| now - last >= idle) {
                 self.finalize_session(&id, last)?;
                 ids.push(id);
@@ -672,7 +825,7 @@ impl WriterState {
                         serde_json::to_string(&d.tool_operations).unwrap_or_default(),
                         serde_json::to_string(&d.files_modified).unwrap_or_default(),
                         d.response_preview,
-                        upkeep::PRE_TASK | upkeep::SUBAGENT_START | upkeep::SUBAGENT_STOP | upkeep::POST_TASK,
+                        crate::core::delegation::ALL_HALVES,
                     ])?;
                 inserted.push(d);
             }
@@ -747,6 +900,31 @@ impl WriterState {
         Ok(())
     }
 
+    /// Another process may have written since this connection's last
+    /// transaction (a hook, an import, a prune): then every cached session may
+    /// be stale, and flushing it would overwrite that process's counts. Called
+    /// with the write lock held, so nothing can change between this look and
+    /// the commit.
+    fn notice_other_writers(&mut self) -> rusqlite::Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if version != self.data_version {
+            self.data_version = version;
+            self.cache.sessions.clear();
+            self.next_completed_seq = self
+                .conn
+                .query_row(
+                    "SELECT coalesce(max(completed_seq), 0) FROM sessions",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .max(self.next_completed_seq - 1)
+                + 1;
+        }
+        Ok(())
+    }
+
     fn flush_type_counts(&mut self) -> rusqlite::Result<()> {
         if self.type_counts.is_empty() {
             return Ok(());
@@ -762,6 +940,9 @@ impl WriterState {
     }
 
     fn end_batch(&mut self) -> rusqlite::Result<()> {
+        for id in std::mem::take(&mut self.rebuild) {
+            self.rebuild_session(&id)?;
+        }
         self.cache.flush_all(&self.conn)?;
         self.flush_type_counts()?;
         if let Some(r) = self.recorder.take() {
@@ -817,15 +998,57 @@ impl WriterState {
 
     fn after_commit(&mut self) {
         self.checkpointer.committed();
+        for (reply, mut report) in self.prunes.drain(..) {
+            report.delete_files();
+            let _ = reply.send(Ok(report));
+        }
         for id in self.finalized.drain(..) {
-            if self.config.session_files {
-                self.files.queue(id);
-            }
+            self.files.queue(id);
         }
         let stats = self.current_stats();
         for reply in self.replies.drain(..) {
             let _ = reply.send(stats);
         }
         self.cache.evict(self.batch);
+    }
+}
+
+/// Adds to a stored event's data what another observation tells and it lacks
+/// (top-level keys; nested objects merged the same way). What is stored wins.
+fn merge_data(stored: &str, new: &str) -> String {
+    fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        match (into, from) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(&k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            a.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (slot @ serde_json::Value::Null, v) => *slot = v,
+            _ => {}
+        }
+    }
+    match (
+        serde_json::from_str::<serde_json::Value>(stored),
+        serde_json::from_str::<serde_json::Value>(new),
+    ) {
+        (Ok(mut a), Ok(b)) => {
+            merge(&mut a, b);
+            serde_json::to_string(&a).unwrap_or_else(|_| stored.to_string())
+        }
+        _ => stored.to_string(),
+    }
+}
+
+/// The sources of an event, comma-separated, each once.
+fn merge_origins(stored: Option<&str>, new: &str) -> String {
+    match stored {
+        Some(s) if s.split(',').any(|o| o == new) => s.to_string(),
+        Some(s) if !s.is_empty() => format!("{s},{new}"),
+        _ => new.to_string(),
     }
 }

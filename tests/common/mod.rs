@@ -241,16 +241,16 @@ pub fn reconstruction(db: &Path) -> Value {
 pub fn import_with(
     config: &mpm_aggregate::Config,
     files: &[PathBuf],
-) -> mpm_aggregate::ingest::import::ImportReport {
+) -> mpm_aggregate::import::ImportReport {
     let writer = mpm_aggregate::store::writer::Writer::spawn(
-        mpm_aggregate::store::writer::WriterConfig::from_config(config),
+        mpm_aggregate::documents::writer_config(config),
     )
     .expect("writer starts");
     let opts = mpm_aggregate::ingest::NormalizeOptions {
         max_event_bytes: config.max_event_bytes,
     };
-    let report = mpm_aggregate::ingest::import::import_files(&writer, files, &opts, false)
-        .expect("import succeeds");
+    let report =
+        mpm_aggregate::import::import_files(&writer, files, &opts, false).expect("import succeeds");
     writer.shutdown().expect("writer stops cleanly");
     report
 }

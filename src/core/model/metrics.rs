@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::string_list;
 use super::SessionEvent;
-use crate::ingest::category::WRITE_TOOLS;
+use crate::core::category::WRITE_TOOLS;
 
 /// Session statistics, as kept in the `metrics` table.
 ///

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serializer;
 use serde_json::Value;
 
-use crate::ingest::timestamp::{format_timestamp, parse_timestamp};
+use crate::core::time::{format_timestamp, parse_timestamp};
 
 pub(crate) fn ser_ts<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_timestamp(t))

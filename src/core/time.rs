@@ -12,7 +12,7 @@ const MAX_YEAR: i32 = 2200;
 /// milliseconds (numbers below 10^11 are taken as epoch seconds).
 ///
 /// ```
-/// use mpm_aggregate::ingest::timestamp::{parse_timestamp, format_timestamp};
+/// use mpm_aggregate::core::time::{parse_timestamp, format_timestamp};
 /// use serde_json::json;
 /// let t = parse_timestamp(&json!("2025-08-12T14:15:30.123000+00:00Z")).unwrap();
 /// assert_eq!(format_timestamp(&t), "2025-08-12T14:15:30.123Z");

@@ -1,14 +1,12 @@
 //! [`AgentSession`]: a whole Claude session as a document.
 
 use std::io::Read;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{str_field, ts_field, AgentDelegation, SessionEvent, SessionMetrics};
-use crate::error::{AggregatorError, Result};
-use crate::ingest::timestamp::format_timestamp;
+use crate::core::time::format_timestamp;
 
 /// A complete agent activity session.
 ///
@@ -201,30 +199,6 @@ impl AgentSession {
         })
     }
 
-    /// Writes the `full` document to `path` (gzip when it ends in `.gz`).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_vec_pretty(&self.to_dict())
-            .map_err(|e| AggregatorError::InvalidFormat(e.to_string()))?;
-        crate::store::session_file::write_atomically(path, |w| w.write_all(&text))
-    }
-
-    /// Reads a session file: ours (`.json` or `.json.gz`) or the Python original's.
-    pub fn load(path: &Path) -> Result<AgentSession> {
-        let file = std::fs::File::open(path).map_err(|e| AggregatorError::io(path, e))?;
-        let mut text = Vec::new();
-        let read = if path.extension().is_some_and(|e| e == "gz") {
-            flate2::read::GzDecoder::new(file).read_to_end(&mut text)
-        } else {
-            std::io::BufReader::new(file).read_to_end(&mut text)
-        };
-        read.map_err(|e| AggregatorError::io(path, e))?;
-        let value: Value = serde_json::from_slice(&text).map_err(|e| {
-            AggregatorError::InvalidFormat(format!("{}: not JSON: {e}", path.display()))
-        })?;
-        Self::from_value(&value)
-            .map_err(|e| AggregatorError::InvalidFormat(format!("{}: {e}", path.display())))
-    }
-
     /// Reads a session document value (ours or the Python original's).
     /// Metrics are recomputed from the events when the document has any.
     pub fn from_value(v: &Value) -> std::result::Result<AgentSession, String> {
@@ -246,7 +220,7 @@ impl AgentSession {
             .or_else(|| {
                 events
                     .first()
-                    .and_then(|e| crate::ingest::timestamp::parse_timestamp_str(&e.timestamp))
+                    .and_then(|e| crate::core::time::parse_timestamp_str(&e.timestamp))
             })
             .ok_or("no valid start_time")?;
         let delegations: Vec<AgentDelegation> = obj
@@ -305,7 +279,7 @@ impl AgentSession {
         }
         let last = events
             .iter()
-            .filter_map(|e| crate::ingest::timestamp::parse_timestamp_str(&e.timestamp))
+            .filter_map(|e| crate::core::time::parse_timestamp_str(&e.timestamp))
             .max();
         metrics.session_duration_ms = (end_time.or(last).unwrap_or(start_time) - start_time)
             .num_milliseconds()

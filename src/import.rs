@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::{normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection};
+use crate::core::model::AgentSession;
 use crate::error::{AggregatorError, Result};
-use crate::model::AgentSession;
+use crate::ingest::{
+    normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection,
+};
 use crate::store::writer::{DocumentImport, Writer, WriterMsg, WriterStats};
 
 /// What an import did.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ingest::{category_for, Category};
+use crate::core::{category_for, Category};
 
 /// A single event within a session.
 ///

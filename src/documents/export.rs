@@ -8,9 +8,9 @@ use std::str::FromStr;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
+use crate::core::model::{AgentDelegation, AgentSession, SessionEvent, SessionMetrics};
+use crate::core::time::parse_stored;
 use crate::error::{AggregatorError, Result};
-use crate::ingest::timestamp::parse_stored;
-use crate::model::{AgentDelegation, AgentSession, SessionEvent, SessionMetrics};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,10 +279,7 @@ impl EventRow<'_> {
         SessionEvent {
             timestamp: self.timestamp.to_string(),
             event_type: self.event_type.to_string(),
-            category: self
-                .category
-                .parse()
-                .unwrap_or(crate::ingest::Category::Meta),
+            category: self.category.parse().unwrap_or(crate::core::Category::Meta),
             data: serde_json::from_str(self.data).unwrap_or(Value::Null),
             session_id: Some(self.session_id.to_string()),
             correlation_id: self.correlation_id.map(str::to_string),
@@ -387,7 +384,7 @@ pub fn write_export(
 
 /// `session_<id8>_<format>.json`, the default name of an export.
 pub fn default_file_name(session_id: &str, format: ExportFormat) -> String {
-    let id8: String = super::session_file::display_id(session_id)
+    let id8: String = crate::store::session_file::display_id(session_id)
         .chars()
         .take(8)
         .collect();
@@ -402,7 +399,7 @@ pub fn export_to_file(
     path: &std::path::Path,
 ) -> Result<u64> {
     let mut count = 0;
-    super::session_file::write_atomically(path, |out| {
+    crate::files::write_atomically(path, |out| {
         count = write_export(conn, session_id, format, out).map_err(std::io::Error::other)?;
         Ok(())
     })?;

@@ -1,0 +1,400 @@
+//! The delegation state machine: which delegation an event starts, joins, ends
+//! or counts toward (SPEC sections 4 and 7).
+//!
+//! Identities first: a Claude Code 2.1 sub-agent is its `agent_id`, linked to the
+//! parent's `Agent`/`Task` call by `tool_use_id` (from the call's
+//! `tool_response.agentId` or the sub-agent's `.meta.json`); every event that
+//! carries that `agent_id` counts toward it and no other. Sources without ids
+//! (older monitor shapes, claude-mpm's full handler) fall back to the heuristic
+//! of SPEC section 4: the monitor sends a *pair* for each transition
+//! (`PreToolUse Task` + `SubagentStart`, `SubagentStop` + `PostToolUse Task`),
+//! and the second half of a pair attaches to what the first half opened or
+//! closed, never opening or closing another.
+//!
+//! A decision is a value ([`Transition`]); [`apply`] carries it out on the
+//! delegation; the session projection (`session.rs`) does the bookkeeping.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::category::DELEGATION_TOOLS;
+use super::event::{NormalizedEvent, Tokens};
+
+/// The two halves of a delegation's start and of its end; bits record which were seen.
+pub const PRE_TASK: i64 = 1;
+pub const SUBAGENT_START: i64 = 2;
+pub const SUBAGENT_STOP: i64 = 4;
+pub const POST_TASK: i64 = 8;
+/// Every half: a delegation imported whole.
+pub const ALL_HALVES: i64 = PRE_TASK | SUBAGENT_START | SUBAGENT_STOP | POST_TASK;
+
+/// How far apart the two halves of one transition may be (id-less sources).
+pub fn pair_window() -> Duration {
+    Duration::seconds(30)
+}
+
+/// Characters of a response kept as `response_preview`.
+pub const RESPONSE_PREVIEW_CHARS: usize = 200;
+/// Error recorded on delegations still running when their session is finalized.
+pub const UNFINISHED: &str = "still running when the session was finalized";
+
+/// One delegation as the projection keeps it (a row of `delegations`).
+#[derive(Debug, Clone, Default)]
+pub struct DelegationState {
+    /// Row id in `delegations` (0 until the store allocates it).
+    pub id: i64,
+    pub agent_type: String,
+    /// The sub-agent's `agent_id`, once known.
+    pub agent_id: Option<String>,
+    /// The parent's `Agent`/`Task` call (`tool_use_id`, or a correlation id).
+    pub start_ref: Option<String>,
+    pub parent_agent_id: Option<String>,
+    pub instructions: Option<String>,
+    pub description: Option<String>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub success: Option<bool>,
+    pub error: Option<String>,
+    pub event_count: i64,
+    pub tools: Vec<String>,
+    pub files: Vec<String>,
+    pub response_preview: Option<String>,
+    /// Which halves were seen (bits above).
+    pub halves: i64,
+    /// Launched in the background: its call ends at once and says nothing about its end.
+    pub background: bool,
+    /// Its `Agent`/`Task` call ended with `PostToolUseFailure`.
+    pub call_failed: bool,
+    /// The sub-agent ended with `StopFailure`.
+    pub stop_failed: bool,
+    pub tool_calls: i64,
+    pub tool_failures: i64,
+    pub api_calls: i64,
+    pub tokens: Tokens,
+    /// The first model its API calls used.
+    pub model: Option<String>,
+    /// Changed since it was last written.
+    pub dirty: bool,
+}
+
+impl DelegationState {
+    pub fn is_running(&self) -> bool {
+        self.end_time.is_none()
+    }
+
+    /// Whether what was seen ends the delegation: its sub-agent stopped, or its
+    /// call failed, or (launched in the foreground) its call returned.
+    fn has_ended(&self) -> bool {
+        self.halves & SUBAGENT_STOP != 0
+            || self.call_failed
+            || (self.halves & POST_TASK != 0 && !self.background)
+    }
+
+    /// Success once ended: neither its call nor its sub-agent failed.
+    fn succeeded(&self) -> bool {
+        !self.call_failed && !self.stop_failed
+    }
+}
+
+/// What a delegation event does to the session's delegations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Not a delegation transition.
+    None,
+    /// Starts a new delegation.
+    Open,
+    /// Another half of a delegation already known (by id, or the second half of a pair).
+    Attach(usize),
+    /// Ends the running delegation at this index (id-less sources).
+    Close(usize),
+    /// Not a delegation at all, and counts toward none: compaction's hidden
+    /// sub-agent (`SubagentStop` with an empty `agent_type` and no start).
+    Ignore,
+}
+
+/// Which half of a transition an event is, if any.
+pub fn half_of(event: &NormalizedEvent) -> Option<i64> {
+    let is_delegation_tool = || {
+        event
+            .facts
+            .tool_name
+            .as_deref()
+            .is_some_and(|t| DELEGATION_TOOLS.contains(&t))
+    };
+    match event.event_type.as_str() {
+        "PreToolUse" if is_delegation_tool() => Some(PRE_TASK),
+        "PostToolUse" | "PostToolUseFailure" if is_delegation_tool() => Some(POST_TASK),
+        "SubagentStart" => Some(SUBAGENT_START),
+        "SubagentStop" | "StopFailure"
+            if event.facts.agent_id.is_some() || event.event_type == "SubagentStop" =>
+        {
+            Some(SUBAGENT_STOP)
+        }
+        _ => None,
+    }
+}
+
+fn event_ref(event: &NormalizedEvent) -> Option<&str> {
+    event
+        .facts
+        .tool_use_id
+        .as_deref()
+        .or(event.correlation_id.as_deref())
+}
+
+/// Decides the transition of `event` (which is half `half`) against `delegations`.
+pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i64) -> Transition {
+    let facts = &event.facts;
+    let find = |pred: &dyn Fn(&DelegationState) -> bool| delegations.iter().position(pred);
+
+    // Identities first.
+    if let Some(agent) = facts
+        .agent_id
+        .as_deref()
+        .filter(|_| half & (SUBAGENT_START | SUBAGENT_STOP) != 0)
+    {
+        if let Some(i) = find(&|d| d.agent_id.as_deref() == Some(agent)) {
+            return Transition::Attach(i);
+        }
+        let unlinked = |d: &DelegationState| d.agent_id.is_none() && d.halves & PRE_TASK != 0;
+        let by_call = facts
+            .tool_use_id
+            .as_deref()
+            .and_then(|t| find(&|d| unlinked(d) && d.start_ref.as_deref() == Some(t)));
+        let by_type = || {
+            let wanted = facts.agent_type.as_deref()?;
+            delegations
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    unlinked(d) && d.agent_type == wanted && d.halves & SUBAGENT_START == 0
+                })
+                .min_by_key(|(_, d)| (d.start_time, d.id))
+                .map(|(i, _)| i)
+        };
+        if let Some(i) = by_call.or_else(by_type) {
+            return Transition::Attach(i);
+        }
+        if half == SUBAGENT_STOP && facts.agent_type.is_none() {
+            return Transition::Ignore;
+        }
+        return Transition::Open;
+    }
+    if let Some(call) = facts
+        .tool_use_id
+        .as_deref()
+        .filter(|_| half & (PRE_TASK | POST_TASK) != 0)
+    {
+        let linked = facts.launched_agent_id.as_deref();
+        if let Some(i) = find(&|d| {
+            d.start_ref.as_deref() == Some(call)
+                || (linked.is_some() && d.agent_id.as_deref() == linked)
+        }) {
+            return Transition::Attach(i);
+        }
+        if half == PRE_TASK {
+            return Transition::Open;
+        }
+        // The end of a call whose start was not seen: a delegation of its own.
+        return Transition::Open;
+    }
+    decide_by_pairing(delegations, event, half)
+}
+
+/// The heuristic of SPEC section 4, for sources without ids.
+fn decide_by_pairing(
+    delegations: &[DelegationState],
+    event: &NormalizedEvent,
+    half: i64,
+) -> Transition {
+    let agent = event.facts.agent_type.as_deref();
+    let reference = event_ref(event);
+    let agent_fits = |d: &DelegationState| {
+        agent.is_none() || d.agent_type == "unknown" || Some(d.agent_type.as_str()) == agent
+    };
+    let ref_fits = |d: &DelegationState| match (reference, d.start_ref.as_deref()) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    let near = |a: DateTime<Utc>| (event.timestamp - a).abs() <= pair_window();
+
+    if half == PRE_TASK || half == SUBAGENT_START {
+        let other = if half == PRE_TASK {
+            SUBAGENT_START
+        } else {
+            PRE_TASK
+        };
+        let candidate = delegations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.is_running()
+                    && d.halves & other != 0
+                    && d.halves & half == 0
+                    && agent_fits(d)
+                    && ref_fits(d)
+                    && near(d.start_time)
+            })
+            .min_by_key(|(_, d)| (d.start_time, d.id));
+        return candidate.map_or(Transition::Open, |(i, _)| Transition::Attach(i));
+    }
+
+    let other = if half == SUBAGENT_STOP {
+        POST_TASK
+    } else {
+        SUBAGENT_STOP
+    };
+    let second_half = delegations
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| {
+            d.end_time.is_some_and(near)
+                && d.halves & other != 0
+                && d.halves & half == 0
+                && agent_fits(d)
+                && ref_fits(d)
+        })
+        .max_by_key(|(_, d)| (d.end_time, d.id));
+    if let Some((i, _)) = second_half {
+        return Transition::Attach(i);
+    }
+    let running = || {
+        delegations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_running())
+    };
+    let latest = |it: &mut dyn Iterator<Item = (usize, &DelegationState)>| {
+        it.max_by_key(|(_, d)| (d.start_time, d.id)).map(|(i, _)| i)
+    };
+    let by_ref = reference
+        .and_then(|r| latest(&mut running().filter(|(_, d)| d.start_ref.as_deref() == Some(r))));
+    let by_agent = || agent.and_then(|a| latest(&mut running().filter(|(_, d)| d.agent_type == a)));
+    match by_ref.or_else(by_agent).or_else(|| latest(&mut running())) {
+        Some(i) => Transition::Close(i),
+        None => Transition::None,
+    }
+}
+
+fn preview(text: &str) -> String {
+    text.chars().take(RESPONSE_PREVIEW_CHARS).collect()
+}
+
+/// A new delegation from the event that opens it.
+pub fn open(event: &NormalizedEvent, half: i64, id: i64) -> DelegationState {
+    let facts = &event.facts;
+    let mut d = DelegationState {
+        id,
+        agent_type: facts
+            .agent_type
+            .clone()
+            .unwrap_or_else(|| "unknown".to_string()),
+        start_time: event.timestamp,
+        dirty: true,
+        ..DelegationState::default()
+    };
+    apply(&mut d, event, half, false);
+    d
+}
+
+/// What the outcome of a delegation counts in the session's metrics:
+/// (successful, failed), each 0 or 1.
+pub fn tally(d: &DelegationState) -> (i64, i64) {
+    match (d.end_time.is_some(), d.success) {
+        (true, Some(true)) => (1, 0),
+        (true, _) => (0, 1),
+        _ => (0, 0),
+    }
+}
+
+/// Applies one half (`half`) of a delegation's life to it. `closes` says the
+/// event ends it (an id-less `Close`); ids decide by themselves.
+pub fn apply(d: &mut DelegationState, event: &NormalizedEvent, half: i64, closes: bool) {
+    let facts = &event.facts;
+    d.dirty = true;
+    d.halves |= half;
+    if d.agent_type == "unknown" {
+        if let Some(a) = &facts.agent_type {
+            d.agent_type.clone_from(a);
+        }
+    }
+    if half & (SUBAGENT_START | SUBAGENT_STOP) != 0 && d.agent_id.is_none() {
+        d.agent_id.clone_from(&facts.agent_id);
+    }
+    if half & POST_TASK != 0 && d.agent_id.is_none() {
+        d.agent_id.clone_from(&facts.launched_agent_id);
+    }
+    if d.parent_agent_id.is_none() && half == SUBAGENT_START {
+        d.parent_agent_id.clone_from(&facts.parent_agent_id);
+    }
+    if facts.background {
+        d.background = true;
+    }
+    if half == PRE_TASK {
+        if let Some(r) = event_ref(event) {
+            d.start_ref = Some(r.to_string());
+        }
+    } else if half == SUBAGENT_START && d.start_ref.is_none() {
+        // A transcript's sub-agent names its call (`.meta.json` `toolUseId`);
+        // a correlation id of the start event is not the call's.
+        d.start_ref.clone_from(&facts.tool_use_id);
+    }
+    if half == PRE_TASK {
+        // The call carries the instructions as given, without the memory
+        // preamble claude-mpm adds to SubagentStart.
+        if facts.instructions.is_some() {
+            d.instructions.clone_from(&facts.instructions);
+        }
+        if event.timestamp < d.start_time {
+            d.start_time = event.timestamp;
+        }
+    }
+    if d.instructions.is_none() {
+        d.instructions.clone_from(&facts.instructions);
+    }
+    if d.description.is_none() {
+        d.description.clone_from(&facts.description);
+    }
+    let ending = half & (SUBAGENT_STOP | POST_TASK) != 0;
+    if ending {
+        if half == SUBAGENT_STOP {
+            if let Some(r) = facts.response.as_deref() {
+                d.response_preview = Some(preview(r));
+            }
+        } else if d.response_preview.is_none() {
+            d.response_preview = facts.response.as_deref().map(preview);
+        }
+        if facts.is_error {
+            if half == POST_TASK {
+                d.call_failed = true;
+            } else {
+                d.stop_failed = true;
+            }
+            if d.error.is_none() {
+                d.error = Some(
+                    facts
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("{} reported an error", event.event_type)),
+                );
+            }
+        }
+    }
+    let ended = closes || d.has_ended();
+    if ended {
+        if d.end_time.is_none() {
+            d.end_time = Some(event.timestamp.max(d.start_time));
+        }
+        d.success = Some(d.succeeded());
+        if d.error.as_deref() == Some(UNFINISHED) {
+            d.error = None;
+        }
+    }
+}
+
+/// Ends a delegation still running when its session ends: failed.
+pub fn end_unfinished(d: &mut DelegationState, end: DateTime<Utc>) {
+    d.end_time = Some(end.max(d.start_time));
+    d.success = Some(false);
+    d.error = Some(UNFINISHED.into());
+    d.dirty = true;
+}

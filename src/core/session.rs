@@ -1,0 +1,385 @@
+//! The session projection: what one event changes in its session, its
+//! delegations and its metrics (SPEC sections 4 and 7). Every rule exists once,
+//! here; the store only loads this state, feeds it events in time order and
+//! writes it back. A session can always be rebuilt by feeding all its events
+//! again to a fresh [`SessionState`], which is how sources that arrive out of
+//! order (a transcript imported after the hooks) end up exact.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::category::Category;
+use super::delegation::{self, DelegationState, Transition};
+use super::event::{ClaudeCodeAccount, NormalizedEvent, Tokens};
+
+/// Ended delegations kept in memory for pairing late second halves.
+const RECENTLY_ENDED_KEPT: usize = 8;
+
+/// The figures of a session, kept as events arrive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub breakdown: BTreeMap<String, i64>,
+    pub agents_used: Vec<String>,
+    pub tools_used: Vec<String>,
+    pub files_modified: Vec<String>,
+    pub total_delegations: i64,
+    pub successful_delegations: i64,
+    pub failed_delegations: i64,
+    /// Prompts a person submitted.
+    pub prompts: i64,
+    /// Distinct tool calls (one `PreToolUse` each).
+    pub tool_calls: i64,
+    pub tool_failures: i64,
+    /// Distinct API calls (one `message.id` each).
+    pub api_calls: i64,
+    pub tokens: Tokens,
+    /// Tokens per model, for the cost.
+    pub tokens_by_model: BTreeMap<String, Tokens>,
+    /// Models in order of first use.
+    pub models: Vec<String>,
+    /// Claude Code's own account (its last `cost-state`).
+    pub claude_code: Option<ClaudeCodeAccount>,
+}
+
+/// A session as the projection keeps it (its `sessions` and `metrics` rows and
+/// its running and recently ended delegations; never its events).
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub last_event_time: DateTime<Utc>,
+    pub completed: bool,
+    pub working_directory: Option<String>,
+    pub git_branch: Option<String>,
+    pub launch_method: Option<String>,
+    pub claude_pid: Option<i64>,
+    pub claude_version: Option<String>,
+    pub initial_prompt: Option<String>,
+    pub final_response: Option<String>,
+    pub event_count: i64,
+    pub file_path: Option<String>,
+    pub completed_seq: Option<i64>,
+    pub metadata: String,
+    /// Sources that contributed (`monitor`, `hook`, `transcript`, `import`), first first.
+    pub sources: Vec<String>,
+    /// The session's events carry Claude Code's ids (`agent_id`, `tool_use_id`):
+    /// attribution is by identity, and an event without `agent_id` is the main thread's.
+    pub id_aware: bool,
+    pub metrics: Metrics,
+    /// Running delegations and the few that ended last, oldest first.
+    pub delegations: Vec<DelegationState>,
+    /// Changed since it was last written.
+    pub dirty: bool,
+    /// The writer's batch that last touched it (cache eviction).
+    pub touched_batch: u64,
+}
+
+impl SessionState {
+    pub fn new(ts: DateTime<Utc>) -> Self {
+        SessionState {
+            start_time: ts,
+            end_time: None,
+            last_event_time: ts,
+            completed: false,
+            working_directory: None,
+            git_branch: None,
+            launch_method: None,
+            claude_pid: None,
+            claude_version: None,
+            initial_prompt: None,
+            final_response: None,
+            event_count: 0,
+            file_path: None,
+            completed_seq: None,
+            metadata: "{}".into(),
+            sources: Vec::new(),
+            id_aware: false,
+            metrics: Metrics::default(),
+            delegations: Vec::new(),
+            dirty: true,
+            touched_batch: 0,
+        }
+    }
+
+    /// Milliseconds from the first event to the end (or the last event while active).
+    pub fn duration_ms(&self) -> i64 {
+        let end = self.end_time.unwrap_or(self.last_event_time);
+        (end - self.start_time).num_milliseconds().max(0)
+    }
+
+    fn running_index_latest(&self) -> Option<usize> {
+        self.delegations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_running())
+            .max_by_key(|(_, d)| (d.start_time, d.id))
+            .map(|(i, _)| i)
+    }
+
+    /// Drops ended delegations beyond the few kept for pairing (id-less
+    /// sources); identified ones are found again by id on a cache miss.
+    fn trim_ended(&mut self) {
+        let ended = self
+            .delegations
+            .iter()
+            .filter(|d| !d.is_running() && d.agent_id.is_none())
+            .count();
+        if ended > RECENTLY_ENDED_KEPT {
+            let mut to_drop = ended - RECENTLY_ENDED_KEPT;
+            self.delegations.retain(|d| {
+                if to_drop > 0 && !d.is_running() && !d.dirty && d.agent_id.is_none() {
+                    to_drop -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+}
+
+fn push_distinct(list: &mut Vec<String>, item: &str) -> bool {
+    if list.iter().any(|x| x == item) {
+        false
+    } else {
+        list.push(item.to_string());
+        true
+    }
+}
+
+/// What an event does to the session's delegations, decided before it is
+/// stored (the store allocates a row when it opens one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub transition: Transition,
+    /// Which half of a delegation's life the event is (0: none).
+    pub half: i64,
+    /// The delegation (index into `SessionState::delegations`) the event counts toward.
+    pub attributed: Option<usize>,
+}
+
+/// Decides what `event` does to `state`'s delegations. `track` is off when
+/// delegations are not captured (configuration) or come from a document.
+pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool) -> Decision {
+    let delegations: &[DelegationState] = state.map_or(&[], |s| &s.delegations);
+    let half = delegation::half_of(event).filter(|_| track).unwrap_or(0);
+    let transition = if half == 0 {
+        Transition::None
+    } else {
+        delegation::decide(delegations, event, half)
+    };
+    let attributed = match transition {
+        Transition::Attach(i) | Transition::Close(i) => Some(i),
+        Transition::Open | Transition::Ignore => None,
+        Transition::None => match (&event.facts.agent_id, state) {
+            (Some(agent), Some(s)) => s
+                .delegations
+                .iter()
+                .position(|d| d.agent_id.as_deref() == Some(agent.as_str())),
+            (None, Some(s)) if !(s.id_aware || carries_ids(event)) => s.running_index_latest(),
+            _ => None,
+        },
+    };
+    Decision {
+        transition,
+        half,
+        attributed,
+    }
+}
+
+/// Whether the event comes from a source that tells Claude Code's ids.
+fn carries_ids(event: &NormalizedEvent) -> bool {
+    event.facts.agent_id.is_some()
+        || event.facts.tool_use_id.is_some()
+        || event.facts.prompt_id.is_some()
+}
+
+/// Applies an event (already stored) to its session. `new_delegation_id` is
+/// the row id the store allocated when the decision opens a delegation.
+pub fn apply_event(
+    state: &mut SessionState,
+    event: &NormalizedEvent,
+    decision: Decision,
+    new_delegation_id: Option<i64>,
+) {
+    state.dirty = true;
+    state.event_count += 1;
+    *state
+        .metrics
+        .breakdown
+        .entry(event.category.as_str().to_string())
+        .or_insert(0) += 1;
+    if event.timestamp > state.last_event_time {
+        state.last_event_time = event.timestamp;
+    }
+    if event.timestamp < state.start_time {
+        state.start_time = event.timestamp;
+    }
+    if carries_ids(event) {
+        state.id_aware = true;
+    }
+    push_distinct(&mut state.sources, event.origin);
+    let facts = &event.facts;
+    let event_type = event.event_type.as_str();
+    if event_type == "UserPromptSubmit" && !facts.not_a_person && facts.prompt.is_some() {
+        state.metrics.prompts += 1;
+        if state.initial_prompt.is_none() {
+            state.initial_prompt.clone_from(&facts.prompt);
+        }
+    } else if state.initial_prompt.is_none() && !facts.not_a_person {
+        state.initial_prompt.clone_from(&facts.prompt);
+    }
+    if state.working_directory.is_none() {
+        state.working_directory.clone_from(&facts.working_directory);
+    }
+    let branch_unknown = state
+        .git_branch
+        .as_deref()
+        .is_none_or(|b| b.eq_ignore_ascii_case("unknown"));
+    if branch_unknown && facts.git_branch.is_some() {
+        state.git_branch.clone_from(&facts.git_branch);
+    }
+    if state.launch_method.is_none() {
+        state.launch_method.clone_from(&facts.launch_method);
+    }
+    if state.claude_pid.is_none() {
+        state.claude_pid = facts.claude_pid;
+    }
+    if facts.claude_version.is_some() {
+        state.claude_version.clone_from(&facts.claude_version);
+    }
+    if matches!(event_type, "Stop" | "SessionEnd") && facts.response.is_some() {
+        state.final_response.clone_from(&facts.response);
+    }
+    if let Some(account) = &facts.claude_code {
+        state.metrics.claude_code = Some(account.clone());
+    }
+    let is_tool_call = matches!(
+        event_type,
+        "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
+    );
+    if let Some(t) = facts.tool_name.as_deref().filter(|_| is_tool_call) {
+        push_distinct(&mut state.metrics.tools_used, t);
+    }
+    if event_type == "PreToolUse" {
+        state.metrics.tool_calls += 1;
+    }
+    if event_type == "PostToolUseFailure" {
+        state.metrics.tool_failures += 1;
+    }
+    if let Some(f) = &facts.file_written {
+        push_distinct(&mut state.metrics.files_modified, f);
+    }
+    if event_type == "ApiCall" {
+        let m = &mut state.metrics;
+        m.api_calls += 1;
+        m.tokens.add(&facts.tokens);
+        if let Some(model) = &facts.model {
+            push_distinct(&mut m.models, model);
+            m.tokens_by_model
+                .entry(model.clone())
+                .or_default()
+                .add(&facts.tokens);
+        }
+    }
+
+    let half = decision.half;
+    let touched = match decision.transition {
+        Transition::Open => {
+            let d = delegation::open(event, half, new_delegation_id.unwrap_or_default());
+            state.metrics.total_delegations += 1;
+            state.delegations.push(d);
+            Some((state.delegations.len() - 1, (0, 0)))
+        }
+        Transition::Attach(i) | Transition::Close(i) => {
+            let before = delegation::tally(&state.delegations[i]);
+            let closes = matches!(decision.transition, Transition::Close(_));
+            delegation::apply(&mut state.delegations[i], event, half, closes);
+            Some((i, before))
+        }
+        Transition::None | Transition::Ignore => None,
+    };
+    // An outcome may become known, or change (a call failing after its
+    // sub-agent stopped): the counters follow the difference.
+    if let Some((i, before)) = touched {
+        let after = delegation::tally(&state.delegations[i]);
+        state.metrics.successful_delegations += after.0 - before.0;
+        state.metrics.failed_delegations += after.1 - before.1;
+        let agent = state.delegations[i].agent_type.clone();
+        if agent != "unknown" {
+            push_distinct(&mut state.metrics.agents_used, &agent);
+        }
+    }
+
+    // Work done by (or, without ids, while) a delegation counts toward it; the
+    // transition events themselves do not.
+    if decision.transition == Transition::None {
+        if let Some(i) = decision.attributed {
+            let d = &mut state.delegations[i];
+            d.dirty = true;
+            d.event_count += 1;
+            if is_tool_call {
+                if let Some(t) = facts.tool_name.as_deref() {
+                    push_distinct(&mut d.tools, t);
+                }
+            }
+            if event_type == "PreToolUse" {
+                d.tool_calls += 1;
+            }
+            if event_type == "PostToolUseFailure" {
+                d.tool_failures += 1;
+            }
+            if let Some(f) = &facts.file_written {
+                push_distinct(&mut d.files, f);
+            }
+            if event_type == "ApiCall" {
+                d.api_calls += 1;
+                d.tokens.add(&facts.tokens);
+                if d.model.is_none() {
+                    d.model.clone_from(&facts.model);
+                }
+            }
+        }
+    }
+    state.trim_ended();
+}
+
+/// Ends the session at `end`. A turn's `Stop` (`turn_only`) leaves sub-agents
+/// running in the background alone; anything else (`SessionEnd`, the idle
+/// timeout, the recorder's stop) fails every delegation still running.
+pub fn finalize(state: &mut SessionState, end: DateTime<Utc>, completed_seq: i64, turn_only: bool) {
+    for d in state.delegations.iter_mut().filter(|d| d.is_running()) {
+        if turn_only && d.background {
+            continue;
+        }
+        delegation::end_unfinished(d, end);
+        state.metrics.failed_delegations += 1;
+    }
+    state.completed = true;
+    state.end_time = Some(end.max(state.start_time));
+    state.completed_seq = Some(completed_seq);
+    state.dirty = true;
+}
+
+/// Whether an event reopens a completed session: a new turn (any non-meta
+/// event, or SessionStart). Hook bookkeeping and notifications that follow a
+/// `Stop` do not, nor what a transcript tells after the fact.
+pub fn reopens(event: &NormalizedEvent) -> bool {
+    (event.category != Category::Meta || event.event_type == "SessionStart")
+        && !matches!(event.event_type.as_str(), "SubagentStop" | "StopFailure")
+}
+
+/// Whether an event finalizes its session.
+pub fn finalizes(event: &NormalizedEvent) -> bool {
+    matches!(
+        event.event_type.as_str(),
+        "Stop" | "SessionEnd" | "session.end"
+    ) || (event.raw_type.as_deref() == Some("session") && event.subtype.as_deref() == Some("end"))
+        || event.socket_event == "session.end"
+}
+
+/// Whether a finalizing event ends only a turn (`Stop`), not the session.
+pub fn ends_turn_only(event: &NormalizedEvent) -> bool {
+    event.event_type == "Stop"
+}
