@@ -5,12 +5,12 @@
 //! input becomes a well-formed event, a control marker, or a rejection with a
 //! reason; imports of arbitrary lines leave a sound database.
 //!
-//! Longer runs: `PROPTEST_CASES=100000 cargo test --release --test fuzz`.
+//! Longer runs: `PROPTEST_CASES=100000 cargo test --release --test it fuzz::`.
 //! With `MPM_FUZZ_SAVE=tests/fuzz-corpus`, an input of every new outcome class
 //! (event type × category, or rejection reason) is written there; the corpus is
 //! committed and replayed by every run.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -177,6 +177,17 @@ fn class(outcome: &Outcome) -> String {
     }
 }
 
+/// The regressions proptest found, replayed first by every run; named by path
+/// because the default (beside the crate root's `main.rs`) would move them.
+fn regressions() -> Option<Box<dyn proptest::test_runner::FailurePersistence>> {
+    Some(Box::new(
+        proptest::test_runner::FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/fuzz.proptest-regressions"
+        )),
+    ))
+}
+
 /// `PROPTEST_CASES` when set, else `default`.
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -244,7 +255,7 @@ fn check(outcomes: &[Outcome]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), failure_persistence: regressions(), ..ProptestConfig::default() })]
 
     #[test]
     fn normalizer_never_panics_and_always_answers(name in socket_name(), payload in payload()) {
@@ -267,7 +278,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(24) / 50 + 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(24) / 50 + 24, failure_persistence: regressions(), ..ProptestConfig::default() })]
 
     #[test]
     fn importing_arbitrary_lines_leaves_a_sound_database(lines in prop::collection::vec(prop_oneof![

@@ -2,7 +2,7 @@
 //! and option, the JSON documents field by field, the export → import → export
 //! round trip, and every error as one line with a non-zero status.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! --json` from another process, `stop`; a foreground recorder stopped by
 //! SIGTERM; an unreachable monitor; a second start; a stale PID file.
 
-mod common;
+use crate::common;
 
 use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;

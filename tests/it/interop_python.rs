@@ -1,9 +1,10 @@
 //! Interoperability with python-socketio, the server library claude-mpm's
 //! monitor is built on: a small aiohttp + python-socketio server broadcasts the
 //! fixture capture, the real binary records it, and the database equals the
-//! one `import` builds. `.ci/run` installs python-socketio and aiohttp.
+//! one `import` builds. The test sets up its Python itself: a virtualenv in
+//! `target/py-venv` with python-socketio and aiohttp (`common::python`).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,19 +23,13 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn records_a_python_socketio_monitor_exactly() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let check = Command::new(&python)
-        .args(["-c", "import socketio, aiohttp"])
-        .output();
-    assert!(
-        check.as_ref().is_ok_and(|o| o.status.success()),
-        "python-socketio and aiohttp are needed: pip install python-socketio aiohttp ({check:?})"
-    );
+    // target/py-venv, with python-socketio and aiohttp, made on first use.
+    let python = common::python::python();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/monitor.py");
     let mut server = KillOnDrop(
-        Command::new(&python)
+        Command::new(python)
             .args([
                 script,
                 "--port",

@@ -4,7 +4,7 @@
 //! directories, read-only, corrupt or full databases). Longer runs: set
 //! `MPM_LONG_TESTS=1`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command as StdCommand, Stdio};

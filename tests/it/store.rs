@@ -2,7 +2,7 @@
 //! expects, the Python original's session file, idempotent imports, capture
 //! filters, pruning, and the delegation pairing rules on crafted streams.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

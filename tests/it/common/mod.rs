@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: the fixtures, a real Socket.IO
 //! monitor (socketioxide on loopback, on a runtime of its own so that shutting
-//! it down really drops every connection), and database inspection.
+//! it down really drops every connection), database inspection, and the
+//! Python virtualenv of the interoperability tests (`python`).
 
 #![allow(dead_code)]
+
+pub mod python;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

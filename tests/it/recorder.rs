@@ -2,7 +2,7 @@
 //! live replay equals import, reconnection after a server restart, history
 //! replays without duplicates, unreachable monitors with and without `force`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

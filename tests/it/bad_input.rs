@@ -1,7 +1,7 @@
 //! Malformed input never panics, never loses a valid event, and always leaves
 //! a rejection with its reason (SPEC section 3, "Nothing lost, nothing crashes").
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

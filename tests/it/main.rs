@@ -1,0 +1,18 @@
+//! The integration tests, in one binary: one link of the library and its
+//! dev-dependencies instead of one per file. Each module is one surface;
+//! `common` holds the fixtures, a real Socket.IO monitor, database inspection
+//! and the Python virtualenv the interoperability test runs in.
+//!
+//! Run one surface with `cargo test --test it store::`, one test by its path.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod config;
+mod daemon;
+mod fuzz;
+mod interop_python;
+mod recorder;
+mod reliability;
+mod store;
