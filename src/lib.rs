@@ -6,9 +6,21 @@
 //! rebuilds each Claude session (prompts, delegations, tool calls, files,
 //! responses, metrics) from SQL.
 //!
-//! Data flows one way:
-//! Socket.IO client ([`recorder`]) → normalizer ([`ingest`]) → single writer
-//! ([`store::writer`]) → tables → queries and streaming exports ([`store`]).
+//! Data flows one way. Each layer uses only the layers above it in this list
+//! (a test, `tests/it/layers.rs`, checks it):
+//!
+//! 1. [`error`], [`files`]: the error type; files written atomically and privately.
+//! 2. [`core`]: pure rules: timestamps, event kinds and categories, the canonical
+//!    event, the delegation state machine, the session projection and its
+//!    metrics, pricing, the document value types. No I/O.
+//! 3. [`config`]: defaults < file < environment < flags.
+//! 4. [`ingest`]: a payload (monitor, hook, transcript, import line) → canonical events. No database.
+//! 5. [`store`]: SQLite: open and migrate, the one writer per process (safe beside
+//!    other writing processes), the read model.
+//! 6. [`documents`]: exports and session files generated from the read model.
+//! 7. [`import`], [`recorder`]: the sources that feed the writer.
+//! 8. [`aggregator`]: the library API of the reference.
+//! 9. [`cli`]: one module per command.
 //!
 //! ```no_run
 //! use mpm_aggregate::EventAggregator;

@@ -160,16 +160,26 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
             .tool_use_id
             .as_deref()
             .and_then(|t| find(&|d| unlinked(d) && d.start_ref.as_deref() == Some(t)));
+        // Without the call's id: the earliest call still waiting for its
+        // sub-agent, of the same type (or of a type the source did not tell).
         let by_type = || {
             let wanted = facts.agent_type.as_deref()?;
-            delegations
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| {
-                    unlinked(d) && d.agent_type == wanted && d.halves & SUBAGENT_START == 0
-                })
-                .min_by_key(|(_, d)| (d.start_time, d.id))
-                .map(|(i, _)| i)
+            let waiting = |exact: bool| {
+                delegations
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| {
+                        let type_fits = if exact {
+                            d.agent_type == wanted
+                        } else {
+                            d.agent_type == "unknown"
+                        };
+                        unlinked(d) && type_fits && d.halves & SUBAGENT_START == 0
+                    })
+                    .min_by_key(|(_, d)| (d.start_time, d.id))
+                    .map(|(i, _)| i)
+            };
+            waiting(true).or_else(|| waiting(false))
         };
         if let Some(i) = by_call.or_else(by_type) {
             return Transition::Attach(i);
@@ -192,9 +202,26 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
             return Transition::Attach(i);
         }
         if half == PRE_TASK {
-            return Transition::Open;
+            // The sub-agent may have been seen first (sources arrive in any
+            // order): the earliest of that type still without its call.
+            let waiting = delegations
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| {
+                    d.halves & PRE_TASK == 0
+                        && d.start_ref.is_none()
+                        && facts
+                            .agent_type
+                            .as_deref()
+                            .is_none_or(|t| t == d.agent_type)
+                })
+                .min_by_key(|(_, d)| (d.start_time, d.id));
+            if let Some((i, _)) = waiting {
+                return Transition::Attach(i);
+            }
         }
-        // The end of a call whose start was not seen: a delegation of its own.
+        // A call not seen before (or the end of one whose start was not seen):
+        // a delegation of its own.
         return Transition::Open;
     }
     decide_by_pairing(delegations, event, half)

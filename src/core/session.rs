@@ -188,11 +188,13 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
     }
 }
 
-/// Whether the event comes from a source that tells Claude Code's ids.
+/// Whether the event comes from a source that tells which sub-agent did what:
+/// Claude Code's own payloads carry `tool_use_id` and `prompt_id` on every
+/// tool and prompt event, and `agent_id` inside a sub-agent. claude-mpm's full
+/// handler forwards `agent_id` on sub-agent starts and stops only, so an
+/// `agent_id` alone does not make attribution by identity possible.
 fn carries_ids(event: &NormalizedEvent) -> bool {
-    event.facts.agent_id.is_some()
-        || event.facts.tool_use_id.is_some()
-        || event.facts.prompt_id.is_some()
+    event.facts.tool_use_id.is_some() || event.facts.prompt_id.is_some()
 }
 
 /// Applies an event (already stored) to its session. `new_delegation_id` is
@@ -382,4 +384,336 @@ pub fn finalizes(event: &NormalizedEvent) -> bool {
 /// Whether a finalizing event ends only a turn (`Stop`), not the session.
 pub fn ends_turn_only(event: &NormalizedEvent) -> bool {
     event.event_type == "Stop"
+}
+
+#[cfg(test)]
+mod tests {
+    //! The delegation state machine and the projection on small tables of events.
+    use super::*;
+    use crate::core::event::Facts;
+    use chrono::TimeZone;
+
+    /// One row of a table: event type, seconds, and the facts it carries.
+    fn ev(event_type: &str, secs: i64, facts: Facts) -> NormalizedEvent {
+        NormalizedEvent {
+            session_id: Some("s".into()),
+            timestamp: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+            event_type: event_type.into(),
+            category: crate::core::category_for(event_type, facts.tool_name.as_deref()),
+            socket_event: "hook_event".into(),
+            raw_type: None,
+            subtype: None,
+            source: None,
+            correlation_id: None,
+            data: "{}".into(),
+            envelope: None,
+            identity: NormalizedEvent::identity_of(event_type, &facts),
+            origin: "hook",
+            facts,
+            dedup_key: [0; 24],
+            received_at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+        }
+    }
+
+    fn tool(name: &str, id: &str, agent: Option<&str>) -> Facts {
+        Facts {
+            tool_name: Some(name.into()),
+            tool_use_id: Some(id.into()),
+            agent_id: agent.map(Into::into),
+            file_written: (name == "Write").then(|| format!("/p/{id}")),
+            ..Facts::default()
+        }
+    }
+
+    fn agent_call(id: &str, agent_type: &str) -> Facts {
+        Facts {
+            agent_type: Some(agent_type.into()),
+            ..tool("Agent", id, None)
+        }
+    }
+
+    fn sub(agent_id: &str, agent_type: Option<&str>) -> Facts {
+        Facts {
+            agent_id: Some(agent_id.into()),
+            agent_type: agent_type.map(Into::into),
+            ..Facts::default()
+        }
+    }
+
+    fn bare(agent_type: &str) -> Facts {
+        Facts {
+            agent_type: Some(agent_type.into()),
+            ..Facts::default()
+        }
+    }
+
+    /// Feeds the events in order, as the writer does, and finalizes at the
+    /// end when `end` says so.
+    fn run(events: &[NormalizedEvent]) -> SessionState {
+        let mut state = SessionState::new(events[0].timestamp);
+        let mut next_id = 1;
+        for e in events {
+            let decision = decide(Some(&state), e, true);
+            let id = (decision.transition == Transition::Open).then(|| {
+                next_id += 1;
+                next_id - 1
+            });
+            apply_event(&mut state, e, decision, id);
+            if finalizes(e) {
+                finalize(&mut state, e.timestamp, 1, ends_turn_only(e));
+            }
+        }
+        state
+    }
+
+    fn by_agent<'a>(s: &'a SessionState, agent_type: &str) -> &'a DelegationState {
+        s.delegations
+            .iter()
+            .find(|d| d.agent_type == agent_type)
+            .expect("delegation")
+    }
+
+    #[test]
+    fn parallel_sub_agents_keep_their_own_work_by_agent_id() {
+        let s = run(&[
+            ev("PreToolUse", 0, agent_call("t1", "engineer")),
+            ev("PreToolUse", 0, agent_call("t2", "qa")),
+            ev("SubagentStart", 1, sub("A", Some("engineer"))),
+            ev("SubagentStart", 1, sub("B", Some("qa"))),
+            ev("PreToolUse", 2, tool("Write", "w1", Some("B"))),
+            ev("PreToolUse", 2, tool("Write", "w2", Some("A"))),
+            ev("PostToolUse", 3, tool("Write", "w2", Some("A"))),
+            ev("PostToolUseFailure", 3, tool("Bash", "b1", Some("B"))),
+            ev("PreToolUse", 3, tool("Read", "r0", None)),
+            ev("SubagentStop", 4, sub("B", Some("qa"))),
+            ev(
+                "PostToolUse",
+                5,
+                Facts {
+                    launched_agent_id: Some("B".into()),
+                    ..agent_call("t2", "qa")
+                },
+            ),
+            ev("SubagentStop", 5, sub("A", Some("engineer"))),
+            ev(
+                "PostToolUse",
+                6,
+                Facts {
+                    launched_agent_id: Some("A".into()),
+                    ..agent_call("t1", "engineer")
+                },
+            ),
+        ]);
+        assert_eq!(s.delegations.len(), 2);
+        let (e, q) = (by_agent(&s, "engineer"), by_agent(&s, "qa"));
+        assert_eq!(
+            (e.agent_id.as_deref(), e.start_ref.as_deref()),
+            (Some("A"), Some("t1"))
+        );
+        assert_eq!(
+            (q.agent_id.as_deref(), q.start_ref.as_deref()),
+            (Some("B"), Some("t2"))
+        );
+        assert_eq!(
+            (e.files.clone(), q.files.clone()),
+            (vec!["/p/w2".to_string()], vec!["/p/w1".to_string()])
+        );
+        assert_eq!((e.tool_calls, q.tool_calls, q.tool_failures), (1, 1, 1));
+        assert_eq!((e.success, q.success), (Some(true), Some(true)));
+        assert_eq!(
+            s.metrics.tool_calls,
+            3 + 2,
+            "two Agent calls, two Writes, the main thread's Read"
+        );
+        assert_eq!(
+            (
+                s.metrics.successful_delegations,
+                s.metrics.failed_delegations
+            ),
+            (2, 0)
+        );
+    }
+
+    #[test]
+    fn halves_out_of_order_and_twice_make_one_delegation() {
+        let s = run(&[
+            ev("SubagentStart", 0, sub("A", Some("engineer"))),
+            ev("SubagentStart", 0, sub("A", Some("engineer"))),
+            ev("PreToolUse", 1, agent_call("t1", "engineer")),
+            ev("SubagentStop", 2, sub("A", Some("engineer"))),
+            ev("SubagentStop", 2, sub("A", Some("engineer"))),
+            ev(
+                "PostToolUse",
+                3,
+                Facts {
+                    launched_agent_id: Some("A".into()),
+                    ..agent_call("t1", "engineer")
+                },
+            ),
+        ]);
+        assert_eq!(s.delegations.len(), 1);
+        assert_eq!(s.metrics.total_delegations, 1);
+        assert_eq!(
+            (
+                s.metrics.successful_delegations,
+                s.metrics.failed_delegations
+            ),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn a_missing_half_and_an_unfinished_delegation() {
+        // The sub-agent stopped but its call's end never came: ended, successful.
+        let s = run(&[
+            ev("PreToolUse", 0, agent_call("t1", "qa")),
+            ev("SubagentStart", 1, sub("A", Some("qa"))),
+            ev("SubagentStop", 2, sub("A", Some("qa"))),
+        ]);
+        assert_eq!(by_agent(&s, "qa").success, Some(true));
+        // Still running when the session ends: failed.
+        let s = run(&[
+            ev("PreToolUse", 0, agent_call("t1", "qa")),
+            ev("SubagentStart", 1, sub("A", Some("qa"))),
+            ev("SessionEnd", 9, Facts::default()),
+        ]);
+        let d = by_agent(&s, "qa");
+        assert_eq!(
+            (d.success, d.error.as_deref()),
+            (Some(false), Some(delegation::UNFINISHED))
+        );
+        assert_eq!(s.metrics.failed_delegations, 1);
+    }
+
+    #[test]
+    fn a_failed_call_fails_its_delegation_and_a_background_one_survives_the_turn() {
+        let s = run(&[
+            ev("PreToolUse", 0, agent_call("t1", "qa")),
+            ev("SubagentStart", 1, sub("A", Some("qa"))),
+            ev("SubagentStop", 2, sub("A", Some("qa"))),
+            ev(
+                "PostToolUseFailure",
+                3,
+                Facts {
+                    is_error: true,
+                    ..agent_call("t1", "qa")
+                },
+            ),
+        ]);
+        assert_eq!(by_agent(&s, "qa").success, Some(false));
+        assert_eq!(
+            (
+                s.metrics.successful_delegations,
+                s.metrics.failed_delegations
+            ),
+            (0, 1)
+        );
+
+        let background = Facts {
+            background: true,
+            ..agent_call("t1", "qa")
+        };
+        let s = run(&[
+            ev("PreToolUse", 0, background.clone()),
+            ev("SubagentStart", 1, sub("A", Some("qa"))),
+            ev(
+                "PostToolUse",
+                1,
+                Facts {
+                    launched_agent_id: Some("A".into()),
+                    ..background
+                },
+            ),
+            ev("Stop", 2, Facts::default()),
+        ]);
+        assert!(
+            by_agent(&s, "qa").is_running(),
+            "a turn's Stop leaves a background sub-agent running"
+        );
+    }
+
+    #[test]
+    fn compaction_is_not_a_delegation() {
+        let s = run(&[
+            ev(
+                "UserPromptSubmit",
+                0,
+                Facts {
+                    prompt: Some("hi".into()),
+                    prompt_id: Some("p".into()),
+                    ..Facts::default()
+                },
+            ),
+            ev("SubagentStop", 1, sub("C", None)),
+        ]);
+        assert!(s.delegations.is_empty());
+        assert_eq!((s.metrics.total_delegations, s.metrics.prompts), (0, 1));
+    }
+
+    #[test]
+    fn pairs_without_ids_are_one_transition_each_and_parallel_ones_stay_apart() {
+        let s = run(&[
+            ev(
+                "PreToolUse",
+                0,
+                Facts {
+                    tool_name: Some("Task".into()),
+                    ..bare("research")
+                },
+            ),
+            ev("SubagentStart", 0, bare("research")),
+            ev(
+                "PreToolUse",
+                1,
+                Facts {
+                    tool_name: Some("Task".into()),
+                    ..bare("engineer")
+                },
+            ),
+            ev("SubagentStart", 1, bare("engineer")),
+            ev("SubagentStop", 5, bare("research")),
+            ev(
+                "PostToolUse",
+                5,
+                Facts {
+                    tool_name: Some("Task".into()),
+                    ..bare("research")
+                },
+            ),
+        ]);
+        assert_eq!(s.delegations.len(), 2);
+        assert_eq!(by_agent(&s, "research").success, Some(true));
+        assert!(
+            by_agent(&s, "engineer").is_running(),
+            "closing research left engineer running"
+        );
+    }
+
+    #[test]
+    fn tokens_count_once_per_api_call_and_per_sub_agent() {
+        let call = |id: &str, agent: Option<&str>, input: i64| Facts {
+            message_id: Some(id.into()),
+            model: Some("claude-sonnet-4-5".into()),
+            agent_id: agent.map(Into::into),
+            tokens: Tokens {
+                input,
+                output: 1,
+                ..Tokens::default()
+            },
+            ..Facts::default()
+        };
+        let s = run(&[
+            ev("PreToolUse", 0, agent_call("t1", "qa")),
+            ev("SubagentStart", 1, sub("A", Some("qa"))),
+            ev("ApiCall", 2, call("m1", None, 10)),
+            ev("ApiCall", 3, call("m2", Some("A"), 5)),
+        ]);
+        assert_eq!((s.metrics.api_calls, s.metrics.tokens.input), (2, 15));
+        let d = by_agent(&s, "qa");
+        assert_eq!(
+            (d.api_calls, d.tokens.input, d.model.as_deref()),
+            (1, 5, Some("claude-sonnet-4-5"))
+        );
+        assert_eq!(s.metrics.models, ["claude-sonnet-4-5"]);
+    }
 }

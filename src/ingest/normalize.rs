@@ -499,6 +499,7 @@ fn normalize_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Category;
     use serde_json::json;
 
     fn one(name: &str, payload: Value) -> Outcome {

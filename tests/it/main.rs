@@ -13,6 +13,7 @@ mod config;
 mod daemon;
 mod fuzz;
 mod interop_python;
+mod layers;
 mod recorder;
 mod reliability;
 mod store;
