@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod model;
+pub mod pricing;
 pub mod recorder;
 pub mod store;
 

@@ -10,6 +10,8 @@ mod facts;
 pub mod import;
 mod normalize;
 pub mod timestamp;
+pub mod transcript;
+pub mod transcript_files;
 
 pub use category::{category_for, Category};
 pub use facts::Facts;
