@@ -80,6 +80,8 @@ impl SubagentMeta {
 
 /// Which kind of transcript file a reader reads: the session's main thread,
 /// or one sub-agent (whose payloads then all carry its `agent_id`).
+// One value per file read: the size of the sub-agent variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FileKind {
     Main,
@@ -189,6 +191,20 @@ struct Context {
 }
 
 /// Reads one transcript file, line by line. See the module documentation.
+///
+/// When a main-thread turn ends (`Stop`, with the turn's `prompt_id` and last
+/// assistant text): at the `system` `stop_hook_summary` line (written after
+/// the Stop hooks ran; its time is the Stop's); else, once the turn's last
+/// response said `end_turn`, at the next prompt or at [`finish`](Self::finish).
+/// A response is written over several lines and may still be growing, so an
+/// `end_turn` line alone proves nothing yet. A turn that ends with an API
+/// error (a `<synthetic>` `isApiErrorMessage` line) ends with `StopFailure`;
+/// an interrupted turn (no ending response) gets no `Stop`, as with hooks.
+/// A sub-agent ends (`SubagentStop` or `StopFailure`) at `finish`, when its
+/// meta says `finished` or its last response ended; at its last line's time.
+/// An `ApiCall` is emitted once its response is complete: when another
+/// response begins, the turn ends, or at `finish`; its usage is the last
+/// line's (the lines of one response repeat it).
 #[derive(Debug, Clone)]
 pub struct TranscriptReader {
     kind: FileKind,
@@ -542,7 +558,7 @@ impl TranscriptReader {
 
         let blocks: Vec<&Value> = match message.get("content") {
             Some(Value::Array(a)) => a.iter().collect(),
-            Some(Value::String(s)) if !s.is_empty() => Vec::new(),
+            // A plain string content (older versions) is read as text below.
             _ => Vec::new(),
         };
         let mut texts: Vec<String> = blocks
@@ -915,13 +931,13 @@ fn validate(obj: &Map<String, Value>) -> Result<(), String> {
                     return Err("tool_use block without a name".into());
                 }
             }
-            "tool_result" if ty == "user" => {
-                if b.get("tool_use_id")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
-                    return Err("tool_result block without a tool_use_id".into());
-                }
+            "tool_result"
+                if ty == "user"
+                    && b.get("tool_use_id")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty) =>
+            {
+                return Err("tool_result block without a tool_use_id".into());
             }
             _ => {}
         }
@@ -1356,7 +1372,8 @@ mod tests {
                 };
                 Some((format!("{}/{ev}", s(p, "session_id")?), id))
             };
-            let mut table: BTreeMap<(String, String), (Vec<&Value>, Vec<&Value>)> = BTreeMap::new();
+            type Pairs<'a> = (Vec<&'a Value>, Vec<&'a Value>);
+            let mut table: BTreeMap<(String, String), Pairs> = BTreeMap::new();
             for h in &hooks {
                 // compaction's hidden agent has no transcript file.
                 if s(h, "hook_event_name") == Some("SubagentStop") && s(h, "agent_type") == Some("")

@@ -260,3 +260,135 @@ fn io_err(path: &Path, source: std::io::Error) -> AggregatorError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_projects() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/claude-code-2.1/a-mpm-fast/transcripts")
+    }
+
+    const SID: &str = "1a6c62fb-bc6c-5284-a701-147209c3d822";
+
+    fn names(d: &Discovery) -> Vec<(String, Option<String>, Vec<String>)> {
+        d.sessions
+            .iter()
+            .map(|s| {
+                (
+                    s.session_id.clone(),
+                    s.main.as_ref().map(|m| file_name(m)),
+                    s.subagents
+                        .iter()
+                        .map(|a| a.meta.agent_id.clone())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_of_path_finds_the_same_session() {
+        let projects = fixture_projects();
+        let project = projects.join("-home-dev-work-a-fast-proj");
+        let want = vec![(
+            SID.to_owned(),
+            Some(format!("{SID}.jsonl")),
+            vec![
+                "a76c31065318c3e84".to_owned(),
+                "aa6325b7ea4b16e1d".to_owned(),
+            ],
+        )];
+        for path in [
+            projects.clone(),
+            project.clone(),
+            project.join(SID),
+            project.join(format!("{SID}.jsonl")),
+        ] {
+            let d = discover(&path).unwrap();
+            assert_eq!(names(&d), want, "{}", path.display());
+            assert!(d.skipped.is_empty());
+            let s = &d.sessions[0];
+            let files = s.files();
+            assert_eq!(files[0].1, FileKind::Main, "main file first");
+            for (sub, (p, kind)) in s.subagents.iter().zip(&files[1..]) {
+                assert_eq!(&sub.path, p);
+                let FileKind::Subagent(meta) = kind else {
+                    panic!("sub-agent kind")
+                };
+                assert!(sub.meta_error.is_none());
+                assert!(meta
+                    .tool_use_id
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("toolu_")));
+                assert!(matches!(
+                    meta.agent_type.as_deref(),
+                    Some("engineer" | "qa")
+                ));
+                assert_eq!((meta.spawn_depth, meta.finished), (Some(1), Some(true)));
+            }
+        }
+        // A sub-agent's own file: that file alone, with its session.
+        let one = project
+            .join(SID)
+            .join("subagents/agent-aa6325b7ea4b16e1d.jsonl");
+        let d = discover(&one).unwrap();
+        assert_eq!(
+            names(&d),
+            vec![(SID.to_owned(), None, vec!["aa6325b7ea4b16e1d".to_owned()])]
+        );
+        assert_eq!(
+            d.sessions[0].subagents[0].meta.agent_type.as_deref(),
+            Some("engineer")
+        );
+    }
+
+    #[test]
+    fn odd_layouts_are_listed_or_reported_never_ignored_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let proj = dir.path().join("-p");
+        std::fs::create_dir_all(proj.join("s2/subagents")).unwrap();
+        std::fs::create_dir_all(proj.join("memory")).unwrap();
+        std::fs::write(proj.join("s1.jsonl"), "{}\n").unwrap();
+        std::fs::write(proj.join("agent-old.jsonl"), "{}\n").unwrap();
+        std::fs::write(proj.join("notes.txt"), "x").unwrap();
+        // s2: sub-agents without a main file, one meta broken, one missing.
+        std::fs::write(proj.join("s2/subagents/agent-b.jsonl"), "").unwrap();
+        std::fs::write(proj.join("s2/subagents/agent-b.meta.json"), "{broken").unwrap();
+        std::fs::write(proj.join("s2/subagents/agent-a.jsonl"), "").unwrap();
+        let d = discover(dir.path()).unwrap();
+        assert_eq!(
+            names(&d),
+            vec![
+                ("s1".to_owned(), Some("s1.jsonl".to_owned()), vec![]),
+                ("s2".to_owned(), None, vec!["a".to_owned(), "b".to_owned()]),
+            ]
+        );
+        let s2 = &d.sessions[1];
+        assert_eq!(
+            (
+                s2.subagents[0].meta_path.is_none(),
+                s2.subagents[0].meta_error.is_none()
+            ),
+            (true, true)
+        );
+        assert!(s2.subagents[1].meta_error.is_some());
+        assert_eq!(d.skipped.len(), 1);
+        assert!(d.skipped[0].0.ends_with("agent-old.jsonl"));
+        // Not there at all: an error naming the path.
+        let err = discover(&dir.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn the_default_projects_folder_follows_claude_config_dir() {
+        // Only read here: the variables are the process's, shared by tests.
+        let d = default_projects_dir();
+        if let Some(cfg) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|c| !c.is_empty()) {
+            assert_eq!(d, Some(PathBuf::from(cfg).join("projects")));
+        } else if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(d, Some(PathBuf::from(home).join(".claude/projects")));
+        }
+    }
+}
