@@ -227,7 +227,7 @@ pub fn base_model_name(model: &str) -> String {
         s = stripped.to_owned();
     }
     // Date suffix: "-YYYYMMDD".
-    if s.len() > 9 {
+    if s.len() > 9 && s.is_char_boundary(s.len() - 9) {
         let (head, tail) = s.split_at(s.len() - 9);
         if tail.starts_with('-') && tail[1..].chars().all(|c| c.is_ascii_digit()) {
             s = head.to_owned();
@@ -282,6 +282,10 @@ mod tests {
                 "claude-sonnet-4",
             ),
             ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+            // Odd input never panics (multi-byte characters near the cuts).
+            ("模型-v模型-12345678", "模型-v模型"),
+            ("ééééé", "ééééé"),
+            ("-v", "-v"),
         ] {
             assert_eq!(base_model_name(raw), base, "{raw}");
         }

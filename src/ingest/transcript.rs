@@ -1803,4 +1803,45 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn odd_shapes_never_panic_and_every_line_is_accounted_for() {
+        let odd = [
+            json!({"type": "assistant", "message": {"content": 5}}),
+            json!({"type": "assistant", "message": {"id": 7, "usage": "x", "content": [1, null, {"type": 3}]}}),
+            json!({"type": "assistant", "message": {"id": "m", "model": null, "usage": {"input_tokens": -1},
+                   "content": [{"type": "tool_use", "id": "t", "name": "X"}]}}),
+            json!({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t", "content": 3,
+                   "is_error": "yes"}]}, "toolUseResult": null}),
+            json!({"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "zz",
+                   "is_error": true}]}}),
+            json!({"type": "user", "message": {"content": null}, "timestamp": 12}),
+            json!({"type": "user", "message": {"content": "hi"}, "origin": "str", "promptId": 4}),
+            json!({"type": "system", "subtype": "stop_hook_summary"}),
+            json!({"type": "system", "subtype": "compact_boundary", "compactMetadata": 1}),
+            json!({"type": "system"}),
+            json!({"type": 5}),
+            json!({}),
+            json!({"type": "cost-state"}),
+        ];
+        for kind in [
+            FileKind::Main,
+            FileKind::Subagent(SubagentMeta::from_json("a", &json!({"agentType": 3}))),
+        ] {
+            let mut r = TranscriptReader::new(kind);
+            let mut out = Vec::new();
+            for l in &odd {
+                out.extend(r.feed_line(&l.to_string()).unwrap());
+            }
+            out.extend(r.finish());
+            let st = r.stats();
+            assert_eq!(st.rejected, 0);
+            assert_eq!(st.line_types.values().sum::<u64>(), odd.len() as u64);
+            assert_eq!(st.emitted.values().sum::<u64>(), out.len() as u64);
+            // The tool result of an unknown call is still a result, without a name.
+            assert!(out
+                .iter()
+                .any(|p| p["tool_use_id"] == "zz" && p.get("tool_name").is_none()));
+        }
+    }
 }
