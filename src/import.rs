@@ -62,7 +62,11 @@ pub fn import_files(
     let mut sessions = HashSet::new();
     let mut documents = 0;
     for path in paths {
-        documents += import_file(writer, path, opts, progress, &mut sessions)?;
+        if path.is_dir() || looks_like_transcript(path) {
+            import_transcripts(writer, path, opts, &mut sessions)?;
+        } else {
+            documents += import_file(writer, path, opts, progress, &mut sessions)?;
+        }
     }
     let after = writer.flush()?;
     Ok(report(
@@ -146,7 +150,100 @@ fn send_outcomes(
             Outcome::Rejected(r) => tracing::warn!("rejected input from the import: {}", r.reason),
             Outcome::Control(_) => {}
         }
+        let mut outcome = outcome;
+        if let Outcome::Event(e) = &mut outcome {
+            if e.origin == "monitor" {
+                e.origin = "import";
+            }
+        }
         send(writer, outcome.into())?;
+    }
+    Ok(())
+}
+
+/// Whether a file is a Claude Code transcript: its first line is a transcript
+/// line (a `type` and a `sessionId`), not a hook payload or a capture line.
+fn looks_like_transcript(path: &Path) -> bool {
+    if path.extension().is_none_or(|e| e != "jsonl") {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    if BufReader::new(file).read_line(&mut first).is_err() {
+        return false;
+    }
+    serde_json::from_str::<Value>(first.trim()).is_ok_and(|v| {
+        v.get("type").is_some_and(Value::is_string)
+            && v.get("sessionId").is_some()
+            && v.get("hook_event_name").is_none()
+            && v.get("event").is_none()
+    })
+}
+
+/// Imports Claude Code transcripts: a transcript file, a session folder or a
+/// projects folder, sub-agent files and their `.meta.json` included. Each line
+/// becomes hook-shaped payloads (see `ingest::transcript`) that go through the
+/// same normalizer as everything else, so they merge with what hooks or the
+/// monitor already stored of the same happenings.
+fn import_transcripts(
+    writer: &Writer,
+    path: &Path,
+    opts: &NormalizeOptions,
+    sessions: &mut HashSet<String>,
+) -> Result<()> {
+    use crate::ingest::transcript::TranscriptReader;
+    let found = crate::ingest::transcript_files::discover(path)?;
+    for session in &found.sessions {
+        for (file, kind) in session.files() {
+            let mut reader = TranscriptReader::new(kind).with_session_id(&session.session_id);
+            let mut seen = HashMap::new();
+            let input = BufReader::new(
+                std::fs::File::open(&file).map_err(|e| AggregatorError::io(&file, e))?,
+            );
+            let mut emit = |payloads: Vec<Value>, seen: &mut HashMap<u128, u32>| -> Result<()> {
+                for payload in payloads {
+                    let outcomes = normalize(
+                        "transcript",
+                        payload,
+                        Utc::now(),
+                        opts,
+                        &mut DedupSalt::Occurrences(seen),
+                    );
+                    send_outcomes(writer, outcomes, sessions)?;
+                }
+                Ok(())
+            };
+            for line in input.split(b'\n') {
+                let line = line.map_err(|e| AggregatorError::io(&file, e))?;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match reader.feed_bytes(&line) {
+                    Ok(payloads) => emit(payloads, &mut seen)?,
+                    Err(e) => {
+                        let text = String::from_utf8_lossy(&line);
+                        let reason = format!("{}: {e}", file.display());
+                        tracing::warn!("rejected transcript line: {reason}");
+                        send(
+                            writer,
+                            WriterMsg::Rejected(Box::new(Rejection::of_text(
+                                Some("transcript"),
+                                reason,
+                                &text,
+                                Utc::now(),
+                            ))),
+                        )?;
+                    }
+                }
+            }
+            let last = reader.finish();
+            emit(last, &mut seen)?;
+        }
+    }
+    for skipped in &found.skipped {
+        tracing::warn!("not a transcript: {skipped:?}");
     }
     Ok(())
 }

@@ -1,25 +1,358 @@
-//! Cost of tokens from the pricing table (placeholder: replaced by the table in `pricing.toml`).
+//! Pricing: the cost in USD of an API call's tokens, from the price table kept
+//! in the repository (`pricing.toml`, embedded at build time, with its source
+//! and date), optionally overridden entry by entry by a user file of the same
+//! shape. An unknown model has no cost (`None`), never a made-up one.
 
-use super::event::Tokens;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-/// USD per million tokens: input, output, 5-minute cache write, 1-hour cache write, cache read.
-fn prices(model: &str) -> Option<[f64; 5]> {
-    match model {
-        "claude-sonnet-4-5" => Some([3.0, 15.0, 3.75, 6.0, 0.30]),
-        _ => None,
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{AggregatorError, Result};
+
+/// The table shipped with the program (see its header for source and date).
+pub const BUILTIN_PRICING: &str = include_str!("../../pricing.toml");
+
+/// Prices of one model, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPrices {
+    pub input: f64,
+    pub output: f64,
+    pub cache_write_5m: f64,
+    pub cache_write_1h: f64,
+    pub cache_read: f64,
+}
+
+/// Token counts of one or more API calls, by priced kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub input: u64,
+    pub output: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+}
+
+impl TokenCounts {
+    /// Reads an Anthropic `usage` object (as in a transcript or an `ApiCall`
+    /// payload). Cache writes are split by TTL from `cache_creation` when it
+    /// is there; writes it does not account for are 5-minute writes (the
+    /// default TTL), so the total always equals `cache_creation_input_tokens`.
+    pub fn from_usage(usage: &Value) -> Self {
+        let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        let total_write = n(usage.get("cache_creation_input_tokens"));
+        let split = usage.get("cache_creation");
+        let w1h = n(split.and_then(|s| s.get("ephemeral_1h_input_tokens"))).min(total_write);
+        TokenCounts {
+            input: n(usage.get("input_tokens")),
+            output: n(usage.get("output_tokens")),
+            cache_write_5m: total_write - w1h,
+            cache_write_1h: w1h,
+            cache_read: n(usage.get("cache_read_input_tokens")),
+        }
+    }
+
+    /// All cache writes, whatever their TTL.
+    pub fn cache_creation(&self) -> u64 {
+        self.cache_write_5m + self.cache_write_1h
+    }
+
+    pub fn add(&mut self, other: &TokenCounts) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_write_5m += other.cache_write_5m;
+        self.cache_write_1h += other.cache_write_1h;
+        self.cache_read += other.cache_read;
     }
 }
 
-/// The cost of `tokens` used with `model`; `None` for a model without a price.
-pub fn cost_usd(model: &str, tokens: &Tokens) -> Option<f64> {
-    let p = prices(model)?;
-    let five_min = tokens.cache_creation - tokens.cache_creation_1h;
-    Some(
-        (tokens.input as f64 * p[0]
-            + tokens.output as f64 * p[1]
-            + five_min as f64 * p[2]
-            + tokens.cache_creation_1h as f64 * p[3]
-            + tokens.cache_read as f64 * p[4])
-            / 1e6,
+impl ModelPrices {
+    /// The cost of `tokens` at these prices.
+    pub fn cost_usd(&self, t: &TokenCounts) -> f64 {
+        (t.input as f64 * self.input
+            + t.output as f64 * self.output
+            + t.cache_write_5m as f64 * self.cache_write_5m
+            + t.cache_write_1h as f64 * self.cache_write_1h
+            + t.cache_read as f64 * self.cache_read)
+            / 1_000_000.0
+    }
+}
+
+/// A price table: model base name → prices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PricingTable {
+    models: BTreeMap<String, ModelPrices>,
+}
+
+/// The file shape: `[models.<name>]` with the five prices, each optional so
+/// that a user file may change one price of a known model.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PricingFile {
+    #[serde(default)]
+    models: BTreeMap<String, PartialPrices>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialPrices {
+    input: Option<f64>,
+    output: Option<f64>,
+    cache_write_5m: Option<f64>,
+    cache_write_1h: Option<f64>,
+    cache_read: Option<f64>,
+}
+
+impl PricingTable {
+    /// The table shipped with the program.
+    pub fn builtin() -> &'static PricingTable {
+        static TABLE: OnceLock<PricingTable> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            // The embedded file is part of the source; a test parses it, so
+            // this cannot fail in a built program.
+            PricingTable::parse(BUILTIN_PRICING).expect("the embedded pricing.toml parses")
+        })
+    }
+
+    /// Parses a complete table (every model with all five prices).
+    pub fn parse(text: &str) -> Result<PricingTable> {
+        let mut table = PricingTable::default();
+        table.merge_str(text, "pricing table")?;
+        Ok(table)
+    }
+
+    /// Lays the entries of `text` over this table. On error the table is
+    /// left unchanged.
+    pub fn merge_str(&mut self, text: &str, origin: &str) -> Result<()> {
+        let file: PricingFile =
+            toml::from_str(text).map_err(|e| AggregatorError::Config(format!("{origin}: {e}")))?;
+        let mut merged = self.models.clone();
+        for (name, p) in file.models {
+            let key = base_model_name(&name);
+            let old = merged.get(&key).copied();
+            let pick = |new: Option<f64>, old: Option<f64>, field: &str| -> Result<f64> {
+                let v = new.or(old).ok_or_else(|| {
+                    AggregatorError::Config(format!(
+                        "{origin}: model {name}: missing price '{field}' (USD per million tokens)"
+                    ))
+                })?;
+                if !v.is_finite() || v < 0.0 {
+                    return Err(AggregatorError::Config(format!(
+                        "{origin}: model {name}: price '{field}' must be a number >= 0, not {v}"
+                    )));
+                }
+                Ok(v)
+            };
+            let prices = ModelPrices {
+                input: pick(p.input, old.map(|o| o.input), "input")?,
+                output: pick(p.output, old.map(|o| o.output), "output")?,
+                cache_write_5m: pick(
+                    p.cache_write_5m,
+                    old.map(|o| o.cache_write_5m),
+                    "cache_write_5m",
+                )?,
+                cache_write_1h: pick(
+                    p.cache_write_1h,
+                    old.map(|o| o.cache_write_1h),
+                    "cache_write_1h",
+                )?,
+                cache_read: pick(p.cache_read, old.map(|o| o.cache_read), "cache_read")?,
+            };
+            merged.insert(key, prices);
+        }
+        self.models = merged;
+        Ok(())
+    }
+
+    /// The prices of `model` (any spelling [`base_model_name`] understands).
+    pub fn prices(&self, model: &str) -> Option<&ModelPrices> {
+        self.models.get(&base_model_name(model))
+    }
+
+    /// The cost of `tokens` spent on `model`; `None` for an unknown model.
+    pub fn cost_usd(&self, model: &str, tokens: &TokenCounts) -> Option<f64> {
+        self.prices(model).map(|p| p.cost_usd(tokens))
+    }
+
+    /// The model base names the table knows, sorted.
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+}
+
+/// [`PricingTable::cost_usd`] with the built-in table.
+pub fn cost_usd(model: &str, tokens: &TokenCounts) -> Option<f64> {
+    PricingTable::builtin().cost_usd(model, tokens)
+}
+
+/// The name a model is priced under: lower case, without a date suffix
+/// (`claude-sonnet-4-5-20250929`), `-latest`, a `[1m]` context marker, a
+/// Vertex `@date` or Bedrock decorations (`us.anthropic.…-v1:0`).
+pub fn base_model_name(model: &str) -> String {
+    let mut s = model.trim().to_ascii_lowercase();
+    if let Some(i) = s.find('[') {
+        s.truncate(i);
+    }
+    if let Some(i) = s.find('@') {
+        s.truncate(i);
+    }
+    // Bedrock: "anthropic.claude-…" possibly behind a region prefix ("us.").
+    if let Some(i) = s.find("anthropic.") {
+        s = s[i + "anthropic.".len()..].to_owned();
+    }
+    // Bedrock version: "-v1:0", "-v2".
+    if let Some(i) = s.rfind("-v") {
+        let tail = &s[i + 2..];
+        if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit() || c == ':') {
+            s.truncate(i);
+        }
+    }
+    if let Some(stripped) = s.strip_suffix("-latest") {
+        s = stripped.to_owned();
+    }
+    // Date suffix: "-YYYYMMDD".
+    if s.len() > 9 && s.is_char_boundary(s.len() - 9) {
+        let (head, tail) = s.split_at(s.len() - 9);
+        if tail.starts_with('-') && tail[1..].chars().all(|c| c.is_ascii_digit()) {
+            s = head.to_owned();
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn builtin_table_parses_and_prices_sonnet_4_5_at_the_public_rates() {
+        let t = PricingTable::builtin();
+        let p = t.prices("claude-sonnet-4-5").expect("sonnet 4.5 is priced");
+        assert_eq!(
+            (
+                p.input,
+                p.output,
+                p.cache_write_5m,
+                p.cache_write_1h,
+                p.cache_read
+            ),
+            (3.0, 15.0, 3.75, 6.0, 0.30)
+        );
+        for m in [
+            "claude-opus-4-5",
+            "claude-opus-4-1",
+            "claude-opus-4",
+            "claude-sonnet-4",
+            "claude-haiku-4-5",
+            "claude-3-7-sonnet",
+            "claude-3-5-sonnet",
+            "claude-3-5-haiku",
+        ] {
+            assert!(t.prices(m).is_some(), "{m} is priced");
+        }
+    }
+
+    #[test]
+    fn model_names_match_on_their_base_name() {
+        for (raw, base) in [
+            ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+            ("claude-sonnet-4-5", "claude-sonnet-4-5"),
+            ("Claude-Sonnet-4-5[1m]", "claude-sonnet-4-5"),
+            ("claude-3-5-sonnet-latest", "claude-3-5-sonnet"),
+            ("claude-opus-4-1@20250805", "claude-opus-4-1"),
+            (
+                "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                "claude-sonnet-4",
+            ),
+            ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+            // Odd input never panics (multi-byte characters near the cuts).
+            ("模型-v模型-12345678", "模型-v模型"),
+            ("ééééé", "ééééé"),
+            ("-v", "-v"),
+        ] {
+            assert_eq!(base_model_name(raw), base, "{raw}");
+        }
+        // Opus 4 is not Opus 4.1 nor Opus 4.5: no prefix matching.
+        let t = PricingTable::builtin();
+        assert_ne!(
+            t.prices("claude-opus-4-20250514"),
+            t.prices("claude-opus-4-5-20251101")
+        );
+    }
+
+    #[test]
+    fn unknown_models_have_no_cost() {
+        let tokens = TokenCounts {
+            input: 10,
+            ..TokenCounts::default()
+        };
+        assert_eq!(cost_usd("<synthetic>", &tokens), None);
+        assert_eq!(cost_usd("gpt-4o", &tokens), None);
+        assert_eq!(cost_usd("", &tokens), None);
+        assert_eq!(cost_usd("claude-sonnet-9", &tokens), None);
+    }
+
+    #[test]
+    fn cost_applies_each_kind_at_its_price() {
+        let usage = json!({"input_tokens": 1_000_000, "output_tokens": 1_000_000,
+            "cache_creation_input_tokens": 3_000_000, "cache_read_input_tokens": 1_000_000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 2_000_000, "ephemeral_1h_input_tokens": 1_000_000}});
+        let t = TokenCounts::from_usage(&usage);
+        assert_eq!((t.cache_write_5m, t.cache_write_1h), (2_000_000, 1_000_000));
+        let c = cost_usd("claude-sonnet-4-5-20250929", &t).unwrap();
+        assert!(
+            (c - (3.0 + 15.0 + 2.0 * 3.75 + 6.0 + 0.30)).abs() < 1e-9,
+            "{c}"
+        );
+        // Without the split, every write is a 5-minute write.
+        let t = TokenCounts::from_usage(&json!({"cache_creation_input_tokens": 100}));
+        assert_eq!((t.cache_write_5m, t.cache_write_1h), (100, 0));
+        // A split larger than the total (bad input) never underflows.
+        let t = TokenCounts::from_usage(&json!({"cache_creation_input_tokens": 5,
+            "cache_creation": {"ephemeral_1h_input_tokens": 9}}));
+        assert_eq!((t.cache_write_5m, t.cache_write_1h), (0, 5));
+    }
+
+    #[test]
+    fn a_user_file_overrides_field_by_field_and_adds_models() {
+        let mut t = PricingTable::builtin().clone();
+        t.merge_str(
+            "[models.claude-sonnet-4-5-20250929]\noutput = 20.0\n\n[models.my-model]\ninput = 1\noutput = 2\ncache_write_5m = 3\ncache_write_1h = 4\ncache_read = 0.5\n",
+            "user",
+        )
+        .unwrap();
+        let p = t.prices("claude-sonnet-4-5").unwrap();
+        assert_eq!((p.input, p.output), (3.0, 20.0));
+        assert_eq!(t.prices("my-model").unwrap().cache_read, 0.5);
+        // A new model missing a price, a negative price, an unknown key: refused, table unchanged.
+        let before = t.clone();
+        for bad in [
+            "[models.other]\ninput = 1\n",
+            "[models.claude-sonnet-4-5]\ninput = -1\n",
+            "[models.claude-sonnet-4-5]\nimput = 1\n",
+            "not toml [",
+        ] {
+            assert!(t.merge_str(bad, "user").is_err(), "{bad}");
+            assert_eq!(t, before);
+        }
+    }
+}
+
+/// The cost of `tokens` used with `model` from the built-in table; `None` for a
+/// model without a price (never a made-up figure).
+pub fn cost_of(model: &str, tokens: &super::event::Tokens) -> Option<f64> {
+    let n = |v: i64| v.max(0) as u64;
+    let one_hour = n(tokens.cache_creation_1h).min(n(tokens.cache_creation));
+    cost_usd(
+        model,
+        &TokenCounts {
+            input: n(tokens.input),
+            output: n(tokens.output),
+            cache_write_5m: n(tokens.cache_creation) - one_hour,
+            cache_write_1h: one_hour,
+            cache_read: n(tokens.cache_read),
+        },
     )
 }

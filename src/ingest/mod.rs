@@ -7,6 +7,8 @@
 
 mod facts;
 mod normalize;
+pub mod transcript;
+pub mod transcript_files;
 
 pub use crate::core::{Category, NormalizedEvent};
 pub use normalize::{

@@ -166,7 +166,7 @@ pub fn insert_delegation(
 fn cost_of(by_model: &std::collections::BTreeMap<String, Tokens>) -> Option<f64> {
     let mut total = 0.0;
     for (model, tokens) in by_model {
-        total += crate::core::pricing::cost_usd(model, tokens)?;
+        total += crate::core::pricing::cost_of(model, tokens)?;
     }
     Some(total)
 }
@@ -258,7 +258,7 @@ pub fn flush(
             .model
             .as_deref()
             .filter(|_| d.api_calls > 0)
-            .and_then(|model| crate::core::pricing::cost_usd(model, &d.tokens));
+            .and_then(|model| crate::core::pricing::cost_of(model, &d.tokens));
         update.execute(params![
             d.id,
             d.agent_type,
