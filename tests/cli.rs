@@ -78,6 +78,22 @@ impl Env {
         );
         assert!(!stderr.contains("panicked"));
     }
+
+    /// Runs a command that the argument parser must refuse (exit status 2).
+    fn usage_error(&self, args: &[&str], needle: &str) {
+        let out = self
+            .cmd(args)
+            .assert()
+            .failure()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr} lacks {needle:?}"
+        );
+    }
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -517,7 +533,7 @@ fn status_and_prune_and_import_report() {
         env.json(&["sessions", "--json"]).as_array().unwrap().len(),
         2
     );
-    env.fails(&["prune", "--older-than-days", "0"], "at least 1");
+    env.usage_error(&["prune", "--older-than-days", "0"], "0 is not in 1..");
 }
 
 #[test]
@@ -525,15 +541,14 @@ fn errors_are_one_line_and_non_zero() {
     let env = Env::with_fixtures();
     env.fails(&["view", "ffff"], "no session matches 'ffff'");
     env.fails(&["export", "nope", "-o", "-"], "no session matches 'nope'");
-    env.fails(
+    env.usage_error(
         &["export", "5283", "--format", "xml"],
-        "unknown export format 'xml'",
+        "possible values: full, summary, events",
     );
     env.fails(
         &["export", "5283", "-o", "/nonexistent-dir/x/out.json"],
         "/nonexistent-dir/x",
     );
-    env.fails(&["export", "5283", "-o", "activity"], "is a directory");
 
     // An ambiguous prefix lists the candidates.
     let lines = ["abc-1", "abc-2"].map(|id| json!({"hook_event_name": "SessionStart", "session_id": id, "timestamp": "2026-01-01T00:00:00Z"}).to_string());
@@ -574,13 +589,18 @@ fn errors_are_one_line_and_non_zero() {
     }
     // Import of a file that is not there, and of garbage.
     env.fails(&["import", "missing.jsonl"], "missing.jsonl");
-    // A broken document is read line by line: its lines are rejected, none is lost silently.
+    // A broken document is read line by line: its lines are rejected, none is
+    // lost silently; a file that yields nothing at all is a failure.
     std::fs::write(env.path("garbage.json"), "{\n  \"not\": \"closed\"\n").unwrap();
     env.cmd(&["import", "garbage.json"])
         .assert()
-        .success()
+        .failure()
+        .code(1)
         .stdout(predicate::str::contains(
             "imported 0 events (0 sessions) from 1 file: 0 skipped as duplicate, 2 rejected",
+        ))
+        .stderr(predicate::str::contains(
+            "error: invalid format: no event could be read from garbage.json (2 rejected)",
         ));
     // A JSON-lines file with a broken first line keeps the lines after it.
     let good = json!({"hook_event_name": "SessionStart", "session_id": "after-a-bad-line", "timestamp": "2026-01-01T00:00:00Z"});
