@@ -533,7 +533,7 @@ fn status_and_prune_and_import_report() {
         env.json(&["sessions", "--json"]).as_array().unwrap().len(),
         2
     );
-    env.usage_error(&["prune", "--older-than-days", "0"], "0 is not in 1..");
+    env.usage_error(&["prune", "--older-than-days", "0"], "must be at least 1");
 }
 
 #[test]
@@ -633,11 +633,11 @@ fn std_cmd(env: &Env, args: &[&str]) -> std::process::Command {
 
 /// Output into a pipe whose reader has gone: exit 0, nothing on stderr.
 fn assert_quiet_on_closed_pipe(env: &Env, args: &[&str]) {
-    let (reader, writer) = std::io::pipe().unwrap();
+    let (reader, writer) = nix::unistd::pipe().unwrap();
     // The reader is gone before the command writes anything: every write fails.
     drop(reader);
     let out = std_cmd(env, args)
-        .stdout(writer)
+        .stdout(std::process::Stdio::from(writer))
         .stderr(std::process::Stdio::piped())
         .output()
         .unwrap();

@@ -118,7 +118,7 @@ enum Command {
     },
     /// Delete sessions (events, delegations, metrics, files) older than N days
     Prune {
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "N", value_parser = at_least_one_day)]
         older_than_days: u64,
     },
 }
@@ -144,7 +144,7 @@ impl From<SortArg> for SessionSort {
 /// `--format` of `export`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
 enum FormatArg {
-    // `json` was the only name of the whole document in the Python original.
+    // Kept from before the choices were checked: the library API takes `json` too.
     #[value(alias = "json")]
     Full,
     Summary,
@@ -158,6 +158,15 @@ impl From<FormatArg> for ExportFormat {
             FormatArg::Summary => ExportFormat::Summary,
             FormatArg::Events => ExportFormat::Events,
         }
+    }
+}
+
+/// A number of days for `prune`: 0 would delete everything, so it is a usage error.
+fn at_least_one_day(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 
