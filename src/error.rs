@@ -41,9 +41,13 @@ pub enum AggregatorError {
     #[error("database {}: {reason}", .path.display())]
     Database { path: PathBuf, reason: String },
 
-    /// A SQL statement given to `query` failed or was refused.
-    #[error("query refused: {0}")]
+    /// A SQL statement failed: SQLite's own message (syntax, unknown table…).
+    #[error("query: {0}")]
     Query(String),
+
+    /// A statement given to `query` that would write, or more than one.
+    #[error("query refused: {0}")]
+    QueryRefused(String),
 
     /// A configuration file or value that cannot be used.
     #[error("configuration: {0}")]

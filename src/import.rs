@@ -2,13 +2,14 @@
 //! our exports (`full`, `summary`, `events`) and the Python original's session
 //! files, and sends everything through the same normalizer and writer as live
 //! events. Files are streamed line by line; gzip (`.gz`) is read transparently.
+//! `-` is standard input.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::core::model::AgentSession;
@@ -17,6 +18,10 @@ use crate::ingest::{
     normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection,
 };
 use crate::store::writer::{DocumentImport, Writer, WriterMsg, WriterStats};
+
+/// Rejected inputs logged one by one; past this many only their number is
+/// told (every one of them is in `rejected_events`).
+const WARNINGS_SHOWN: u64 = 5;
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +34,89 @@ pub struct ImportReport {
     pub filtered: u64,
     pub documents: u64,
     pub sessions: u64,
+    /// Files that yielded rejected input and not one event: (name, rejected inputs).
+    #[serde(skip)]
+    pub unreadable: Vec<(String, u64)>,
+    /// The newest event time of each session the files named.
+    #[serde(skip)]
+    pub newest_by_session: HashMap<String, DateTime<Utc>>,
+}
+
+impl ImportReport {
+    /// How many imported sessions have no event newer than `days` days before `now`.
+    pub fn sessions_older_than(&self, days: u64, now: DateTime<Utc>) -> u64 {
+        let cutoff = now - chrono::Duration::days(days.min(i32::MAX as u64) as i64);
+        self.newest_by_session
+            .values()
+            .filter(|t| **t < cutoff)
+            .count() as u64
+    }
+}
+
+/// What the files of an import sent to the writer, counted as it is sent.
+#[derive(Default)]
+struct Tally {
+    newest_by_session: HashMap<String, DateTime<Utc>>,
+    /// Events and session documents of the file being read.
+    file_events: u64,
+    /// Rejected inputs of the file being read.
+    file_rejected: u64,
+    /// Rejected inputs of the whole import (the first few are logged).
+    rejected: u64,
+}
+
+impl Tally {
+    fn session(&mut self, id: &str, time: DateTime<Utc>) {
+        match self.newest_by_session.get_mut(id) {
+            Some(t) => *t = (*t).max(time),
+            None => {
+                self.newest_by_session.insert(id.to_string(), time);
+            }
+        }
+    }
+
+    fn count(&mut self, path: &Path, msg: &WriterMsg) {
+        match msg {
+            WriterMsg::Event(e) => {
+                self.file_events += 1;
+                if let Some(id) = &e.session_id {
+                    self.session(id, e.timestamp);
+                }
+            }
+            WriterMsg::Document(d) => {
+                self.file_events += 1;
+                let newest = d
+                    .events
+                    .iter()
+                    .map(|e| e.timestamp)
+                    .max()
+                    .or(d.session.end_time)
+                    .unwrap_or(d.session.start_time);
+                self.session(&d.session.session_id, newest);
+            }
+            WriterMsg::Rejected(r) => {
+                self.file_rejected += 1;
+                self.rejected += 1;
+                if self.rejected <= WARNINGS_SHOWN {
+                    tracing::warn!("{}: rejected: {}", display_name(path), r.reason);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The name of an input as the user knows it.
+fn display_name(path: &Path) -> String {
+    if is_stdin(path) {
+        "standard input".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
 }
 
 impl std::fmt::Display for ImportReport {
@@ -59,23 +147,39 @@ pub fn import_files(
     progress: bool,
 ) -> Result<ImportReport> {
     let before = writer.flush()?;
-    let mut sessions = HashSet::new();
+    let mut tally = Tally::default();
     let mut documents = 0;
+    let mut unreadable = Vec::new();
     for path in paths {
+        tally.file_events = 0;
+        tally.file_rejected = 0;
         if path.is_dir() || looks_like_transcript(path) {
-            import_transcripts(writer, path, opts, &mut sessions)?;
+            import_transcripts(writer, path, opts, &mut tally)?;
         } else {
-            documents += import_file(writer, path, opts, progress, &mut sessions)?;
+            documents += import_file(writer, path, opts, progress, &mut tally)?;
+        }
+        if tally.file_events == 0 && tally.file_rejected > 0 {
+            unreadable.push((display_name(path), tally.file_rejected));
         }
     }
+    if tally.rejected > WARNINGS_SHOWN {
+        tracing::warn!(
+            "{} more rejected inputs not shown ({} in all; each is in the rejected_events table with its reason)",
+            tally.rejected - WARNINGS_SHOWN,
+            tally.rejected
+        );
+    }
     let after = writer.flush()?;
-    Ok(report(
+    let mut report = report(
         before,
         after,
         paths.len() as u64,
         documents,
-        sessions.len() as u64,
-    ))
+        tally.newest_by_session.len() as u64,
+    );
+    report.unreadable = unreadable;
+    report.newest_by_session = tally.newest_by_session;
+    Ok(report)
 }
 
 fn report(
@@ -94,10 +198,27 @@ fn report(
         filtered: after.filtered - before.filtered,
         documents,
         sessions,
+        ..ImportReport::default()
     }
 }
 
 fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+    if is_stdin(path) {
+        // No name to tell gzip by: look at its magic number.
+        let mut input = BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
+        let gzip = input
+            .fill_buf()
+            .map_err(|e| AggregatorError::io("<stdin>", e))?
+            .starts_with(&[0x1f, 0x8b]);
+        return Ok(if gzip {
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                flate2::bufread::GzDecoder::new(input),
+            ))
+        } else {
+            Box::new(input)
+        });
+    }
     let file = File::open(path).map_err(|e| AggregatorError::io(path, e))?;
     Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(BufReader::with_capacity(
@@ -131,32 +252,25 @@ fn progress_bar(path: &Path, show: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn send(writer: &Writer, msg: WriterMsg) -> Result<()> {
+/// Sends one message, counted in `tally` (rejections logged, the first few).
+fn send(writer: &Writer, path: &Path, tally: &mut Tally, msg: WriterMsg) -> Result<()> {
+    tally.count(path, &msg);
     crate::store::writer::send_blocking(&writer.sender(), msg).map_err(|_| writer.failure())
 }
 
 fn send_outcomes(
     writer: &Writer,
+    path: &Path,
     outcomes: Vec<Outcome>,
-    sessions: &mut HashSet<String>,
+    tally: &mut Tally,
 ) -> Result<()> {
-    for outcome in outcomes {
-        match &outcome {
-            Outcome::Event(e) => {
-                if let Some(id) = e.session_id.as_ref().filter(|id| !sessions.contains(*id)) {
-                    sessions.insert(id.clone());
-                }
-            }
-            Outcome::Rejected(r) => tracing::warn!("rejected input from the import: {}", r.reason),
-            Outcome::Control(_) => {}
-        }
-        let mut outcome = outcome;
+    for mut outcome in outcomes {
         if let Outcome::Event(e) = &mut outcome {
             if e.origin == "monitor" {
                 e.origin = "import";
             }
         }
-        send(writer, outcome.into())?;
+        send(writer, path, tally, outcome.into())?;
     }
     Ok(())
 }
@@ -191,7 +305,7 @@ fn import_transcripts(
     writer: &Writer,
     path: &Path,
     opts: &NormalizeOptions,
-    sessions: &mut HashSet<String>,
+    tally: &mut Tally,
 ) -> Result<()> {
     use crate::ingest::transcript::TranscriptReader;
     let found = crate::ingest::transcript_files::discover(path)?;
@@ -202,7 +316,10 @@ fn import_transcripts(
             let input = BufReader::new(
                 std::fs::File::open(&file).map_err(|e| AggregatorError::io(&file, e))?,
             );
-            let mut emit = |payloads: Vec<Value>, seen: &mut HashMap<u128, u32>| -> Result<()> {
+            let emit = |payloads: Vec<Value>,
+                        seen: &mut HashMap<u128, u32>,
+                        tally: &mut Tally|
+             -> Result<()> {
                 for payload in payloads {
                     let outcomes = normalize(
                         "transcript",
@@ -211,7 +328,7 @@ fn import_transcripts(
                         opts,
                         &mut DedupSalt::Occurrences(seen),
                     );
-                    send_outcomes(writer, outcomes, sessions)?;
+                    send_outcomes(writer, &file, outcomes, tally)?;
                 }
                 Ok(())
             };
@@ -221,13 +338,15 @@ fn import_transcripts(
                     continue;
                 }
                 match reader.feed_bytes(&line) {
-                    Ok(payloads) => emit(payloads, &mut seen)?,
+                    Ok(payloads) => emit(payloads, &mut seen, tally)?,
                     Err(e) => {
                         let text = String::from_utf8_lossy(&line);
                         let reason = format!("{}: {e}", file.display());
                         tracing::warn!("rejected transcript line: {reason}");
                         send(
                             writer,
+                            &file,
+                            tally,
                             WriterMsg::Rejected(Box::new(Rejection::of_text(
                                 Some("transcript"),
                                 reason,
@@ -239,7 +358,7 @@ fn import_transcripts(
                 }
             }
             let last = reader.finish();
-            emit(last, &mut seen)?;
+            emit(last, &mut seen, tally)?;
         }
     }
     for skipped in &found.skipped {
@@ -254,7 +373,7 @@ fn import_file(
     path: &Path,
     opts: &NormalizeOptions,
     progress: bool,
-    sessions: &mut HashSet<String>,
+    tally: &mut Tally,
 ) -> Result<u64> {
     let mut reader = open(path)?;
     // Decide the shape from the first line: a complete JSON value on its own
@@ -283,24 +402,24 @@ fn import_file(
             .read_to_string(&mut text)
             .map_err(|e| AggregatorError::io(path, e))?;
         match serde_json::from_str::<Value>(&text) {
-            Ok(value) => return import_document(writer, path, value, opts, sessions),
+            Ok(value) => return import_document(writer, path, value, opts, tally),
             Err(e) => {
                 // Not a document after all: read it line by line, so that each
                 // bad line is rejected with its reason and no valid one is lost.
                 tracing::warn!(
                     "{}: not a JSON document ({e}); reading it as JSON lines",
-                    path.display()
+                    display_name(path)
                 );
                 let mut lines = std::io::Cursor::new(text.into_bytes());
                 let mut first = String::new();
                 lines
                     .read_line(&mut first)
                     .map_err(|e| AggregatorError::io(path, e))?;
-                return import_lines(writer, path, &mut lines, first, opts, false, sessions);
+                return import_lines(writer, path, &mut lines, first, opts, false, tally);
             }
         }
     }
-    import_lines(writer, path, &mut *reader, first, opts, progress, sessions)
+    import_lines(writer, path, &mut *reader, first, opts, progress, tally)
 }
 
 /// Imports JSON lines: `first` (already read) and the rest of `reader`.
@@ -311,7 +430,7 @@ fn import_lines(
     first: String,
     opts: &NormalizeOptions,
     progress: bool,
-    sessions: &mut HashSet<String>,
+    tally: &mut Tally,
 ) -> Result<u64> {
     let bar = progress_bar(path, progress);
     let mut seen = HashMap::new();
@@ -330,6 +449,8 @@ fn import_lines(
                 );
                 send(
                     writer,
+                    path,
+                    tally,
                     WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, trimmed, now))),
                 )?;
             } else {
@@ -351,13 +472,14 @@ fn import_lines(
                             opts,
                             &mut DedupSalt::Occurrences(&mut seen),
                         );
-                        send_outcomes(writer, outcomes, sessions)?;
+                        send_outcomes(writer, path, outcomes, tally)?;
                     }
                     Err(e) => {
                         let reason = format!("line {line_no}: not JSON: {e}");
-                        tracing::warn!("{}: {reason}", path.display());
                         send(
                             writer,
+                            path,
+                            tally,
                             WriterMsg::Rejected(Box::new(Rejection::of_text(
                                 None, reason, trimmed, now,
                             ))),
@@ -377,6 +499,8 @@ fn import_lines(
                 let reason = format!("line {line_no}: not UTF-8 text");
                 send(
                     writer,
+                    path,
+                    tally,
                     WriterMsg::Rejected(Box::new(Rejection::of_text(None, reason, "", Utc::now()))),
                 )?;
                 line.clear();
@@ -415,7 +539,7 @@ fn import_document(
     path: &Path,
     value: Value,
     opts: &NormalizeOptions,
-    sessions: &mut HashSet<String>,
+    tally: &mut Tally,
 ) -> Result<u64> {
     let mut seen = HashMap::new();
     match value {
@@ -429,13 +553,14 @@ fn import_document(
                     opts,
                     &mut DedupSalt::Occurrences(&mut seen),
                 );
-                send_outcomes(writer, outcomes, sessions)?;
+                send_outcomes(writer, path, outcomes, tally)?;
             }
             Ok(0)
         }
         Value::Object(ref map) if is_session_document(map) => {
-            let mut session = AgentSession::from_value(&value)
-                .map_err(|e| AggregatorError::InvalidFormat(format!("{}: {e}", path.display())))?;
+            let mut session = AgentSession::from_value(&value).map_err(|e| {
+                AggregatorError::InvalidFormat(format!("{}: {e}", display_name(path)))
+            })?;
             let mut events = Vec::with_capacity(session.events.len());
             for e in std::mem::take(&mut session.events) {
                 let payload = json!({
@@ -455,16 +580,19 @@ fn import_document(
                 ) {
                     match outcome {
                         Outcome::Event(ev) => events.push(*ev),
-                        Outcome::Rejected(r) => send(writer, WriterMsg::Rejected(Box::new(r)))?,
-                        Outcome::Control(_) => send(writer, WriterMsg::Control)?,
+                        Outcome::Rejected(r) => {
+                            send(writer, path, tally, WriterMsg::Rejected(Box::new(r)))?
+                        }
+                        Outcome::Control(_) => send(writer, path, tally, WriterMsg::Control)?,
                     }
                 }
             }
             session.metadata.remove("status");
             session.metadata.remove("file_path");
-            sessions.insert(session.session_id.clone());
             send(
                 writer,
+                path,
+                tally,
                 WriterMsg::Document(Box::new(DocumentImport { session, events })),
             )?;
             Ok(1)
@@ -479,7 +607,7 @@ fn import_document(
                 opts,
                 &mut DedupSalt::Occurrences(&mut seen),
             );
-            send_outcomes(writer, outcomes, sessions)?;
+            send_outcomes(writer, path, outcomes, tally)?;
             Ok(0)
         }
     }

@@ -8,31 +8,36 @@ use crate::documents::export::{default_file_name, export_to_file, write_export, 
 use crate::error::{AggregatorError, Result};
 use crate::store::queries::resolve_session;
 
-pub fn run(config: &Config, session: &str, output: Option<&Path>, format: &str) -> Result<()> {
-    let format: ExportFormat = format.parse()?;
+pub fn run(
+    config: &Config,
+    session: &str,
+    output: Option<&Path>,
+    format: ExportFormat,
+    force: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
     let conn = crate::store::open_read_only(&config.database)?;
     let id = resolve_session(&conn, session)?;
     if output == Some(Path::new("-")) {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-        let result = write_export(&conn, &id, format, &mut out);
-        let flushed = out.flush();
-        return match (result, flushed) {
-            // A closed pipe (`| head`) is the reader's choice, not an error.
-            (Err(AggregatorError::Io { source, .. }), _) | (Ok(_), Err(source))
-                if source.kind() == std::io::ErrorKind::BrokenPipe =>
-            {
-                Ok(())
-            }
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(AggregatorError::io("<stdout>", e)),
-            (Ok(_), Ok(())) => Ok(()),
-        };
+        write_export(&conn, &id, format, out)?;
+        return Ok(());
     }
-    let path = output.map_or_else(
-        || PathBuf::from(default_file_name(&id, format)),
-        Path::to_path_buf,
-    );
+    let default_name = default_file_name(&id, format);
+    let path = match output {
+        // A directory is where to put the file, under its usual name.
+        Some(dir) if dir.is_dir() => dir.join(&default_name),
+        Some(file) => file.to_path_buf(),
+        None => PathBuf::from(&default_name),
+    };
+    if !force && std::fs::symlink_metadata(&path).is_ok() {
+        return Err(AggregatorError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists; pass --force to replace it",
+            ),
+        });
+    }
     if path.is_dir() {
         return Err(AggregatorError::InvalidFormat(format!(
             "{} is a directory; give a file name",
@@ -45,7 +50,9 @@ pub fn run(config: &Config, session: &str, output: Option<&Path>, format: &str) 
     } else {
         format!(", {n} events")
     };
-    eprintln!(
+    // A status note, not the output: a closed standard error loses only it.
+    let _ = writeln!(
+        std::io::stderr(),
         "exported session {} ({}{events}) to {}",
         id,
         format.as_str(),

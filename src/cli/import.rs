@@ -1,15 +1,16 @@
 //! `import`: files through the same normalizer and writer as live events.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+use super::say;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{AggregatorError, Result};
 use crate::import::import_files;
 use crate::ingest::NormalizeOptions;
 use crate::store::writer::Writer;
 
-pub fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
+pub fn run(config: &Config, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
     // Session files go there: fail now, not after the import.
     crate::recorder::check_activity_dir(&config.activity_directory)?;
     let writer = Writer::spawn(crate::documents::writer_config(config))?;
@@ -20,6 +21,35 @@ pub fn run(config: &Config, files: &[PathBuf]) -> Result<()> {
     let stats = writer.shutdown();
     let report = report?;
     stats?;
-    println!("{report}");
+    say!(out, "{report}");
+    let days = config.auto_cleanup_days;
+    let old = if days > 0 {
+        report.sessions_older_than(days, chrono::Utc::now())
+    } else {
+        0
+    };
+    if old > 0 {
+        let (sessions, it) = if old == 1 {
+            ("session is", "it is")
+        } else {
+            ("sessions are", "they are")
+        };
+        // A note beside the report, not part of it: scripts read stdout.
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {old} imported {sessions} older than auto_cleanup_days ({days} days); {it} kept: cleanup counts from when data was stored here"
+        );
+    }
+    if !report.unreadable.is_empty() {
+        let files: Vec<String> = report
+            .unreadable
+            .iter()
+            .map(|(name, n)| format!("{name} ({n} rejected)"))
+            .collect();
+        return Err(AggregatorError::InvalidFormat(format!(
+            "no event could be read from {}; the rejected inputs are in the rejected_events table",
+            files.join(", ")
+        )));
+    }
     Ok(())
 }

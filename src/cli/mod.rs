@@ -1,6 +1,7 @@
 //! The `mpm-aggregate` command line: argument parsing, logging, configuration,
 //! dispatch to one module per command, and the exit status. Every error
-//! reaches the user as one `error: …` line and exit status 1.
+//! reaches the user as one `error: …` line and exit status 1; a reader of our
+//! output going away (`| head`) ends the command quietly with status 0.
 
 mod export;
 mod import;
@@ -13,12 +14,28 @@ mod status;
 mod stop;
 mod view;
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Overrides};
-use crate::error::Result;
+use crate::documents::ExportFormat;
+use crate::error::{AggregatorError, Result};
+use crate::store::queries::SessionSort;
+use output::Invocation;
+
+/// `writeln!` to a command's output; a failed write (a closed pipe included)
+/// becomes the command's error, so it is handled once, in [`run`].
+macro_rules! say {
+    ($out:expr) => {
+        writeln!($out).map_err($crate::cli::output::stdout_error)?
+    };
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err($crate::cli::output::stdout_error)?
+    };
+}
+pub(crate) use say;
 
 /// The command line: global options and one command.
 #[derive(Parser, Debug)]
@@ -62,8 +79,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
         /// Order: time (newest first), events or duration (largest first)
-        #[arg(long, default_value = "time", value_parser = ["time", "events", "duration"])]
-        sort: String,
+        #[arg(long, value_enum, default_value_t = SortArg::Time)]
+        sort: SortArg,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -74,32 +91,92 @@ enum Command {
     Export {
         /// Session id or unique prefix
         session: String,
-        /// Output file, or - for standard output (default: ./session_<id8>_<format>.json; .gz compresses)
+        /// Output file, directory, or - for standard output (default: ./session_<id8>_<format>.json; .gz compresses)
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
         /// full, summary or events (json = full)
-        #[arg(long, default_value = "full")]
-        format: String,
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Full)]
+        format: FormatArg,
+        /// Replace the output file if it exists
+        #[arg(long)]
+        force: bool,
     },
     /// Run a read-only SQL query on the database
     Query {
         /// The SQL statement (one, read-only)
+        #[arg(value_parser = non_blank)]
         sql: String,
         /// table, json or csv
-        #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = query::Format::Table)]
+        format: query::Format,
     },
     /// Import capture JSONL files, session exports or session files of the Python original
     Import {
-        /// Files to import (.gz is read transparently)
+        /// Files to import, - for standard input (.gz is read transparently)
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Delete sessions (events, delegations, metrics, files) older than N days
     Prune {
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = at_least_one_day)]
         older_than_days: u64,
     },
+}
+
+/// `--sort` of `sessions`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum SortArg {
+    Time,
+    Events,
+    Duration,
+}
+
+impl From<SortArg> for SessionSort {
+    fn from(s: SortArg) -> Self {
+        match s {
+            SortArg::Time => SessionSort::Time,
+            SortArg::Events => SessionSort::Events,
+            SortArg::Duration => SessionSort::Duration,
+        }
+    }
+}
+
+/// `--format` of `export`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum FormatArg {
+    // Kept from before the choices were checked: the library API takes `json` too.
+    #[value(alias = "json")]
+    Full,
+    Summary,
+    Events,
+}
+
+impl From<FormatArg> for ExportFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Full => ExportFormat::Full,
+            FormatArg::Summary => ExportFormat::Summary,
+            FormatArg::Events => ExportFormat::Events,
+        }
+    }
+}
+
+/// A number of days for `prune`: 0 would delete everything, so it is a usage error.
+fn at_least_one_day(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses an empty or blank argument as a usage error.
+fn non_blank(s: &str) -> std::result::Result<String, String> {
+    if s.trim().is_empty() {
+        Err("an SQL statement is required (it is empty)".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 /// Options of `start`.
@@ -175,8 +252,11 @@ fn run_cli(cli: Cli) -> i32 {
     init_logging(cli.debug || env_debug, &cli.command);
     match dispatch(cli) {
         Ok(()) => 0,
+        // The reader has what it wanted; nothing went wrong.
+        Err(e) if output::is_broken_pipe(&e) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Not eprintln!: it panics when standard error is a closed pipe too.
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             1
         }
     }
@@ -201,25 +281,79 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 fn dispatch(cli: Cli) -> Result<()> {
     let config = load_config(&cli)?;
-    match cli.command {
-        Command::Start(args) => start::run(
+    let invocation = Invocation::new(
+        cli.config.as_deref(),
+        cli.db.as_deref(),
+        cli.activity_dir.as_deref(),
+    );
+    if let Command::Start(args) = &cli.command {
+        // Not through a held lock: the recorder prints its status lines from
+        // other threads while this one waits.
+        return start::run(
             &config,
-            &args,
+            args,
             global_args(&cli.config, &cli.db, &cli.activity_dir, cli.debug),
-        ),
-        Command::Stop => stop::run(&config),
-        Command::Status { json } => status::run(&config, json),
-        Command::Sessions { limit, sort, json } => sessions::run(&config, limit, &sort, json),
-        Command::View(args) => view::run(&config, &args),
+            &invocation,
+            &mut std::io::stdout(),
+        );
+    }
+    if matches!(
+        cli.command,
+        Command::Sessions { .. }
+            | Command::View(_)
+            | Command::Export { .. }
+            | Command::Query { .. }
+    ) {
+        require_database(&config, &invocation)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match cli.command {
+        Command::Start(_) => Ok(()), // ran above
+        Command::Stop => stop::run(&config, &mut out),
+        Command::Status { json } => status::run(&config, json, &mut out),
+        Command::Sessions { limit, sort, json } => {
+            sessions::run(&config, limit, sort.into(), json, &mut out)
+        }
+        Command::View(args) => view::run(&config, &args, &mut out),
         Command::Export {
             session,
             output,
             format,
-        } => export::run(&config, &session, output.as_deref(), &format),
-        Command::Query { sql, format } => query::run(&config, &sql, &format),
-        Command::Import { files } => import::run(&config, &files),
-        Command::Prune { older_than_days } => prune::run(&config, older_than_days),
+            force,
+        } => export::run(
+            &config,
+            &session,
+            output.as_deref(),
+            format.into(),
+            force,
+            &mut out,
+        ),
+        Command::Query { sql, format } => query::run(&config, &sql, format, &mut out),
+        Command::Import { files } => import::run(&config, &files, &mut out),
+        Command::Prune { older_than_days } => prune::run(&config, older_than_days, &mut out),
+    }?;
+    out.flush().map_err(output::stdout_error)
+}
+
+/// Fails with a hint that works as typed when there is no database to read.
+fn require_database(config: &Config, invocation: &Invocation) -> Result<()> {
+    if config.database.is_file() {
+        return Ok(());
     }
+    let or_db = if invocation.gave_db {
+        ""
+    } else {
+        ", or pass --db"
+    };
+    Err(AggregatorError::Database {
+        path: config.database.clone(),
+        reason: format!(
+            "no database here yet (record with `{}` or `{}` first{or_db})",
+            invocation.command("start"),
+            invocation.command("import FILE")
+        ),
+    })
 }
 
 /// The global options, repeated for a daemon child.

@@ -41,3 +41,71 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
         .set_header(header.to_vec());
     t
 }
+
+/// Wraps a failed write to standard output. A broken pipe stays recognisable
+/// ([`is_broken_pipe`]): the reader going away ends the command quietly.
+pub fn stdout_error(e: std::io::Error) -> crate::error::AggregatorError {
+    crate::error::AggregatorError::io("<stdout>", e)
+}
+
+/// Whether the error is the reader of our output having gone away (`| head`).
+pub fn is_broken_pipe(e: &crate::error::AggregatorError) -> bool {
+    matches!(e, crate::error::AggregatorError::Io { source, .. }
+        if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// How this command was called, so that a hint naming another command works
+/// when pasted: it repeats the global options that choose the files.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// `--config`, `--db`, `--activity-dir`, as given, quoted for a shell.
+    globals: String,
+    /// Whether `--db` was given (a hint need not suggest it then).
+    pub gave_db: bool,
+}
+
+impl Invocation {
+    /// From the global options as the user gave them (not made absolute: the
+    /// hint is for the same shell).
+    pub fn new(
+        config: Option<&std::path::Path>,
+        db: Option<&std::path::Path>,
+        activity_dir: Option<&std::path::Path>,
+    ) -> Invocation {
+        let mut globals = String::new();
+        for (flag, value) in [
+            ("--config", config),
+            ("--db", db),
+            ("--activity-dir", activity_dir),
+        ] {
+            if let Some(v) = value {
+                globals.push(' ');
+                globals.push_str(flag);
+                globals.push(' ');
+                globals.push_str(&shell_quote(&v.to_string_lossy()));
+            }
+        }
+        Invocation {
+            globals,
+            gave_db: db.is_some(),
+        }
+    }
+
+    /// `mpm-aggregate <globals> <command>`, ready to paste.
+    pub fn command(&self, command: &str) -> String {
+        format!("mpm-aggregate{} {command}", self.globals)
+    }
+}
+
+/// `text` as one shell word: unchanged when it is plain, else single-quoted.
+pub fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}

@@ -1,16 +1,15 @@
 //! `prune`: delete sessions older than N days, with their events, delegations,
 //! metrics and session files.
 
+use std::io::Write;
+
+use super::say;
 use crate::config::Config;
 use crate::error::{AggregatorError, Result};
 use crate::store::writer::{Writer, WriterConfig};
 
-pub fn run(config: &Config, days: u64) -> Result<()> {
-    if days == 0 {
-        return Err(AggregatorError::InvalidFormat(
-            "--older-than-days must be at least 1".into(),
-        ));
-    }
+/// `days` is at least 1 (the argument parser refuses 0 as a usage error).
+pub fn run(config: &Config, days: u64, out: &mut dyn Write) -> Result<()> {
     if !config.database.exists() {
         return Err(AggregatorError::Database {
             path: config.database.clone(),
@@ -21,7 +20,7 @@ pub fn run(config: &Config, days: u64) -> Result<()> {
     let report = writer.prune(days);
     writer.shutdown()?;
     let r = report?;
-    println!(
+    say!(out,
         "pruned {} sessions ({} events, {} delegations, {} session files) and {} rejected inputs older than {days} days",
         r.sessions, r.events, r.delegations, r.files, r.rejected
     );

@@ -34,7 +34,25 @@ fn query_err(e: rusqlite::Error) -> AggregatorError {
     AggregatorError::Query(crate::error::one_line(&e.to_string()))
 }
 
-pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
+/// A CSV write error with its I/O kind kept (csv's own conversion makes every
+/// error `Other`, which would hide a closed pipe).
+fn csv_err(e: csv::Error) -> AggregatorError {
+    let text = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => super::output::stdout_error(e),
+        _ => super::output::stdout_error(std::io::Error::other(text)),
+    }
+}
+
+/// `--format` of `query`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn run(config: &Config, sql: &str, format: Format, out: &mut dyn Write) -> Result<()> {
     let conn = open_query_connection(&config.database)?;
     let mut stmt = prepare(&conn, sql)?;
     let columns: Vec<String> = stmt
@@ -43,11 +61,9 @@ pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
         .map(str::to_string)
         .collect();
     let mut rows = stmt.query([]).map_err(query_err)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let io = |e: std::io::Error| AggregatorError::io("<stdout>", e);
+    let io = super::output::stdout_error;
     match format {
-        "json" => {
+        Format::Json => {
             out.write_all(b"[").map_err(io)?;
             let mut first = true;
             while let Some(row) = rows.next().map_err(query_err)? {
@@ -61,14 +77,14 @@ pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
                 out.write_all(if first { b"\n  " } else { b",\n  " })
                     .map_err(io)?;
                 first = false;
-                serde_json::to_writer(&mut out, &obj).map_err(|e| io(e.into()))?;
+                serde_json::to_writer(&mut *out, &obj).map_err(|e| io(e.into()))?;
             }
             out.write_all(if first { b"]\n" } else { b"\n]\n" })
                 .map_err(io)?;
         }
-        "csv" => {
-            let mut w = csv::Writer::from_writer(&mut out);
-            w.write_record(&columns).map_err(|e| io(e.into()))?;
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(&columns).map_err(csv_err)?;
             while let Some(row) = rows.next().map_err(query_err)? {
                 let record: Vec<String> = (0..columns.len())
                     .map(|i| match row.get_ref(i) {
@@ -76,11 +92,11 @@ pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
                         Ok(v) => to_text(v),
                     })
                     .collect();
-                w.write_record(&record).map_err(|e| io(e.into()))?;
+                w.write_record(&record).map_err(csv_err)?;
             }
             w.flush().map_err(io)?;
         }
-        _ => {
+        Format::Table => {
             let header: Vec<&str> = columns.iter().map(String::as_str).collect();
             let mut t = table(&header);
             let mut n = 0;
@@ -96,5 +112,5 @@ pub fn run(config: &Config, sql: &str, format: &str) -> Result<()> {
             writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" }).map_err(io)?;
         }
     }
-    out.flush().map_err(io)
+    Ok(())
 }

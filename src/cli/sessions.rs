@@ -1,6 +1,9 @@
 //! `sessions`: the recorded sessions as a table or JSON.
 
+use std::io::Write;
+
 use super::output::{clip, duration, short_time, table};
+use super::say;
 use crate::config::Config;
 use crate::error::Result;
 use crate::store::queries::{list_sessions, SessionSort};
@@ -8,8 +11,13 @@ use crate::store::queries::{list_sessions, SessionSort};
 /// Sessions shown by the table when `--limit` is not given.
 const TABLE_DEFAULT_LIMIT: u64 = 50;
 
-pub fn run(config: &Config, limit: Option<u64>, sort: &str, json: bool) -> Result<()> {
-    let sort: SessionSort = sort.parse()?;
+pub fn run(
+    config: &Config,
+    limit: Option<u64>,
+    sort: SessionSort,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
     let conn = crate::store::open_read_only(&config.database)?;
     // A table is for reading: the newest few unless asked for more. JSON is
     // for programs: everything unless limited.
@@ -20,14 +28,19 @@ pub fn run(config: &Config, limit: Option<u64>, sort: &str, json: bool) -> Resul
     };
     let sessions = list_sessions(&conn, sort, shown)?;
     if json {
-        println!(
+        say!(
+            out,
             "{}",
             serde_json::to_string_pretty(&sessions).unwrap_or_default()
         );
         return Ok(());
     }
-    if sessions.is_empty() {
-        println!("no sessions recorded yet");
+    let total: u64 = conn
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .unwrap_or(0);
+    if total == 0 {
+        say!(out, "no sessions recorded yet");
         return Ok(());
     }
     let mut t = table(&[
@@ -50,18 +63,10 @@ pub fn run(config: &Config, limit: Option<u64>, sort: &str, json: bool) -> Resul
             clip(s.initial_prompt.as_deref().unwrap_or("-"), 50),
         ]);
     }
-    println!("{t}");
-    if limit.is_none() && sessions.len() as u64 == TABLE_DEFAULT_LIMIT {
-        let total: u64 = conn
-            .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .unwrap_or(0);
-        if total > TABLE_DEFAULT_LIMIT {
-            println!(
-                "… {} more (use --limit N, or --json for all)",
-                total - TABLE_DEFAULT_LIMIT
-            );
-        }
+    say!(out, "{t}");
+    let more = total.saturating_sub(sessions.len() as u64);
+    if more > 0 {
+        say!(out, "… {more} more (use --limit N, or --json for all)");
     }
     Ok(())
 }

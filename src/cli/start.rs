@@ -1,11 +1,13 @@
 //! `start`: record in the foreground (Ctrl-C or SIGTERM stops cleanly), or
 //! `--daemon` in the background.
 
+use std::io::Write;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::StartArgs;
+use super::output::Invocation;
+use super::{say, StartArgs};
 use crate::config::Config;
 use crate::error::{AggregatorError, Result};
 use crate::recorder::{self, client::monitor_url, daemon, RecorderOptions};
@@ -13,24 +15,38 @@ use crate::recorder::{self, client::monitor_url, daemon, RecorderOptions};
 /// How long `start --daemon` waits for the daemon to report that it records.
 const DAEMON_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn run(config: &Config, args: &StartArgs, global: Vec<std::ffi::OsString>) -> Result<()> {
+pub fn run(
+    config: &Config,
+    args: &StartArgs,
+    global: Vec<std::ffi::OsString>,
+    invocation: &Invocation,
+    out: &mut dyn Write,
+) -> Result<()> {
     if !config.enabled {
         return Err(AggregatorError::Config(
             "event_aggregator.enabled is false: recording is switched off".into(),
         ));
     }
     recorder::check_activity_dir(&config.activity_directory)?;
-    daemon::ensure_not_running(&config.activity_directory)?;
-    if args.daemon && !args.daemon_child {
-        return start_daemon(config, args, global);
+    if let Some(pid) = daemon::running_pid(&config.activity_directory) {
+        return Err(AggregatorError::Recorder(format!(
+            "a recorder is already running (pid {pid}, PID file {}); stop it with `{}`",
+            daemon::pid_file(&config.activity_directory).display(),
+            invocation.command("stop")
+        )));
     }
-    record(config, args)
+    if args.daemon && !args.daemon_child {
+        return start_daemon(config, args, global, invocation, out);
+    }
+    record(config, args, out)
 }
 
 fn start_daemon(
     config: &Config,
     args: &StartArgs,
     mut child_args: Vec<std::ffi::OsString>,
+    invocation: &Invocation,
+    out: &mut dyn Write,
 ) -> Result<()> {
     child_args.extend(["start".into(), "--daemon-child".into(), "--daemon".into()]);
     child_args.extend(["--host".into(), config.dashboard_host.clone().into()]);
@@ -41,16 +57,18 @@ fn start_daemon(
     let mut child = daemon::spawn_detached(&config.activity_directory, &child_args)?;
     let pid =
         daemon::wait_until_recording(&mut child, &config.activity_directory, DAEMON_READY_TIMEOUT)?;
-    println!(
-        "recording in the background (pid {pid}) from {} into {}\nlog: {}\nstop with: mpm-aggregate stop",
+    say!(
+        out,
+        "recording in the background (pid {pid}) from {} into {}\nlog: {}\nstop with: {}",
         monitor_url(&config.dashboard_host, config.dashboard_port),
         config.database.display(),
-        daemon::log_file(&config.activity_directory).display()
+        daemon::log_file(&config.activity_directory).display(),
+        invocation.command("stop")
     );
     Ok(())
 }
 
-fn record(config: &Config, args: &StartArgs) -> Result<()> {
+fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,7 +91,8 @@ fn record(config: &Config, args: &StartArgs) -> Result<()> {
                 let state = if shared.is_connected() { "connected to" } else { "waiting for" };
                 tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
                 if foreground {
-                    println!("recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
+                    // A closed output must not stop a recording that has begun.
+                    let _ = writeln!(out, "recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
                 }
                 pid_file
             }
@@ -100,7 +119,7 @@ fn record(config: &Config, args: &StartArgs) -> Result<()> {
         );
         tracing::info!("{summary}");
         if foreground {
-            println!("{summary}");
+            let _ = writeln!(out, "{summary}");
         }
         Ok(())
     })

@@ -1,13 +1,20 @@
 //! `status`: the recorder and store at a glance, or as JSON.
 
+use std::io::Write;
+
+use super::say;
 use crate::config::Config;
 use crate::error::Result;
 use crate::recorder::status::read_status;
 
-pub fn run(config: &Config, json: bool) -> Result<()> {
+pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     let s = read_status(config)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+        say!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&s).unwrap_or_default()
+        );
         return Ok(());
     }
     let recorder = if s.running {
@@ -24,34 +31,42 @@ pub fn run(config: &Config, json: bool) -> Result<()> {
     } else {
         "not running".to_string()
     };
-    println!("recorder:        {recorder}");
-    println!("monitor:         {}:{}", s.dashboard_host, s.dashboard_port);
-    println!("database:        {}", s.database.display());
-    println!("session files:   {}", s.save_directory.display());
-    println!(
-        "sessions:        {} ({} active)",
-        s.sessions, s.active_sessions
+    say!(out, "recorder:        {recorder}");
+    say!(
+        out,
+        "monitor:         {}:{}",
+        s.dashboard_host,
+        s.dashboard_port
     );
-    println!(
+    say!(out, "database:        {}", s.database.display());
+    say!(out, "session files:   {}", s.save_directory.display());
+    say!(
+        out,
+        "sessions:        {} ({} active)",
+        s.sessions,
+        s.active_sessions
+    );
+    say!(
+        out,
         "events:          {} (last at {})",
         s.total_events,
         s.last_event_time.as_deref().unwrap_or("-")
     );
     if s.rejected_events > 0 {
-        println!("rejected input:  {}", s.rejected_events);
+        say!(out, "rejected input:  {}", s.rejected_events);
     }
     if let Some(e) = s
         .last_error
         .as_deref()
         .filter(|_| s.running && !s.connected)
     {
-        println!("last error:      {e}");
+        say!(out, "last error:      {e}");
     }
     if !s.events_by_type.is_empty() {
         let mut by_type: Vec<_> = s.events_by_type.iter().collect();
         by_type.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let shown: Vec<String> = by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
-        println!("by type:         {}", shown.join(", "));
+        say!(out, "by type:         {}", shown.join(", "));
     }
     Ok(())
 }

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::io::Write;
+
 use rusqlite::OptionalExtension;
 
+use super::say;
 use crate::config::Config;
 use crate::error::{AggregatorError, Result};
 use crate::recorder::daemon;
@@ -11,7 +14,7 @@ use crate::recorder::daemon;
 /// How long a recorder gets to drain, finalize and exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub fn run(config: &Config) -> Result<()> {
+pub fn run(config: &Config, out: &mut dyn Write) -> Result<()> {
     let dir = &config.activity_directory;
     let had_file = daemon::pid_file(dir).exists();
     let Some(pid) = daemon::running_pid(dir) else {
@@ -37,11 +40,11 @@ pub fn run(config: &Config) -> Result<()> {
         .flatten()
     });
     match summary {
-        Some((stored, duplicates, rejected, completed)) => println!(
+        Some((stored, duplicates, rejected, completed)) => say!(out,
             "stopped recorder (pid {pid}): {stored} events stored this run ({duplicates} duplicates, {rejected} rejected); {completed} completed sessions, files in {}",
             dir.display()
         ),
-        None => println!("stopped recorder (pid {pid})"),
+        None => say!(out, "stopped recorder (pid {pid})"),
     }
     Ok(())
 }

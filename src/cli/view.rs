@@ -1,15 +1,17 @@
 //! `view`: one session in detail, or as JSON.
 
+use std::io::Write;
+
 use serde_json::{json, Value};
 
 use super::output::{clip, duration, short_time};
-use super::ViewArgs;
+use super::{say, ViewArgs};
 use crate::config::Config;
 use crate::documents::export::{for_each_event, load_header};
 use crate::error::Result;
 use crate::store::queries::resolve_session;
 
-pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
+pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> {
     let conn = crate::store::open_read_only(&config.database)?;
     let id = resolve_session(&conn, &args.session)?;
     let session = load_header(&conn, &id)?;
@@ -32,7 +34,11 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
                 map.remove("final_response");
             }
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        say!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        );
         return Ok(());
     }
 
@@ -47,46 +53,52 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
         .get("status")
         .and_then(Value::as_str)
         .unwrap_or("active");
-    println!("Session {}", session.session_id);
-    println!("  status:      {status}");
-    println!(
+    say!(out, "Session {}", session.session_id);
+    say!(out, "  status:      {status}");
+    say!(
+        out,
         "  started:     {}",
         short_time(&crate::core::time::format_timestamp(&session.start_time))
     );
     if let Some(end) = &session.end_time {
-        println!(
+        say!(
+            out,
             "  ended:       {}",
             short_time(&crate::core::time::format_timestamp(end))
         );
     }
-    println!("  duration:    {}", duration(m.session_duration_ms));
-    println!(
+    say!(out, "  duration:    {}", duration(m.session_duration_ms));
+    say!(
+        out,
         "  directory:   {}",
         session.working_directory.as_deref().unwrap_or("-")
     );
-    println!(
+    say!(
+        out,
         "  git branch:  {}",
         session.git_branch.as_deref().unwrap_or("-")
     );
     if let Some(l) = &session.launch_method {
-        println!("  launched:    {l}");
+        say!(out, "  launched:    {l}");
     }
     if let Some(f) = session.metadata.get("file_path").and_then(Value::as_str) {
-        println!("  file:        {f}");
+        say!(out, "  file:        {f}");
     }
-    println!(
+    say!(
+        out,
         "  prompt:      {}",
         text(session.initial_prompt.as_deref(), 100)
     );
-    println!();
-    println!("Metrics");
-    println!("  events:      {}", m.total_events);
+    say!(out);
+    say!(out, "Metrics");
+    say!(out, "  events:      {}", m.total_events);
     let breakdown: Vec<String> = m
         .event_breakdown
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!(
+    say!(
+        out,
         "  by category: {}",
         if breakdown.is_empty() {
             "-".into()
@@ -94,7 +106,8 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
             breakdown.join(", ")
         }
     );
-    println!(
+    say!(
+        out,
         "  tools:       {}",
         if m.tools_used.is_empty() {
             "-".into()
@@ -102,7 +115,8 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
             m.tools_used.join(", ")
         }
     );
-    println!(
+    say!(
+        out,
         "  files:       {}",
         if m.files_modified.is_empty() {
             "-".into()
@@ -110,13 +124,16 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
             m.files_modified.join(", ")
         }
     );
-    println!(
+    say!(
+        out,
         "  delegations: {} ({} succeeded, {} failed)",
-        m.total_delegations, m.successful_delegations, m.failed_delegations
+        m.total_delegations,
+        m.successful_delegations,
+        m.failed_delegations
     );
     if !session.delegations.is_empty() {
-        println!();
-        println!("Delegations");
+        say!(out);
+        say!(out, "Delegations");
         for (i, d) in session.delegations.iter().enumerate() {
             let state = match (d.end_time, d.success) {
                 (None, _) => "running".to_string(),
@@ -133,11 +150,12 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
                 .end_time
                 .map(|e| duration((e - d.start_time).num_milliseconds()))
                 .unwrap_or_else(|| "-".into());
-            println!("  {}. {} ({took}, {state})", i + 1, d.agent_type);
+            say!(out, "  {}. {} ({took}, {state})", i + 1, d.agent_type);
             if let Some(desc) = &d.description {
-                println!("     task:    {}", text(Some(desc), 90));
+                say!(out, "     task:    {}", text(Some(desc), 90));
             }
-            println!(
+            say!(
+                out,
                 "     asked:   {}",
                 text(
                     Some(&d.instructions)
@@ -146,7 +164,8 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
                     90
                 )
             );
-            println!(
+            say!(
+                out,
                 "     tools:   {}",
                 if d.tool_operations.is_empty() {
                     "-".into()
@@ -154,7 +173,8 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
                     d.tool_operations.join(", ")
                 }
             );
-            println!(
+            say!(
+                out,
                 "     files:   {}",
                 if d.files_modified.is_empty() {
                     "-".into()
@@ -162,15 +182,15 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
                     d.files_modified.join(", ")
                 }
             );
-            println!("     events:  {}", d.event_count);
+            say!(out, "     events:  {}", d.event_count);
             if let Some(r) = &d.response_preview {
-                println!("     answer:  {}", text(Some(r), 90));
+                say!(out, "     answer:  {}", text(Some(r), 90));
             }
         }
     }
     if args.show_events {
-        println!();
-        println!("Events (first {} of {})", events.len(), m.total_events);
+        say!(out);
+        say!(out, "Events (first {} of {})", events.len(), m.total_events);
         for e in &events {
             let detail = e
                 .tool_name()
@@ -183,22 +203,23 @@ pub fn run(config: &Config, args: &ViewArgs) -> Result<()> {
                         .map(|p| clip(p, 60))
                 })
                 .unwrap_or_default();
-            println!(
+            say!(
+                out,
                 "  {}  {:<10} {:<18} {detail}",
                 e.timestamp.get(11..23).unwrap_or(&e.timestamp),
                 e.category.as_str(),
                 e.event_type
             );
             if args.verbose {
-                println!("      {}", json!(e.data));
+                say!(out, "      {}", json!(e.data));
             }
         }
     }
     if !args.no_response {
         if let Some(r) = &session.final_response {
-            println!();
-            println!("Final response");
-            println!("  {}", text(Some(r), 300));
+            say!(out);
+            say!(out, "Final response");
+            say!(out, "  {}", text(Some(r), 300));
         }
     }
     Ok(())

@@ -392,6 +392,8 @@ pub fn default_file_name(session_id: &str, format: ExportFormat) -> String {
 }
 
 /// Exports to a file (gzip when the path ends in `.gz`), written atomically.
+/// An export is made to be shared, so it is readable by all (0644), unlike
+/// the database and session files (0600).
 pub fn export_to_file(
     conn: &Connection,
     session_id: &str,
@@ -403,5 +405,11 @@ pub fn export_to_file(
         count = write_export(conn, session_id, format, out).map_err(std::io::Error::other)?;
         Ok(())
     })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| AggregatorError::io(path, e))?;
+    }
     Ok(count)
 }

@@ -2,7 +2,7 @@
 //! SQL into its file, and [`AgentSession::save`] / [`AgentSession::load`] of the
 //! reference API.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use rusqlite::Connection;

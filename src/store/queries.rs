@@ -185,12 +185,7 @@ pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
     figures.active_sessions = count("SELECT count(*) FROM sessions WHERE status = 'active'")?;
     figures.rejected_events = count("SELECT count(*) FROM rejected_events")?;
     figures.last_event_time = conn
-        // The time of the event received last (an index-free lookup by id).
-        .query_row(
-            "SELECT timestamp FROM events ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .query_row(LAST_EVENT_TIME_SQL, [], |r| r.get(0))
         .optional()
         .map_err(sql_err)?
         .flatten();
@@ -229,3 +224,13 @@ pub fn stored_events(
     })?;
     rows.collect()
 }
+
+/// The newest event time in the store: `max(timestamp)` of `events`, read
+/// without scanning them. Each session row keeps the newest time of its events
+/// (`last_event_time`, one row per session, covered by `sessions_by_status`);
+/// events of no session are found through `events_by_session`. (Timestamps are
+/// stored as sortable text.)
+pub const LAST_EVENT_TIME_SQL: &str = "SELECT max(t) FROM (
+    SELECT max(last_event_time) AS t FROM sessions
+    UNION ALL
+    SELECT max(timestamp) FROM events WHERE session_id IS NULL)";

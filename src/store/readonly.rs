@@ -71,19 +71,29 @@ pub fn open_query_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Prepares one read-only statement, or says why not.
+/// Prepares one read-only statement, or says why not. Only statements that
+/// would write (or come several at once) are "refused"; any other failure is
+/// SQLite's own message.
 pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
-    let refused = |e: rusqlite::Error| {
+    let failed = |e: rusqlite::Error| {
         let text = e.to_string();
         if text.contains("not authorized") {
-            AggregatorError::Query("only reading is allowed (SELECT, WITH, EXPLAIN, reporting PRAGMAs); the database is opened read-only".into())
+            AggregatorError::QueryRefused("only reading is allowed (SELECT, WITH, EXPLAIN, reporting PRAGMAs); the database is opened read-only".into())
+        } else if matches!(e, rusqlite::Error::MultipleStatement) {
+            AggregatorError::QueryRefused("one statement at a time".into())
         } else {
             AggregatorError::Query(crate::error::one_line(&text))
         }
     };
-    let stmt = conn.prepare(sql).map_err(refused)?;
-    if !stmt.readonly() {
+    let stmt = conn.prepare(sql).map_err(failed)?;
+    // SQLite prepares text with no statement in it (blank, only comments) to nothing.
+    if stmt.expanded_sql().is_none() {
         return Err(AggregatorError::Query(
+            "no SQL statement in it (only white space or comments)".into(),
+        ));
+    }
+    if !stmt.readonly() {
+        return Err(AggregatorError::QueryRefused(
             "only reading is allowed; this statement would write".into(),
         ));
     }

@@ -78,6 +78,22 @@ impl Env {
         );
         assert!(!stderr.contains("panicked"));
     }
+
+    /// Runs a command that the argument parser must refuse (exit status 2).
+    fn usage_error(&self, args: &[&str], needle: &str) {
+        let out = self
+            .cmd(args)
+            .assert()
+            .failure()
+            .code(2)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr} lacks {needle:?}"
+        );
+    }
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -531,7 +547,7 @@ fn status_and_prune_and_import_report() {
         env.json(&["sessions", "--json"]).as_array().unwrap().len(),
         2
     );
-    env.fails(&["prune", "--older-than-days", "0"], "at least 1");
+    env.usage_error(&["prune", "--older-than-days", "0"], "must be at least 1");
 }
 
 #[test]
@@ -539,15 +555,14 @@ fn errors_are_one_line_and_non_zero() {
     let env = Env::with_fixtures();
     env.fails(&["view", "ffff"], "no session matches 'ffff'");
     env.fails(&["export", "nope", "-o", "-"], "no session matches 'nope'");
-    env.fails(
+    env.usage_error(
         &["export", "5283", "--format", "xml"],
-        "unknown export format 'xml'",
+        "possible values: full, summary, events",
     );
     env.fails(
         &["export", "5283", "-o", "/nonexistent-dir/x/out.json"],
         "/nonexistent-dir/x",
     );
-    env.fails(&["export", "5283", "-o", "activity"], "is a directory");
 
     // An ambiguous prefix lists the candidates.
     let lines = ["abc-1", "abc-2"].map(|id| json!({"hook_event_name": "SessionStart", "session_id": id, "timestamp": "2026-01-01T00:00:00Z"}).to_string());
@@ -588,13 +603,18 @@ fn errors_are_one_line_and_non_zero() {
     }
     // Import of a file that is not there, and of garbage.
     env.fails(&["import", "missing.jsonl"], "missing.jsonl");
-    // A broken document is read line by line: its lines are rejected, none is lost silently.
+    // A broken document is read line by line: its lines are rejected, none is
+    // lost silently; a file that yields nothing at all is a failure.
     std::fs::write(env.path("garbage.json"), "{\n  \"not\": \"closed\"\n").unwrap();
     env.cmd(&["import", "garbage.json"])
         .assert()
-        .success()
+        .failure()
+        .code(1)
         .stdout(predicate::str::contains(
             "imported 0 events (0 sessions) from 1 file: 0 skipped as duplicate, 2 rejected",
+        ))
+        .stderr(predicate::str::contains(
+            "error: invalid format: no event could be read from garbage.json (2 rejected)",
         ));
     // A JSON-lines file with a broken first line keeps the lines after it.
     let good = json!({"hook_event_name": "SessionStart", "session_id": "after-a-bad-line", "timestamp": "2026-01-01T00:00:00Z"});
@@ -610,4 +630,476 @@ fn errors_are_one_line_and_non_zero() {
             "imported 1 event (1 session) from 1 file: 0 skipped as duplicate, 1 rejected",
         ));
     env.fails(&["--config", "nope.toml", "sessions"], "nope.toml");
+}
+
+/// The binary with the environment and global options of [`Env::cmd`], as a
+/// plain process (for pipes the test wires itself).
+fn std_cmd(env: &Env, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"));
+    c.current_dir(env.dir.path())
+        .env_remove("CLAUDE_MPM_AGGREGATOR_DB")
+        .env_remove("CLAUDE_MPM_ACTIVITY_DIR")
+        .env_remove("RUST_LOG")
+        .args(["--db", "rec.db", "--activity-dir", "activity"])
+        .args(args);
+    c
+}
+
+/// Output into a pipe whose reader has gone: exit 0, nothing on stderr.
+fn assert_quiet_on_closed_pipe(env: &Env, args: &[&str]) {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    // The reader is gone before the command writes anything: every write fails.
+    drop(reader);
+    let out = std_cmd(env, args)
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    assert!(stderr.is_empty(), "{args:?}: {stderr}");
+}
+
+#[test]
+fn output_ends_quietly_when_the_reader_goes_away() {
+    let env = Env::with_fixtures();
+    for args in [
+        &["sessions"][..],
+        &["sessions", "--json"],
+        &["view", "5283", "--show-events"],
+        &["view", "5283", "--json"],
+        &["query", "SELECT * FROM events"],
+        &["query", "SELECT * FROM events", "--format", "csv"],
+        &["query", "SELECT * FROM events", "--format", "json"],
+        &["export", "5283", "-o", "-"],
+        &["status"],
+    ] {
+        assert_quiet_on_closed_pipe(&env, args);
+    }
+
+    // `| head -c1`: the reader takes one byte, then goes while output still comes.
+    let rows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 300000) SELECT x FROM c";
+    for args in [
+        &["query", rows][..],
+        &["query", rows, "--format", "csv"],
+        &["export", "5283", "-o", "-"],
+    ] {
+        let mut child = std_cmd(&env, args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut byte).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn sessions_limit_zero_is_not_an_empty_store() {
+    let env = Env::with_fixtures();
+    let text = env.stdout(&["sessions", "--limit", "0"]);
+    assert!(!text.contains("no sessions recorded yet"), "{text}");
+    assert!(text.contains("ID") && text.contains("… 3 more"), "{text}");
+    let one = env.stdout(&["sessions", "--limit", "1"]);
+    assert!(one.contains("… 2 more"), "{one}");
+    assert_eq!(env.json(&["sessions", "--json", "--limit", "0"]), json!([]));
+
+    // An empty store still says so.
+    let empty = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::write(empty.path("empty.jsonl"), "").unwrap();
+    empty.cmd(&["import", "empty.jsonl"]).assert().success();
+    assert_eq!(empty.stdout(&["sessions"]), "no sessions recorded yet\n");
+}
+
+#[test]
+fn export_into_a_directory_is_shareable_and_does_not_overwrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_fixtures();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let full = env.json(&["export", "5283", "-o", "-"]);
+
+    // A directory means: the default file name inside it.
+    env.cmd(&["export", "5283", "-o", "activity"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "to activity/session_5283b66c_full.json",
+        ));
+    let inside = env.path("activity/session_5283b66c_full.json");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&inside).unwrap()).unwrap();
+    assert_eq!(written, full);
+    env.cmd(&["export", "5283", "-o", ".", "--format", "summary"])
+        .assert()
+        .success();
+    let summary = env.path("session_5283b66c_summary.json");
+    assert!(summary.exists());
+
+    // Exports are for sharing (0644); the database and session files stay private.
+    assert_eq!(mode(&inside), 0o644);
+    assert_eq!(mode(&summary), 0o644);
+    assert_eq!(mode(&env.path("rec.db")), 0o600);
+    let session_file = env.json(&["sessions", "--json"])[0]["file_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(mode(&env.path(&session_file)), 0o600);
+
+    // An existing file is kept unless --force.
+    std::fs::write(env.path("mine.json"), "keep me").unwrap();
+    env.fails(&["export", "7a91", "-o", "mine.json"], "--force");
+    env.fails(&["export", "5283", "-o", "activity"], "--force");
+    assert_eq!(
+        std::fs::read_to_string(env.path("mine.json")).unwrap(),
+        "keep me"
+    );
+    env.cmd(&["export", "7a91", "-o", "mine.json", "--force"])
+        .assert()
+        .success();
+    let replaced: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("mine.json")).unwrap()).unwrap();
+    assert_eq!(replaced["session_id"], SESSION_B);
+    assert_eq!(mode(&env.path("mine.json")), 0o644);
+}
+
+#[test]
+fn choices_are_checked_by_the_parser() {
+    let env = Env::with_fixtures();
+    env.usage_error(&["prune", "--older-than-days", "0"], "--older-than-days");
+    env.usage_error(
+        &["query", "SELECT 1", "--format", "yaml"],
+        "table, json, csv",
+    );
+    env.usage_error(&["sessions", "--sort", "size"], "time, events, duration");
+    env.usage_error(
+        &["export", "5283", "--format", "html"],
+        "full, summary, events",
+    );
+    // `json` stays a name of `full`, in any case.
+    let full = env.json(&["export", "5283", "-o", "-"]);
+    assert_eq!(
+        env.json(&["export", "5283", "-o", "-", "--format", "JSON"]),
+        full
+    );
+    assert_eq!(
+        env.json(&["export", "5283", "-o", "-", "--format", "Full"]),
+        full
+    );
+}
+
+#[test]
+fn query_errors_are_sqlites_own_and_refused_only_for_writes() {
+    let env = Env::with_fixtures();
+    for (sql, needle) in [
+        ("SELEC 1", "near \"SELEC\": syntax error"),
+        ("SELECT nope FROM events", "no such column: nope"),
+        ("SELECT count(* FROM events", "syntax error"),
+        ("/* only a comment */", "no SQL statement"),
+    ] {
+        let out = env
+            .cmd(&["query", sql])
+            .assert()
+            .failure()
+            .code(1)
+            .get_output()
+            .stderr
+            .clone();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains(needle), "{sql}: {text}");
+        assert!(!text.contains("refused"), "{sql}: {text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+    env.fails(&["query", "DELETE FROM events"], "query refused");
+    env.usage_error(&["query", ""], "SQL statement is required");
+    env.usage_error(&["query", "  "], "SQL statement is required");
+}
+
+#[test]
+fn import_of_junk_shows_a_few_warnings_then_a_count_and_fails() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let junk: String = (0..5000).map(|i| format!("not json {i}\n")).collect();
+    std::fs::write(env.path("junk.txt"), &junk).unwrap();
+    let out = env
+        .cmd(&["import", "junk.txt"])
+        .assert()
+        .failure()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() <= 8, "{} lines:\n{stderr}", lines.len());
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("not JSON")).count(),
+        5,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("4995 more rejected inputs not shown (5000 in all"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &"error: invalid format: no event could be read from junk.txt (5000 rejected); the rejected inputs are in the rejected_events table"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5000 rejected"));
+    assert_eq!(
+        count(&env.path("rec.db"), "SELECT count(*) FROM rejected_events"),
+        5000
+    );
+
+    // Bad lines among good ones: warnings, but the import succeeds.
+    let mut mixed = std::fs::read_to_string(fixture(CAPTURE)).unwrap();
+    mixed.push_str(&junk[..200]);
+    std::fs::write(env.path("mixed.jsonl"), mixed).unwrap();
+    env.cmd(&["import", "mixed.jsonl"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("imported 59 events"));
+}
+
+#[test]
+fn import_reads_standard_input_plain_or_gzip() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let capture = std::fs::read(fixture(CAPTURE)).unwrap();
+    env.cmd(&["import", "-"])
+        .write_stdin(capture.clone())
+        .assert()
+        .success()
+        .stdout("imported 59 events (2 sessions) from 1 file: 0 skipped as duplicate, 0 rejected, 2 control skipped\n");
+    let python = std::fs::read(fixture(PYTHON_SESSION)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &python).unwrap();
+    env.cmd(&["import", "-"])
+        .write_stdin(gz.finish().unwrap())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "imported 11 events (1 session)",
+        ));
+    env.cmd(&["import", "-"])
+        .write_stdin("garbage\n")
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "no event could be read from standard input (1 rejected)",
+        ));
+}
+
+#[test]
+fn import_notes_sessions_older_than_the_cleanup_age() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let at = |days: i64| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    let lines = [
+        json!({"hook_event_name": "SessionStart", "session_id": "old-one", "timestamp": at(41)}),
+        json!({"hook_event_name": "Stop", "session_id": "old-one", "timestamp": at(40)}),
+        json!({"hook_event_name": "SessionStart", "session_id": "old-but-active", "timestamp": at(45)}),
+        json!({"hook_event_name": "Stop", "session_id": "old-but-active", "timestamp": at(1)}),
+        json!({"hook_event_name": "SessionStart", "session_id": "new-one", "timestamp": at(2)}),
+    ]
+    .map(|l| l.to_string());
+    std::fs::write(env.path("mixed-ages.jsonl"), lines.join("\n")).unwrap();
+    env.cmd(&["import", "mixed-ages.jsonl"])
+        .assert()
+        .success()
+        .stderr("note: 1 imported session is older than auto_cleanup_days (30 days); it is kept: cleanup counts from when data was stored here\n");
+
+    // Older than a shorter cleanup age: all three; no cleanup (0): no note.
+    for (days, note) in [
+        (
+            "1",
+            "note: 3 imported sessions are older than auto_cleanup_days (1 days); they are kept",
+        ),
+        ("0", ""),
+    ] {
+        let other = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(
+            other.path("config.toml"),
+            format!("[event_aggregator]\nauto_cleanup_days = {days}\n"),
+        )
+        .unwrap();
+        let out = other
+            .cmd(&[
+                "--config",
+                "config.toml",
+                "import",
+                &env.path("mixed-ages.jsonl").to_string_lossy(),
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stderr
+            .clone();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with(note) && (note.is_empty() == text.is_empty()),
+            "{days}: {text}"
+        );
+    }
+}
+
+#[test]
+fn status_last_at_is_the_newest_event_without_a_scan() {
+    let env = Env::with_fixtures();
+    // The Python session (2025) was imported last; the newest event is the capture's.
+    let newest = env.json(&[
+        "query",
+        "SELECT max(timestamp) AS t FROM events",
+        "--format",
+        "json",
+    ])[0]["t"]
+        .clone();
+    assert_eq!(newest, "2026-11-24T04:24:14.631Z");
+    assert_eq!(env.json(&["status", "--json"])["last_event_time"], newest);
+    assert!(env
+        .stdout(&["status"])
+        .contains("(last at 2026-11-24T04:24:14.631Z)"));
+
+    // An event of no session counts too.
+    let loose = json!({"hook_event_name": "Notification", "timestamp": "2027-01-02T00:00:00.000Z", "message": "no session"});
+    std::fs::write(env.path("loose.jsonl"), loose.to_string()).unwrap();
+    env.cmd(&["import", "loose.jsonl"]).assert().success();
+    assert_eq!(
+        env.json(&[
+            "query",
+            "SELECT session_id FROM events WHERE timestamp = '2027-01-02T00:00:00.000Z'",
+            "--format",
+            "json"
+        ]),
+        json!([{"session_id": null}])
+    );
+    assert_eq!(
+        env.json(&["status", "--json"])["last_event_time"],
+        "2027-01-02T00:00:00.000Z"
+    );
+
+    let plan = env.stdout(&[
+        "query",
+        &format!(
+            "EXPLAIN QUERY PLAN {}",
+            mpm_aggregate::store::queries::LAST_EVENT_TIME_SQL
+        ),
+    ]);
+    assert!(plan.contains("USING INDEX events_by_session"), "{plan}");
+    assert!(
+        !plan.lines().any(|l| l.contains("SCAN events")),
+        "a scan of events:\n{plan}"
+    );
+}
+
+#[test]
+fn hints_repeat_the_global_options_given() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let globals = ["--db", "my db.db", "--activity-dir", "act dir"];
+    let bin = assert_cmd::cargo::cargo_bin("mpm-aggregate");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.current_dir(env.path(""))
+            .env_remove("CLAUDE_MPM_AGGREGATOR_DB")
+            .env_remove("CLAUDE_MPM_ACTIVITY_DIR")
+            .env_remove("RUST_LOG")
+            .args(globals)
+            .args(args)
+            .timeout(std::time::Duration::from_secs(60));
+        c
+    };
+    // Runs a hint as a user would paste it into a shell.
+    let paste = |hint: &str| {
+        let line = hint.replacen("mpm-aggregate", &format!("'{}'", bin.display()), 1);
+        std::process::Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(env.path(""))
+            .output()
+            .unwrap()
+    };
+    let expected = "mpm-aggregate --db 'my db.db' --activity-dir 'act dir' stop";
+
+    // No database yet: the hint names the options given.
+    let out = run(&["sessions"])
+        .assert()
+        .failure()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("`mpm-aggregate --db 'my db.db' --activity-dir 'act dir' start`")
+            && !text.contains("pass --db"),
+        "{text}"
+    );
+
+    struct Kill(PathBuf);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(&self.0)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    let _kill = Kill(env.path("act dir/mpm-aggregate.pid"));
+    let port = free_port().to_string();
+    let out = run(&[
+        "start",
+        "--daemon",
+        "--force",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ])
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let text = String::from_utf8_lossy(&out);
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stop with: "))
+        .unwrap_or_else(|| panic!("no stop hint in {text}"));
+    assert_eq!(hint, expected);
+
+    let out = run(&["start", "--port", &port])
+        .assert()
+        .failure()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("already running") && text.contains(&format!("`{expected}`")),
+        "{text}"
+    );
+
+    let stopped = paste(hint);
+    assert!(
+        stopped.status.success(),
+        "{hint}: {}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped recorder"));
+    assert!(!env.path("act dir/mpm-aggregate.pid").exists());
 }

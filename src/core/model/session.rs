@@ -1,7 +1,5 @@
 //! [`AgentSession`]: a whole Claude session as a document.
 
-use std::io::Read;
-
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
