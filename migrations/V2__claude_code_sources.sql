@@ -8,12 +8,10 @@ ALTER TABLE events ADD COLUMN agent_id TEXT;      -- the sub-agent it belongs to
 CREATE UNIQUE INDEX events_by_identity ON events(session_id, identity) WHERE identity IS NOT NULL;
 
 -- Sessions: when the data was stored here (the age prune and auto_cleanup_days use), and what told us.
-ALTER TABLE sessions ADD COLUMN stored_at TEXT;   -- first time anything of it was stored here
+ALTER TABLE sessions ADD COLUMN stored_at TEXT;   -- first time anything of it was stored here (NULL before V2: the first event's received_at stands in)
 ALTER TABLE sessions ADD COLUMN claude_version TEXT;
 ALTER TABLE sessions ADD COLUMN sources TEXT NOT NULL DEFAULT '[]'; -- JSON array, first first
-ALTER TABLE sessions ADD COLUMN id_aware INTEGER NOT NULL DEFAULT 0; -- events carry Claude Code's ids
-UPDATE sessions SET stored_at = coalesce(
-    (SELECT min(received_at) FROM events e WHERE e.session_id = sessions.session_id), last_event_time);
+ALTER TABLE sessions ADD COLUMN id_aware INTEGER NOT NULL DEFAULT 0; -- Claude Code ids seen: 1 tool_use_id/prompt_id, 2 agent_id; 3 = attribution by agent_id
 CREATE INDEX sessions_by_stored ON sessions(stored_at);
 
 -- Metrics: prompts, tool calls, API calls, tokens and cost.

@@ -13,6 +13,10 @@ use super::category::Category;
 use super::delegation::{self, DelegationState, Transition};
 use super::event::{ClaudeCodeAccount, NormalizedEvent, Tokens};
 
+/// Bits of [`SessionState::ids_seen`].
+const IDS_OF_TOOLS: i64 = 1;
+const IDS_OF_AGENTS: i64 = 2;
+
 /// Ended delegations kept in memory for pairing late second halves.
 const RECENTLY_ENDED_KEPT: usize = 8;
 
@@ -63,9 +67,11 @@ pub struct SessionState {
     pub metadata: String,
     /// Sources that contributed (`monitor`, `hook`, `transcript`, `import`), first first.
     pub sources: Vec<String>,
-    /// The session's events carry Claude Code's ids (`agent_id`, `tool_use_id`):
-    /// attribution is by identity, and an event without `agent_id` is the main thread's.
-    pub id_aware: bool,
+    /// Which of Claude Code's ids the session's events carried: bit 1 a
+    /// `tool_use_id` or `prompt_id`, bit 2 an `agent_id`. With both, attribution
+    /// is by identity and an event without `agent_id` is the main thread's (see
+    /// [`SessionState::attributes_by_identity`]).
+    pub ids_seen: i64,
     pub metrics: Metrics,
     /// Running delegations and the few that ended last, oldest first.
     pub delegations: Vec<DelegationState>,
@@ -94,7 +100,7 @@ impl SessionState {
             completed_seq: None,
             metadata: "{}".into(),
             sources: Vec::new(),
-            id_aware: false,
+            ids_seen: 0,
             metrics: Metrics::default(),
             delegations: Vec::new(),
             dirty: true,
@@ -106,6 +112,15 @@ impl SessionState {
     pub fn duration_ms(&self) -> i64 {
         let end = self.end_time.unwrap_or(self.last_event_time);
         (end - self.start_time).num_milliseconds().max(0)
+    }
+
+    /// Whether work is attributed by `agent_id` alone. Claude Code 2.1's own
+    /// payloads carry both kinds of id; claude-mpm's full handler forwards
+    /// `agent_id` on sub-agent starts and stops but no `tool_use_id`, and the
+    /// older hook shape has `tool_use_id` but no `agent_id`: both fall back to
+    /// the heuristic (work counts toward the latest running delegation).
+    pub fn attributes_by_identity(&self) -> bool {
+        self.ids_seen == IDS_OF_TOOLS | IDS_OF_AGENTS
     }
 
     fn running_index_latest(&self) -> Option<usize> {
@@ -177,7 +192,7 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
                 .delegations
                 .iter()
                 .position(|d| d.agent_id.as_deref() == Some(agent.as_str())),
-            (None, Some(s)) if !(s.id_aware || carries_ids(event)) => s.running_index_latest(),
+            (None, Some(s)) if !s.attributes_by_identity() => s.running_index_latest(),
             _ => None,
         },
     };
@@ -188,13 +203,20 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
     }
 }
 
-/// Whether the event comes from a source that tells which sub-agent did what:
-/// Claude Code's own payloads carry `tool_use_id` and `prompt_id` on every
-/// tool and prompt event, and `agent_id` inside a sub-agent. claude-mpm's full
-/// handler forwards `agent_id` on sub-agent starts and stops only, so an
-/// `agent_id` alone does not make attribution by identity possible.
-fn carries_ids(event: &NormalizedEvent) -> bool {
-    event.facts.tool_use_id.is_some() || event.facts.prompt_id.is_some()
+/// The kinds of Claude Code ids an event carries (bits of `ids_seen`).
+fn ids_of(event: &NormalizedEvent) -> i64 {
+    let f = &event.facts;
+    let tools = if f.tool_use_id.is_some() || f.prompt_id.is_some() {
+        IDS_OF_TOOLS
+    } else {
+        0
+    };
+    tools
+        | if f.agent_id.is_some() {
+            IDS_OF_AGENTS
+        } else {
+            0
+        }
 }
 
 /// Applies an event (already stored) to its session. `new_delegation_id` is
@@ -218,9 +240,7 @@ pub fn apply_event(
     if event.timestamp < state.start_time {
         state.start_time = event.timestamp;
     }
-    if carries_ids(event) {
-        state.id_aware = true;
-    }
+    state.ids_seen |= ids_of(event);
     push_distinct(&mut state.sources, event.origin);
     let facts = &event.facts;
     let event_type = event.event_type.as_str();

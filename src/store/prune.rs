@@ -46,7 +46,8 @@ pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Res
     }
     let cutoff = format_timestamp(&(Utc::now() - chrono::Duration::days(days.min(365_000) as i64)));
     let old: Vec<(String, Option<String>)> = conn
-        .prepare("SELECT session_id, file_path FROM sessions WHERE coalesce(stored_at, last_event_time) < ?1")?
+        .prepare("SELECT session_id, file_path FROM sessions s WHERE coalesce(stored_at,
+                (SELECT min(received_at) FROM events e WHERE e.session_id = s.session_id), last_event_time) < ?1")?
         .query_map([&cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let canonical_dir = activity_dir.canonicalize().ok();

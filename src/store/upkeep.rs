@@ -73,7 +73,7 @@ pub fn load(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<Sess
                 metadata: r.get(13)?,
                 claude_version: r.get(21)?,
                 sources: json_list(&r.get::<_, String>(22)?),
-                id_aware: r.get(23)?,
+                ids_seen: r.get(23)?,
                 metrics: Metrics {
                     breakdown: json_or_default(r.get(14)?),
                     agents_used: json_list(&r.get::<_, Option<String>>(15)?.unwrap_or_default()),
@@ -213,7 +213,7 @@ pub fn flush(
         state.metadata,
         state.claude_version,
         to_json(&state.sources),
-        state.id_aware,
+        state.ids_seen,
         format_timestamp(&Utc::now()),
     ])?;
     let m = &state.metrics;

@@ -8,6 +8,7 @@
 mod common;
 
 mod bad_input;
+mod claude_code;
 mod cli;
 mod config;
 mod daemon;

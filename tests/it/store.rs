@@ -466,9 +466,17 @@ fn prune_deletes_old_sessions_with_their_rows_and_files() {
         mpm_aggregate::documents::writer_config(&config),
     )
     .unwrap();
-    // The Python session is from 2025; the capture's are from 2026-11-24.
+    // The age is when data was stored here: the Python session (of 2025) was
+    // stored long ago in this story, the capture's sessions today.
+    rusqlite::Connection::open(&config.database)
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET stored_at = '2025-09-01T00:00:00.000Z' WHERE session_id LIKE '9f1c%'",
+            [],
+        )
+        .unwrap();
     let days = (chrono::Utc::now()
-        - chrono::DateTime::parse_from_rfc3339("2025-09-01T00:00:00Z")
+        - chrono::DateTime::parse_from_rfc3339("2025-09-02T00:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc))
     .num_days() as u64;

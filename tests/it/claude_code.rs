@@ -1,0 +1,282 @@
+//! Claude Code 2.1 as a source (SPEC section 7): the real runs of
+//! `fixtures/claude-code-2.1/` rebuilt from each source alone and from every
+//! combination, in every order, against the run's `expected.json` (the output
+//! of `real-claude/truth.py`, computed from the raw hooks and transcripts).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::{fixture, import_with, open};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    Hooks,
+    Transcripts,
+    Monitor,
+}
+
+fn path_of(run: &Path, source: Source) -> PathBuf {
+    match source {
+        Source::Hooks => run.join("hooks.jsonl"),
+        Source::Transcripts => run.join("transcripts"),
+        Source::Monitor => run.join("monitor-capture.jsonl"),
+    }
+}
+
+fn config_in(dir: &Path) -> mpm_aggregate::Config {
+    let mut config = mpm_aggregate::Config::default();
+    config.database = dir.join("rec.db");
+    config.activity_directory = dir.join("activity");
+    config
+}
+
+fn json_of(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut items: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    items.sort();
+    items
+}
+
+fn cost(tokens: &Value) -> f64 {
+    let n = |k: &str| tokens[k].as_f64().unwrap();
+    (n("input") * 3.0 + n("output") * 15.0 + n("cache_creation") * 3.75 + n("cache_read") * 0.30)
+        / 1e6
+}
+
+/// Imports `sources` in that order into a fresh store and checks the session
+/// against the run's truth.
+fn check(run_name: &str, sources: &[Source]) {
+    let run = fixture("claude-code-2.1").join(run_name);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    for source in sources {
+        import_with(&config, &[path_of(&run, *source)]);
+    }
+    let with_transcript = sources.contains(&Source::Transcripts);
+    let ctx = format!("{run_name} {sources:?}");
+    let db = open(&config.database);
+    for (id, want) in expected.as_object().unwrap() {
+        let (prompts, tool_calls, failures, tools, files, api_calls, tokens, models, cost_usd, claude_code): (
+            i64, i64, i64, String, String, i64, Option<String>, String, Option<f64>, Option<String>,
+        ) = db
+            .query_row(
+                "SELECT prompts, tool_calls, tool_failures, tools_used, files_modified, api_calls, tokens, models,
+                        cost_usd, claude_code FROM metrics WHERE session_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
+            )
+            .unwrap_or_else(|e| panic!("{ctx}: session {id}: {e}"));
+        assert_eq!(
+            prompts as usize,
+            want["prompts"].as_array().unwrap().len(),
+            "{ctx}: prompts"
+        );
+        assert_eq!(
+            tool_calls,
+            want["tool_calls"].as_i64().unwrap(),
+            "{ctx}: tool calls"
+        );
+        assert_eq!(
+            failures,
+            want["tool_failures"].as_i64().unwrap(),
+            "{ctx}: tool failures"
+        );
+        assert_eq!(
+            sorted(&json_of(Some(tools))),
+            sorted(&want["tools_used"]),
+            "{ctx}: tools"
+        );
+        assert_eq!(
+            sorted(&json_of(Some(files))),
+            sorted(&want["files_modified"]),
+            "{ctx}: files"
+        );
+        let (initial, final_response, branch): (Option<String>, Option<String>, Option<String>) = db
+            .query_row(
+                "SELECT initial_prompt, final_response, git_branch FROM sessions WHERE session_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            initial.as_deref(),
+            want["prompts"][0].as_str(),
+            "{ctx}: first prompt"
+        );
+        assert_eq!(
+            final_response.as_deref(),
+            want["final_response"].as_str(),
+            "{ctx}: final response"
+        );
+        // Exactly one start and one end event per tool call, whatever the sources.
+        for (types, what) in [
+            ("'PreToolUse'", "starts"),
+            ("'PostToolUse','PostToolUseFailure'", "ends"),
+        ] {
+            let n: i64 = db
+                .query_row(
+                    &format!("SELECT count(*) FROM events WHERE session_id = ?1 AND event_type IN ({types})"),
+                    [id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                n,
+                want["tool_calls"].as_i64().unwrap(),
+                "{ctx}: tool call {what}"
+            );
+        }
+        if with_transcript {
+            assert_eq!(
+                api_calls,
+                want["api_calls"].as_i64().unwrap(),
+                "{ctx}: API calls"
+            );
+            assert_eq!(json_of(tokens.clone()), want["tokens"], "{ctx}: tokens");
+            assert_eq!(json_of(Some(models)), want["models"], "{ctx}: models");
+            assert_eq!(
+                branch.as_deref(),
+                want["git_branch"].as_str(),
+                "{ctx}: git branch"
+            );
+            let cost_usd = cost_usd.expect("a known model has a cost");
+            assert!(
+                (cost_usd - cost(&want["tokens"])).abs() < 1e-9,
+                "{ctx}: cost {cost_usd}"
+            );
+            let cc = json_of(claude_code);
+            assert_eq!(
+                cc["tokens"], want["claude_code"]["tokens"],
+                "{ctx}: Claude Code's tokens"
+            );
+            assert_eq!(
+                cc["cost_usd"], want["claude_code"]["cost_usd"],
+                "{ctx}: Claude Code's cost"
+            );
+            assert_eq!(
+                cc["lines_added"], want["claude_code"]["lines_added"],
+                "{ctx}"
+            );
+        }
+        let mut stmt = db
+            .prepare(
+                "SELECT agent_id, agent_type, start_ref, tool_operations, tool_calls, tool_failures, files_modified,
+                        response_preview, success, api_calls, tokens
+                 FROM delegations WHERE session_id = ?1 ORDER BY agent_type",
+            )
+            .unwrap();
+        let got: Vec<Value> = stmt
+            .query_map([id], |r| {
+                Ok(serde_json::json!({
+                    "agent_id": r.get::<_, Option<String>>(0)?,
+                    "agent_type": r.get::<_, String>(1)?,
+                    "tool_use_id": r.get::<_, Option<String>>(2)?,
+                    "tools": sorted(&json_of(r.get(3)?)),
+                    "tool_calls": r.get::<_, i64>(4)?,
+                    "tool_failures": r.get::<_, i64>(5)?,
+                    "files_modified": sorted(&json_of(r.get(6)?)),
+                    "response": r.get::<_, Option<String>>(7)?,
+                    "success": r.get::<_, Option<bool>>(8)?,
+                    "api_calls": r.get::<_, i64>(9)?,
+                    "tokens": json_of(r.get(10)?),
+                }))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let want_delegations = want["delegations"].as_array().unwrap();
+        assert_eq!(
+            got.len(),
+            want_delegations.len(),
+            "{ctx}: delegations {got:#?}"
+        );
+        for (g, w) in got.iter().zip(want_delegations) {
+            for key in [
+                "agent_id",
+                "agent_type",
+                "tool_use_id",
+                "tools",
+                "tool_calls",
+                "tool_failures",
+                "files_modified",
+                "success",
+            ] {
+                assert_eq!(
+                    g[key], w[key],
+                    "{ctx}: delegation {} {key}",
+                    w["agent_type"]
+                );
+            }
+            let preview: String = w["response"].as_str().unwrap().chars().take(200).collect();
+            assert_eq!(
+                g["response"].as_str(),
+                Some(preview.as_str()),
+                "{ctx}: delegation response"
+            );
+            if with_transcript {
+                assert_eq!(
+                    g["api_calls"], w["api_calls"],
+                    "{ctx}: delegation API calls"
+                );
+                assert_eq!(g["tokens"], w["tokens"], "{ctx}: delegation tokens");
+            }
+        }
+    }
+}
+
+use Source::{Hooks, Monitor, Transcripts};
+
+#[test]
+fn each_source_alone_rebuilds_the_run() {
+    for run in ["a-mpm-fast", "a-mpm-full"] {
+        check(run, &[Hooks]);
+        check(run, &[Transcripts]);
+    }
+    // claude-mpm's fast hook forwards the raw payloads: as exact as the hooks.
+    check("a-mpm-fast", &[Monitor]);
+}
+
+#[test]
+fn sources_combined_in_any_order_are_one_session() {
+    for run in ["a-mpm-fast", "a-mpm-full"] {
+        check(run, &[Hooks, Transcripts]);
+        check(run, &[Transcripts, Hooks]);
+    }
+    check("a-mpm-fast", &[Monitor, Transcripts]);
+    check("a-mpm-fast", &[Transcripts, Monitor]);
+    check("a-mpm-fast", &[Monitor, Hooks, Transcripts]);
+    check("a-mpm-fast", &[Transcripts, Hooks, Monitor]);
+}
+
+#[test]
+fn importing_a_transcript_twice_changes_nothing() {
+    let run = fixture("claude-code-2.1").join("a-mpm-fast");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let first = import_with(&config, &[run.join("transcripts")]);
+    let second = import_with(&config, &[run.join("transcripts")]);
+    assert!(first.stored > 0);
+    assert_eq!(second.stored, 0, "{second:?}");
+    check_counts_equal(&config.database, first.stored);
+}
+
+fn check_counts_equal(db: &Path, stored: u64) {
+    let n: i64 = open(db)
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n as u64, stored);
+}
