@@ -32,8 +32,9 @@ for tool in python3 git curl npm timeout flock; do
   command -v "$tool" >/dev/null || die "'$tool' is not installed (the harness needs python3, git, curl, npm, coreutils, util-linux)"
 done
 
-export REAL_CLAUDE_CACHE=${REAL_CLAUDE_CACHE:-$REPO/target/real-claude-cache}
-HARNESS_ROOT=${REAL_CLAUDE_HARNESS:-$REPO/target/real-claude-harness}
+# absolute: run.sh starts Claude Code from inside the scratch project
+export REAL_CLAUDE_CACHE=$(realpath -m "${REAL_CLAUDE_CACHE:-$REPO/target/real-claude-cache}")
+HARNESS_ROOT=$(realpath -m "${REAL_CLAUDE_HARNESS:-$REPO/target/real-claude-harness}")
 mkdir -p "$REAL_CLAUDE_CACHE" "$HARNESS_ROOT"
 
 # ---------------------------------------------------------------- install (cached; one at a time)
@@ -47,7 +48,7 @@ if ! ENV_LINES=$(NO_MPM=$((1 - NEED_MPM)) "$SHARED/setup.sh" 2>"$SETUP_LOG"); th
   tail -20 "$SETUP_LOG" >&2
   die "setup.sh failed (npm install of Claude Code or pip install of claude-mpm; log: $SETUP_LOG)"
 fi
-flock -u 9
+flock -u 9; exec 9>&-
 eval "$ENV_LINES"
 export CLAUDE_BIN
 [ "$NEED_MPM" = 1 ] && export MPM_VENV
