@@ -192,7 +192,11 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
                 .delegations
                 .iter()
                 .position(|d| d.agent_id.as_deref() == Some(agent.as_str())),
-            (None, Some(s)) if !s.attributes_by_identity() => s.running_index_latest(),
+            // A transcript tells every sub-agent line by its file: a line
+            // without `agent_id` is the main thread's.
+            (None, Some(s)) if !s.attributes_by_identity() && event.origin != "transcript" => {
+                s.running_index_latest()
+            }
             _ => None,
         },
     };
@@ -331,6 +335,28 @@ pub fn apply_event(
         let agent = state.delegations[i].agent_type.clone();
         if agent != "unknown" {
             push_distinct(&mut state.metrics.agents_used, &agent);
+        }
+    }
+
+    // A sub-agent's own `Agent` call (a nested delegation) is also one of its
+    // tool calls: it counts toward the sub-agent that made it.
+    if is_tool_call && decision.transition != Transition::None {
+        if let Some(parent) = facts.agent_id.as_deref() {
+            if let Some(d) = state
+                .delegations
+                .iter_mut()
+                .find(|d| d.agent_id.as_deref() == Some(parent))
+            {
+                d.dirty = true;
+                if let Some(t) = facts.tool_name.as_deref() {
+                    push_distinct(&mut d.tools, t);
+                }
+                match event_type {
+                    "PreToolUse" => d.tool_calls += 1,
+                    "PostToolUseFailure" => d.tool_failures += 1,
+                    _ => {}
+                }
+            }
         }
     }
 

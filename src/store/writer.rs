@@ -666,6 +666,13 @@ impl WriterState {
             .prepare_cached("UPDATE events SET delegation_id = NULL WHERE session_id = ?1 AND delegation_id IS NOT NULL")?
             .execute([session_id])?;
         let rows = super::queries::stored_events(&self.conn, session_id)?;
+        // What kinds of id the whole session carries is known before the
+        // replay: attribution of its first events depends on it.
+        if let Some((_, first)) = rows.first() {
+            let mut fresh = SessionState::new(first.timestamp);
+            fresh.ids_seen = old.ids_seen;
+            self.cache.sessions.insert(session_id.to_string(), fresh);
+        }
         let batch = self.batch;
         let mut finalized_before = self.finalized.len();
         for (row, event) in rows {

@@ -15,6 +15,7 @@ mod daemon;
 mod fuzz;
 mod interop_python;
 mod layers;
+mod real_claude;
 mod recorder;
 mod reliability;
 mod store;

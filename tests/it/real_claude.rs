@@ -31,8 +31,10 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn truth(dir: &Path) -> Value {
@@ -41,23 +43,50 @@ fn truth(dir: &Path) -> Value {
         .arg(dir)
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "truth.py {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "truth.py {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("truth.py prints JSON")
 }
 
 #[test]
 fn fixtures_hold_their_truth_and_no_machine_paths() {
     let dirs = fixtures();
-    assert!(dirs.len() >= 2, "want at least two fixtures of our own, found {dirs:?}");
+    assert!(
+        dirs.len() >= 2,
+        "want at least two fixtures of our own, found {dirs:?}"
+    );
     let here = repo().canonicalize().unwrap();
     for dir in dirs {
-        for f in ["hooks.jsonl", "monitor-capture.jsonl", "settings.json", "stream-1.jsonl", "transcripts"] {
+        for f in [
+            "hooks.jsonl",
+            "monitor-capture.jsonl",
+            "settings.json",
+            "stream-1.jsonl",
+            "transcripts",
+        ] {
             assert!(dir.join(f).exists(), "{} lacks {f}", dir.display());
         }
-        assert_eq!(truth(&dir), read_json(&dir.join("expected.json")), "{}: expected.json is not truth.py's", dir.display());
+        assert_eq!(
+            truth(&dir),
+            read_json(&dir.join("expected.json")),
+            "{}: expected.json is not truth.py's",
+            dir.display()
+        );
         let hooks = std::fs::read_to_string(dir.join("hooks.jsonl")).unwrap();
-        assert!(!hooks.contains(here.to_str().unwrap()), "{} names this checkout", dir.display());
-        assert!(hooks.contains("\"cwd\":\"/home/dev/work/"), "{}: recorded outside /home/dev/work", dir.display());
+        assert!(
+            !hooks.contains(here.to_str().unwrap()),
+            "{} names this checkout",
+            dir.display()
+        );
+        assert!(
+            hooks.contains("\"cwd\":\"/home/dev/work/"),
+            "{}: recorded outside /home/dev/work",
+            dir.display()
+        );
     }
 }
 
@@ -86,7 +115,8 @@ fn stable(truth: &Value, proj: &str) -> Value {
 
 #[test]
 fn real_claude_scenarios_rebuild_the_fixtures() {
-    let on = std::env::var("REAL_CLAUDE").as_deref() == Ok("1") || std::env::var("CI").as_deref() == Ok("true");
+    let on = std::env::var("REAL_CLAUDE").as_deref() == Ok("1")
+        || std::env::var("CI").as_deref() == Ok("true");
     if !on {
         eprintln!("skipped: set REAL_CLAUDE=1 to run the real Claude Code CLI (npm install into target/ on first use)");
         return;
@@ -107,10 +137,20 @@ fn real_claude_scenarios_rebuild_the_fixtures() {
             .env_remove("AFTER_MONITOR")
             .status()
             .expect("bash runs");
-        assert!(status.success(), "run-scenario.sh {scenario} failed (its output above says why)");
+        assert!(
+            status.success(),
+            "run-scenario.sh {scenario} failed (its output above says why)"
+        );
         let got = read_json(&out.join("expected.json"));
-        let want = read_json(&repo().join("tests/fixtures/claude-code").join(fixture).join("expected.json"));
-        let proj = out.with_extension("work").join(format!("{scenario}-none/proj"));
+        let want = read_json(
+            &repo()
+                .join("tests/fixtures/claude-code")
+                .join(fixture)
+                .join("expected.json"),
+        );
+        let proj = out
+            .with_extension("work")
+            .join(format!("{scenario}-none/proj"));
         assert_eq!(
             stable(&got, proj.to_str().unwrap()),
             stable(&want, &format!("/home/dev/work/{scenario}-fast/proj")),
