@@ -70,10 +70,12 @@ fn record(config: &Config, args: &StartArgs) -> Result<()> {
             Ok(Ok(shared)) => {
                 let pid_file = daemon::PidFile::create(&config.activity_directory)?;
                 let url = monitor_url(&config.dashboard_host, config.dashboard_port);
+                // The first state is announced here, once; the recorder logs every change after it.
                 let state = if shared.is_connected() { "connected to" } else { "waiting for" };
-                tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
                 if foreground {
                     println!("recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
+                } else {
+                    tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
                 }
                 pid_file
             }
@@ -98,9 +100,11 @@ fn record(config: &Config, args: &StartArgs) -> Result<()> {
             report.finalized_at_stop,
             config.activity_directory.display()
         );
-        tracing::info!("{summary}");
+        // In the foreground stdout and stderr share the terminal: one of them.
         if foreground {
             println!("{summary}");
+        } else {
+            tracing::info!("{summary}");
         }
         Ok(())
     })

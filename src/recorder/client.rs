@@ -85,9 +85,13 @@ pub fn monitor_url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}")
 }
 
-
 /// Rejection of a value the JSON parser could not take.
-fn unparsable(name: Option<&str>, raw: &RawValue, e: &serde_json::Error, at: DateTime<Utc>) -> Outcome {
+fn unparsable(
+    name: Option<&str>,
+    raw: &RawValue,
+    e: &serde_json::Error,
+    at: DateTime<Utc>,
+) -> Outcome {
     let why = e.to_string();
     let reason = if why.starts_with("recursion limit exceeded") {
         "payload nested deeper than 128 levels, the JSON parser's limit".to_string()
@@ -131,7 +135,11 @@ fn history_outcomes(
     let items = arg.and_then(|raw| {
         serde_json::from_str::<Vec<&RawValue>>(raw.get())
             .ok()
-            .or_else(|| serde_json::from_str::<HistoryObject>(raw.get()).ok().map(|o| o.events))
+            .or_else(|| {
+                serde_json::from_str::<HistoryObject>(raw.get())
+                    .ok()
+                    .map(|o| o.events)
+            })
     });
     let Some(items) = items else {
         // The normalizer says what is wrong with it.
@@ -215,31 +223,29 @@ async fn on_received(shared: &Shared, item: Received, history: &mut HistoryWait)
     let opts = NormalizeOptions {
         max_event_bytes: shared.max_event_bytes,
     };
-    let outcomes = match item {
-        Received::Event { name, args } => {
-            let first = args.first().map(|b| &**b);
-            if HISTORY_REQUESTS.iter().any(|(_, answer)| *answer == name) {
-                let (outcomes, items) = history_outcomes(&name, first, at, &opts);
-                history.answered(&name, items);
-                outcomes
-            } else {
-                event_outcomes(&name, first, at, &opts)
+    let outcomes =
+        match item {
+            Received::Event { name, args } => {
+                let first = args.first().map(|b| &**b);
+                if HISTORY_REQUESTS.iter().any(|(_, answer)| *answer == name) {
+                    let (outcomes, items) = history_outcomes(&name, first, at, &opts);
+                    history.answered(&name, items);
+                    outcomes
+                } else {
+                    event_outcomes(&name, first, at, &opts)
+                }
             }
-        }
-        Received::Binary { name, bytes } => vec![Outcome::Rejected(Rejection {
-            socket_event: name,
-            reason: format!("binary payload of {bytes} bytes (events are JSON)"),
-            payload: String::new(),
-            payload_bytes: bytes,
-            received_at: at,
-        })],
-        Received::Unusable { name, reason, text } => vec![Outcome::Rejected(Rejection::of_text(
-            name.as_deref(),
-            reason,
-            &text,
-            at,
-        ))],
-    };
+            Received::Binary { name, bytes } => vec![Outcome::Rejected(Rejection {
+                socket_event: name,
+                reason: format!("binary payload of {bytes} bytes (events are JSON)"),
+                payload: String::new(),
+                payload_bytes: bytes,
+                received_at: at,
+            })],
+            Received::Unusable { name, reason, text } => vec![Outcome::Rejected(
+                Rejection::of_text(name.as_deref(), reason, &text, at),
+            )],
+        };
     record(shared, outcomes).await
 }
 
@@ -316,12 +322,10 @@ pub async fn supervise(
     mut shutdown: watch::Receiver<bool>,
     ready: tokio::sync::oneshot::Sender<Result<()>>,
 ) -> Result<()> {
+    // Whoever started the recorder announces the outcome of the first
+    // attempt (told through `ready`); from then on this loop logs each change
+    // of state, so that no state is reported twice.
     let mut ready = Some(ready);
-    if force {
-        if let Some(r) = ready.take() {
-            let _ = r.send(Ok(()));
-        }
-    }
     let mut backoff = Backoff::default();
     let mut attempts: u64 = 0;
     let mut was_connected = false;
@@ -343,13 +347,12 @@ pub async fn supervise(
                 backoff.reset();
                 shared.set_connected(true, None);
                 shared.connections.fetch_add(1, Ordering::Relaxed);
-                if was_connected {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
+                } else if was_connected {
                     tracing::info!("reconnected to the monitor at {url}");
                 } else {
                     tracing::info!("connected to the monitor at {url}");
-                }
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
                 }
                 let mut history = HistoryWait {
                     deadline: None,
@@ -398,21 +401,23 @@ pub async fn supervise(
                     url: url.clone(),
                     reason,
                 };
-                if let Some(r) = ready.take() {
-                    let e = match e {
-                        AggregatorError::Connection { url, reason } => AggregatorError::Connection {
-                            url,
-                            reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
-                        },
-                        other => other,
-                    };
-                    let message = e.to_string();
-                    let _ = r.send(Err(e));
-                    return Err(AggregatorError::Recorder(message));
-                }
                 attempts += 1;
-                if attempts == 1 && !was_connected {
-                    tracing::warn!("monitor at {url} not reachable yet; retrying with backoff");
+                if let Some(r) = ready.take() {
+                    if force {
+                        // Started anyway: the caller says it is waiting.
+                        let _ = r.send(Ok(()));
+                    } else {
+                        let e = match e {
+                            AggregatorError::Connection { url, reason } => AggregatorError::Connection {
+                                url,
+                                reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
+                            },
+                            other => other,
+                        };
+                        let message = e.to_string();
+                        let _ = r.send(Err(e));
+                        return Err(AggregatorError::Recorder(message));
+                    }
                 }
                 tracing::debug!("connection attempt {attempts} failed: {e}");
                 shared.set_connected(false, Some(e.to_string()));

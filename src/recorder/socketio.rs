@@ -334,9 +334,9 @@ impl Connection {
         }
         match header.kind {
             Kind::Connect => Step::Connected,
-            Kind::Disconnect => Step::Ended(Ended::Lost(
-                "the server ended the Socket.IO session".into(),
-            )),
+            Kind::Disconnect => {
+                Step::Ended(Ended::Lost("the server ended the Socket.IO session".into()))
+            }
             Kind::ConnectError => {
                 let message = serde_json::from_str::<Value>(header.data)
                     .ok()
