@@ -690,3 +690,60 @@ fn the_foreground_states_each_change_once() {
     assert_eq!(lines_with("stopped:"), 1, "{out}");
     assert_eq!(lines_with("recording"), 1, "{out}");
 }
+
+#[test]
+fn a_frame_the_transport_cannot_decode_is_counted_and_recording_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = TestMonitor::start(None, Vec::new());
+    let recorder = Recorder::start(dir.path(), monitor.port, &[]);
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    let db = dir.path().join("rec.db");
+    let lines = capture_lines();
+    monitor.emit_all(&lines[..10]);
+    let first = lines[..10]
+        .iter()
+        .filter(|(e, _)| !e.starts_with("dashboard:"))
+        .count() as i64;
+    assert!(wait_until(Duration::from_secs(10), || count(
+        &db,
+        "SELECT count(*) FROM events"
+    ) == first));
+    // rust_engineio splits every frame at the byte 0x1e (the long-polling
+    // separator), so this attachment reaches it as a packet with an invalid type.
+    monitor.emit_raw_binary(
+        "claude_event",
+        bytes::Bytes::from_static(b"\x01\x1e\xffbinary"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            count(
+            &db,
+            "SELECT count(*) FROM rejected_events WHERE reason LIKE 'a binary attachment the transport could not decode%' AND socket_event = 'claude_event'"
+        ) == 1
+        }),
+        "{}",
+        std::fs::read_to_string(dir.path().join("recorder.log")).unwrap()
+    );
+    assert!(wait_until(Duration::from_secs(15), || count(
+        &db,
+        "SELECT connections FROM recorder_state"
+    ) == 2));
+    monitor.emit_all(&lines[10..]);
+    assert!(wait_until(Duration::from_secs(10), || count(
+        &db,
+        "SELECT count(*) FROM events"
+    ) == 59));
+    assert!(recorder.stop().success());
+    let (stored, rejected, control, duplicates, received): (i64, i64, i64, i64, i64) = open(&db)
+        .query_row(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rejected_events),
+                    control_events, duplicates, events_received FROM recorder_state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(stored + rejected + control + duplicates, received);
+    assert_eq!((stored, rejected), (59, 1), "one event sent, one rejection");
+    let log = std::fs::read_to_string(dir.path().join("recorder.log")).unwrap();
+    assert!(log.contains("history not asked"), "{log}");
+}

@@ -379,18 +379,18 @@ pub async fn supervise(
                         return Ok(());
                     }
                     Pumped::Ended(Ended::Lost(why)) => why,
-                    Pumped::Ended(Ended::Unparseable(why)) => {
+                    Pumped::Ended(Ended::Unparseable { reason, reported }) => {
                         let rejection = Rejection::of_text(
                             None,
-                            format!("a frame the transport could not decode: {why}"),
+                            format!("a frame the transport could not decode: {reason}"),
                             "",
                             Utc::now(),
                         );
-                        if !record(&shared, vec![Outcome::Rejected(rejection)]).await {
+                        if !reported && !record(&shared, vec![Outcome::Rejected(rejection)]).await {
                             return Ok(());
                         }
                         skip_history = true;
-                        why
+                        reason
                     }
                 };
                 shared.set_connected(false, Some(format!("connection lost: {why}")));

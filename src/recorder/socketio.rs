@@ -43,7 +43,9 @@ pub enum Ended {
     Lost(String),
     /// The transport met a frame it could not decode (not UTF-8, too large, a
     /// broken engine.io packet): that frame is lost and the connection with it.
-    Unparseable(String),
+    /// `reported`: the frame was an awaited attachment, already reported as
+    /// an unusable item.
+    Unparseable { reason: String, reported: bool },
 }
 
 /// The header of a Socket.IO packet: `<type>[<attachments>-][<nsp>,][<ack id>]<data>`.
@@ -229,7 +231,9 @@ impl Connection {
             match conn.step().await {
                 Step::Connected => return Ok(conn),
                 Step::Item(item) => conn.backlog.push_back(item),
-                Step::Ended(Ended::Lost(r) | Ended::Unparseable(r)) => return Err(r),
+                Step::Ended(Ended::Lost(r) | Ended::Unparseable { reason: r, .. }) => {
+                    return Err(r)
+                }
                 Step::Nothing => {}
             }
         }
@@ -247,14 +251,31 @@ impl Connection {
             }
             match self.step().await {
                 Step::Item(item) => return Ok(item),
-                Step::Ended(end) => {
-                    self.ended = Some(end);
-                    // Attachments still awaited are lost with the connection.
-                    if let Some(p) = self.pending.take() {
-                        return Ok(Received::Binary {
+                Step::Ended(mut end) => {
+                    // An event whose attachments were still awaited is lost
+                    // with the connection; when the frame the transport
+                    // could not decode was one of them, it is that event.
+                    let pending = self.pending.take().map(|p| {
+                        let reason = match &mut end {
+                            Ended::Unparseable { reason, reported } => {
+                                *reported = true;
+                                format!(
+                                    "a binary attachment the transport could not decode: {reason}"
+                                )
+                            }
+                            Ended::Lost(_) => {
+                                "a binary event cut off by the end of the connection".to_string()
+                            }
+                        };
+                        Received::Unusable {
                             name: p.name,
-                            bytes: p.bytes,
-                        });
+                            reason,
+                            text: String::new(),
+                        }
+                    });
+                    self.ended = Some(end);
+                    if let Some(item) = pending {
+                        return Ok(item);
                     }
                 }
                 Step::Connected | Step::Nothing => {}
@@ -269,7 +290,10 @@ impl Connection {
             Some(Err(e)) => {
                 let why = reason(&e);
                 return Step::Ended(if frame_lost(&e) {
-                    Ended::Unparseable(why)
+                    Ended::Unparseable {
+                        reason: why,
+                        reported: false,
+                    }
                 } else {
                     Ended::Lost(why)
                 });
