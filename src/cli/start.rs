@@ -71,7 +71,7 @@ fn record(config: &Config, args: &StartArgs) -> Result<()> {
                 let pid_file = daemon::PidFile::create(&config.activity_directory)?;
                 let url = monitor_url(&config.dashboard_host, config.dashboard_port);
                 // The first state is announced here, once; the recorder logs every change after it.
-                let state = if shared.is_connected() { "connected to" } else { "waiting for" };
+                let state = if shared.is_connected() { "connected to the monitor at" } else { "waiting for the monitor at" };
                 if foreground {
                     println!("recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
                 } else {
