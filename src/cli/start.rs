@@ -88,11 +88,13 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
             Ok(Ok(shared)) => {
                 let pid_file = daemon::PidFile::create(&config.activity_directory)?;
                 let url = monitor_url(&config.dashboard_host, config.dashboard_port);
-                let state = if shared.is_connected() { "connected to" } else { "waiting for" };
-                tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
+                // The first state is announced here, once; the recorder logs every change after it.
+                let state = if shared.is_connected() { "connected to the monitor at" } else { "waiting for the monitor at" };
                 if foreground {
                     // A closed output must not stop a recording that has begun.
                     let _ = writeln!(out, "recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
+                } else {
+                    tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
                 }
                 pid_file
             }
@@ -117,9 +119,11 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
             report.finalized_at_stop,
             config.activity_directory.display()
         );
-        tracing::info!("{summary}");
+        // In the foreground stdout and stderr share the terminal: one of them.
         if foreground {
             let _ = writeln!(out, "{summary}");
+        } else {
+            tracing::info!("{summary}");
         }
         Ok(())
     })

@@ -1,40 +1,52 @@
-//! The Socket.IO client and its supervision.
+//! The connection to the monitor and its supervision: [`supervise`] connects,
+//! reads every packet until the connection ends, backs off (1 s doubling to
+//! 30 s, with jitter), reconnects, forever until shutdown. Each (re)connection
+//! asks the monitor for its history both ways monitors answer (`get_history`,
+//! and claude-mpm 5.x's `hook:history:get`) and logs what came back, or that
+//! nothing did; the store drops what it already has.
 //!
-//! rust_socketio's own reconnect is switched off: it does not retry a failed
-//! first connection, and a manual disconnect does not stop it (upstream issue
-//! #374). Instead [`supervise`] owns the loop: connect, watch for the
-//! connection's end, back off (1 s doubling to 30 s, with jitter), reconnect,
-//! forever until shutdown. Every (re)connection asks the monitor for its
-//! history; the store drops what it already has.
-//!
-//! The socket callback only normalizes and hands events to the writer's
-//! bounded channel; it never touches SQLite.
+//! Every packet the server sends becomes writer messages here (an event, a
+//! control marker or a rejection with its reason): the invariant
+//! `stored + rejected (+ control, duplicates) = received` holds whatever the
+//! Socket.IO layer could parse. Nothing here touches SQLite.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use futures_util::FutureExt;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
-use rust_socketio::{Event, Payload, TransportType};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use super::socketio::{Connection, Ended, Received};
 use super::Shared;
 use crate::error::{AggregatorError, Result};
-use crate::ingest::{normalize, DedupSalt, NormalizeOptions, Outcome, Rejection};
+use crate::ingest::{
+    normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection,
+};
 use crate::store::writer::WriterMsg;
 
 /// First and largest delay between connection attempts.
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A connection silent this long is probed, to notice a peer that closed cleanly.
-const PROBE_AFTER: Duration = Duration::from_secs(5);
-/// How long the server has to acknowledge a connection.
-const CONNECT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Event name of the probe; monitors ignore events they have no handler for.
-const PROBE_EVENT: &str = "mpm_aggregate:probe";
+/// How long opening a connection may take, up to the server's acknowledgement.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a monitor has to answer a history request before the log says it did not.
+pub const HISTORY_WAIT: Duration = Duration::from_secs(5);
+/// The history requests sent on every connection, and the answer each gets.
+/// Older monitors (claude-mpm's Socket.IO server) answer `get_history` with
+/// `history`; claude-mpm 5.x's monitor has no handler for it and answers
+/// `hook:history:get` with `hook:history:response` instead.
+const HISTORY_REQUESTS: [(&str, &str); 2] = [
+    ("hook:history:get", "hook:history:response"),
+    ("get_history", "history"),
+];
+/// The socket event name claude-mpm's monitor broadcast the events of its
+/// history under (its history holds bare payloads, without their names).
+const MPM_HISTORY_EVENT_NAME: &str = "claude_event";
 
 /// Exponential backoff with ±20% jitter.
 pub struct Backoff {
@@ -73,186 +85,228 @@ pub fn monitor_url(host: &str, port: u16) -> String {
     format!("http://{host}:{port}")
 }
 
-/// Turns one received Socket.IO event into writer messages.
-async fn on_event(shared: &Shared, event: Event, payload: Payload) {
-    let received_at = Utc::now();
-    shared.mark_activity();
-    let name = match &event {
-        Event::Custom(name) => name.clone(),
-        other => other.as_str().to_string(),
+/// Rejection of a value the JSON parser could not take.
+fn unparsable(
+    name: Option<&str>,
+    raw: &RawValue,
+    e: &serde_json::Error,
+    at: DateTime<Utc>,
+) -> Outcome {
+    let why = e.to_string();
+    let reason = if why.starts_with("recursion limit exceeded") {
+        "payload nested deeper than 128 levels, the JSON parser's limit".to_string()
+    } else {
+        format!("payload cannot be parsed as JSON: {why}")
     };
-    let outcomes = match payload {
-        Payload::Text(mut args) => {
-            let first = if args.is_empty() {
-                Value::Null
-            } else {
-                args.swap_remove(0)
-            };
-            let opts = NormalizeOptions {
-                max_event_bytes: shared.max_event_bytes,
-            };
-            normalize(&name, first, received_at, &opts, &mut DedupSalt::ReceivedAt)
-        }
-        #[allow(deprecated)]
-        Payload::String(text) => {
-            let opts = NormalizeOptions {
-                max_event_bytes: shared.max_event_bytes,
-            };
-            match serde_json::from_str::<Value>(&text) {
-                Ok(v) => normalize(&name, v, received_at, &opts, &mut DedupSalt::ReceivedAt),
-                Err(e) => vec![Outcome::Rejected(Rejection::of_text(
-                    Some(&name),
-                    format!("not JSON: {e}"),
-                    &text,
-                    received_at,
-                ))],
+    Outcome::Rejected(Rejection::of_text(name, reason, raw.get(), at))
+}
+
+/// One event: its first argument, parsed and normalized.
+fn event_outcomes(
+    name: &str,
+    arg: Option<&RawValue>,
+    at: DateTime<Utc>,
+    opts: &NormalizeOptions,
+) -> Vec<Outcome> {
+    let value = match arg.map(|raw| (raw, serde_json::from_str::<Value>(raw.get()))) {
+        None => Value::Null,
+        Some((_, Ok(v))) => v,
+        Some((raw, Err(e))) => return vec![unparsable(Some(name), raw, &e, at)],
+    };
+    normalize(name, value, at, opts, &mut DedupSalt::ReceivedAt)
+}
+
+/// A history answer as an object: `{"events": [...], ...}`.
+#[derive(Deserialize)]
+struct HistoryObject<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// A history answer: its elements parsed one by one, so that an element the
+/// parser cannot take costs that element only. Returns the outcomes and the
+/// number of elements (`None` when the answer has no list of events).
+fn history_outcomes(
+    name: &str,
+    arg: Option<&RawValue>,
+    at: DateTime<Utc>,
+    opts: &NormalizeOptions,
+) -> (Vec<Outcome>, Option<usize>) {
+    let items = arg.and_then(|raw| {
+        serde_json::from_str::<Vec<&RawValue>>(raw.get())
+            .ok()
+            .or_else(|| {
+                serde_json::from_str::<HistoryObject>(raw.get())
+                    .ok()
+                    .map(|o| o.events)
+            })
+    });
+    let Some(items) = items else {
+        // The normalizer says what is wrong with it.
+        let mut outcomes = event_outcomes("history", arg, at, opts);
+        for o in &mut outcomes {
+            if let Outcome::Rejected(r) = o {
+                r.socket_event = Some(name.to_string());
             }
         }
-        Payload::Binary(bytes) => vec![Outcome::Rejected(Rejection {
-            socket_event: Some(name.clone()),
-            reason: format!("binary payload of {} bytes (events are JSON)", bytes.len()),
-            payload: String::new(),
-            payload_bytes: bytes.len(),
-            received_at,
-        })],
+        return (outcomes, None);
     };
-    // Items received: one per event, one per element of a `history` batch.
+    let bare_means_mpm = name == HISTORY_REQUESTS[0].1;
+    let mut good = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
+    for item in &items {
+        match serde_json::from_str::<Value>(item.get()) {
+            Ok(v) if bare_means_mpm => {
+                let (event, data) = split_capture_line(v);
+                let event = event.unwrap_or_else(|| MPM_HISTORY_EVENT_NAME.to_string());
+                good.push(json!({"event": event, "data": data}));
+            }
+            Ok(v) => good.push(v),
+            Err(e) => bad.push(unparsable(Some(name), item, &e, at)),
+        }
+    }
+    let mut outcomes = normalize(
+        "history",
+        json!({ "events": good }),
+        at,
+        opts,
+        &mut DedupSalt::ReceivedAt,
+    );
+    outcomes.extend(bad);
+    (outcomes, Some(items.len()))
+}
+
+/// Whether history was asked for on this connection and answered.
+struct HistoryWait {
+    deadline: Option<Instant>,
+    reconnection: bool,
+}
+
+impl HistoryWait {
+    /// The answer to `request` brought `items` events.
+    fn answered(&mut self, answer: &str, items: Option<usize>) {
+        self.deadline = None;
+        let request = HISTORY_REQUESTS
+            .iter()
+            .find(|(_, a)| *a == answer)
+            .map_or("history", |(r, _)| r);
+        match items {
+            Some(n) => tracing::info!(
+                "history: the monitor sent {n} events in answer to {request} (those already stored are skipped)"
+            ),
+            None => tracing::warn!(
+                "history: the monitor's answer to {request} holds no list of events; rejected"
+            ),
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.deadline = None;
+        let asked = HISTORY_REQUESTS.map(|(r, _)| r).join(" and ");
+        if self.reconnection {
+            tracing::warn!(
+                "history: no answer from the monitor within {}s (asked with {asked}); what it broadcast while the recorder was disconnected is not recorded",
+                HISTORY_WAIT.as_secs()
+            );
+        } else {
+            tracing::info!(
+                "history: no answer from the monitor within {}s (asked with {asked}); recording from now on",
+                HISTORY_WAIT.as_secs()
+            );
+        }
+    }
+}
+
+/// Turns one received item into writer messages; `false` once the writer is gone.
+async fn on_received(shared: &Shared, item: Received, history: &mut HistoryWait) -> bool {
+    let at = Utc::now();
+    let opts = NormalizeOptions {
+        max_event_bytes: shared.max_event_bytes,
+    };
+    let outcomes =
+        match item {
+            Received::Event { name, args } => {
+                let first = args.first().map(|b| &**b);
+                if HISTORY_REQUESTS.iter().any(|(_, answer)| *answer == name) {
+                    let (outcomes, items) = history_outcomes(&name, first, at, &opts);
+                    history.answered(&name, items);
+                    outcomes
+                } else {
+                    event_outcomes(&name, first, at, &opts)
+                }
+            }
+            Received::Binary { name, bytes } => vec![Outcome::Rejected(Rejection {
+                socket_event: name,
+                reason: format!("binary payload of {bytes} bytes (events are JSON)"),
+                payload: String::new(),
+                payload_bytes: bytes,
+                received_at: at,
+            })],
+            Received::Unusable { name, reason, text } => vec![Outcome::Rejected(
+                Rejection::of_text(name.as_deref(), reason, &text, at),
+            )],
+        };
+    record(shared, outcomes).await
+}
+
+/// Counts `outcomes` as received and hands them to the writer; `false` once
+/// the writer is gone.
+async fn record(shared: &Shared, outcomes: Vec<Outcome>) -> bool {
+    // Items received: one per event, one per element of a history answer.
     shared
         .events_received
         .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
     for outcome in outcomes {
         if let Outcome::Rejected(r) = &outcome {
-            tracing::warn!(event = %name, "rejected an event: {}", r.reason);
+            let event = r.socket_event.as_deref().unwrap_or("-");
+            tracing::warn!(event, "rejected an event: {}", r.reason);
         }
-        let msg = WriterMsg::from(outcome);
         // Waiting here is the backpressure: the socket is not read while the
         // writer's channel is full.
-        if crate::store::writer::send_async(&shared.writer_tx, msg)
+        if crate::store::writer::send_async(&shared.writer_tx, WriterMsg::from(outcome))
             .await
             .is_err()
         {
             tracing::error!("the writer stopped; events are no longer recorded");
-            shared.lost.notify_one();
-            return;
-        }
-    }
-}
-
-/// Why a connection failed, in words: rust_socketio's own message ("EngineIO
-/// Error") hides the cause in its source chain.
-fn connect_reason(e: &rust_socketio::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    crate::error::one_line(&parts.last().cloned().unwrap_or_default())
-}
-
-/// Opens one connection with every callback in place.
-async fn connect(shared: &Arc<Shared>, url: &str, generation: u64) -> Result<Client> {
-    let on_any = {
-        let shared = shared.clone();
-        move |event: Event, payload: Payload, _client: Client| {
-            let shared = shared.clone();
-            async move { on_event(&shared, event, payload).await }.boxed()
-        }
-    };
-    let on_lost = |what: &'static str| {
-        let shared = shared.clone();
-        move |payload: Payload, _client: Client| {
-            let shared = shared.clone();
-            async move {
-                let detail = match payload {
-                    Payload::Text(v) => v
-                        .first()
-                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                        .unwrap_or_default(),
-                    #[allow(deprecated)]
-                    Payload::String(s) => s,
-                    Payload::Binary(_) => String::new(),
-                };
-                let detail = crate::error::one_line(&detail);
-                tracing::debug!("socket {what}: {detail}");
-                if detail.contains("JSON") || detail.contains("json") {
-                    // rust_socketio could not parse a packet (serde_json's
-                    // depth limit of 128, say) and ended its stream: the event
-                    // is gone, so record that something was dropped.
-                    let rejection = Rejection::of_text(
-                        None,
-                        format!("payload dropped by the Socket.IO client library: {detail}"),
-                        "",
-                        Utc::now(),
-                    );
-                    shared.events_received.fetch_add(1, Ordering::Relaxed);
-                    let msg = WriterMsg::Rejected(Box::new(rejection));
-                    let _ = crate::store::writer::send_async(&shared.writer_tx, msg).await;
-                    shared.unparseable.store(generation, Ordering::Relaxed);
-                }
-                shared.lost_generation.store(generation, Ordering::Relaxed);
-                shared.lost.notify_waiters();
-            }
-            .boxed()
-        }
-    };
-    let on_ack = {
-        let shared = shared.clone();
-        move |_: Payload, _: Client| {
-            shared.acks.send_modify(|n| *n += 1);
-            async {}.boxed()
-        }
-    };
-    // WebSocket only: rust_engineio's long-polling transport (used by `Any`
-    // until it upgrades, and for good when the upgrade fails) was seen to cut
-    // a packet in two and stall. claude-mpm's monitor (aiohttp) and any
-    // Socket.IO v4+ server accept a direct WebSocket connection.
-    ClientBuilder::new(url)
-        .transport_type(TransportType::Websocket)
-        .reconnect(false)
-        .on_any(on_any)
-        .on(Event::Connect, on_ack)
-        .on(Event::Error, on_lost("error"))
-        .on(Event::Close, on_lost("closed"))
-        .connect()
-        .await
-        .map_err(|e| AggregatorError::Connection {
-            url: url.to_string(),
-            reason: connect_reason(&e),
-        })
-}
-
-/// Waits until connection `generation` is lost or shutdown is asked.
-/// Returns `true` on shutdown.
-///
-/// Every error the client library reports ends the connection: its receive
-/// stream may be over (a packet it cannot parse ends it for good) while the
-/// socket itself still accepts writes.
-async fn watch_connection(
-    shared: &Shared,
-    client: &Client,
-    generation: u64,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
-    let mut tick = tokio::time::interval(PROBE_AFTER);
-    tick.tick().await;
-    loop {
-        let lost = shared.lost.notified();
-        if shared.lost_generation.load(Ordering::Relaxed) == generation {
             return false;
         }
+    }
+    true
+}
+
+/// How reading a connection ended.
+enum Pumped {
+    Shutdown,
+    WriterGone,
+    Ended(Ended),
+}
+
+/// Reads `conn` until it ends, shutdown is asked, or the writer is gone.
+async fn pump(
+    shared: &Shared,
+    conn: &mut Connection,
+    history: &mut HistoryWait,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Pumped {
+    loop {
+        let deadline = history.deadline;
+        let history_timeout = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = shutdown.changed() => return true,
-            _ = lost => {
-                if shared.lost_generation.load(Ordering::Relaxed) == generation {
-                    return false;
+            _ = shutdown.changed() => return Pumped::Shutdown,
+            _ = history_timeout => history.give_up(),
+            next = conn.next() => match next {
+                Ok(item) => {
+                    if !on_received(shared, item, history).await {
+                        return Pumped::WriterGone;
+                    }
                 }
-            }
-            _ = tick.tick() => {
-                if shared.idle_for() >= PROBE_AFTER && client.emit(PROBE_EVENT, json!({})).await.is_err() {
-                    return false;
-                }
-            }
+                Err(end) => return Pumped::Ended(end),
+            },
         }
     }
 }
@@ -268,92 +322,102 @@ pub async fn supervise(
     mut shutdown: watch::Receiver<bool>,
     ready: tokio::sync::oneshot::Sender<Result<()>>,
 ) -> Result<()> {
+    // Whoever started the recorder announces the outcome of the first
+    // attempt (told through `ready`); from then on this loop logs each change
+    // of state, so that no state is reported twice.
     let mut ready = Some(ready);
-    if force {
-        if let Some(r) = ready.take() {
-            let _ = r.send(Ok(()));
-        }
-    }
     let mut backoff = Backoff::default();
     let mut attempts: u64 = 0;
     let mut was_connected = false;
-    let mut generation = 0u64;
+    // Set when the last connection ended on a frame the transport could not
+    // decode: the monitor's history likely holds it too, and asking for it
+    // would end the next connection the same way.
+    let mut skip_history = false;
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let mut acks = shared.acks.subscribe();
-        acks.mark_unchanged();
-        generation += 1;
-        let connected = match connect(&shared, &url, generation).await {
-            // Nothing may be emitted before the server acknowledges the
-            // namespace: a strict server drops such a client.
-            Ok(client) => match tokio::time::timeout(CONNECT_ACK_TIMEOUT, acks.changed()).await {
-                Ok(Ok(())) => Ok(client),
-                _ => {
-                    let _ = client.disconnect().await;
-                    Err(AggregatorError::Connection {
-                        url: url.clone(),
-                        reason: "the server did not acknowledge the connection".into(),
-                    })
-                }
-            },
-            Err(e) => Err(e),
+        let opened = tokio::select! {
+            opened = Connection::open(&url, CONNECT_TIMEOUT) => opened,
+            _ = shutdown.changed() => return Ok(()),
         };
-        match connected {
-            Ok(client) => {
+        match opened {
+            Ok(mut conn) => {
                 attempts = 0;
                 backoff.reset();
                 shared.set_connected(true, None);
-                let n = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                if was_connected || n > 1 {
+                shared.connections.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
+                } else if was_connected {
                     tracing::info!("reconnected to the monitor at {url}");
                 } else {
                     tracing::info!("connected to the monitor at {url}");
                 }
+                let mut history = HistoryWait {
+                    deadline: None,
+                    reconnection: was_connected,
+                };
                 was_connected = true;
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
-                }
-                // After a packet the client library could not parse, the
-                // monitor's history holds it too: asking for it would end the
-                // new connection the same way.
-                let skip_history =
-                    generation > 1 && shared.unparseable.load(Ordering::Relaxed) == generation - 1;
                 if skip_history {
-                    tracing::warn!("reconnected without history: the monitor sent a payload the Socket.IO client cannot parse; events sent while reconnecting may be missing");
+                    tracing::warn!("history not asked: the last connection ended on a frame the transport could not decode, which the history would send again; events sent while reconnecting may be missing");
                 } else if history_limit > 0 {
-                    if let Err(e) = client
-                        .emit("get_history", json!({ "limit": history_limit }))
-                        .await
-                    {
-                        tracing::debug!("get_history not sent: {e}");
+                    let request = json!({ "limit": history_limit });
+                    for (name, _) in HISTORY_REQUESTS {
+                        if let Err(e) = conn.emit(name, &request).await {
+                            tracing::debug!("{name} not sent: {e}");
+                        }
                     }
+                    history.deadline = Some(Instant::now() + HISTORY_WAIT);
                 }
-                let stopping = watch_connection(&shared, &client, generation, &mut shutdown).await;
-                let _ = client.disconnect().await;
-                shared.set_connected(false, (!stopping).then(|| "connection lost".to_string()));
-                if stopping {
-                    return Ok(());
-                }
-                tracing::warn!("lost the connection to the monitor at {url}; reconnecting");
+                skip_history = false;
+                let pumped = pump(&shared, &mut conn, &mut history, &mut shutdown).await;
+                conn.close().await;
+                let why = match pumped {
+                    Pumped::Shutdown | Pumped::WriterGone => {
+                        shared.set_connected(false, None);
+                        return Ok(());
+                    }
+                    Pumped::Ended(Ended::Lost(why)) => why,
+                    Pumped::Ended(Ended::Unparseable { reason, reported }) => {
+                        let rejection = Rejection::of_text(
+                            None,
+                            format!("a frame the transport could not decode: {reason}"),
+                            "",
+                            Utc::now(),
+                        );
+                        if !reported && !record(&shared, vec![Outcome::Rejected(rejection)]).await {
+                            return Ok(());
+                        }
+                        skip_history = true;
+                        reason
+                    }
+                };
+                shared.set_connected(false, Some(format!("connection lost: {why}")));
+                tracing::warn!("lost the connection to the monitor at {url} ({why}); reconnecting");
             }
-            Err(e) => {
-                if let Some(r) = ready.take() {
-                    let e = match e {
-                        AggregatorError::Connection { url, reason } => AggregatorError::Connection {
-                            url,
-                            reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
-                        },
-                        other => other,
-                    };
-                    let message = e.to_string();
-                    let _ = r.send(Err(e));
-                    return Err(AggregatorError::Recorder(message));
-                }
+            Err(reason) => {
+                let e = AggregatorError::Connection {
+                    url: url.clone(),
+                    reason,
+                };
                 attempts += 1;
-                if attempts == 1 && !was_connected {
-                    tracing::warn!("monitor at {url} not reachable yet; retrying with backoff");
+                if let Some(r) = ready.take() {
+                    if force {
+                        // Started anyway: the caller says it is waiting.
+                        let _ = r.send(Ok(()));
+                    } else {
+                        let e = match e {
+                            AggregatorError::Connection { url, reason } => AggregatorError::Connection {
+                                url,
+                                reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
+                            },
+                            other => other,
+                        };
+                        let message = e.to_string();
+                        let _ = r.send(Err(e));
+                        return Err(AggregatorError::Recorder(message));
+                    }
                 }
                 tracing::debug!("connection attempt {attempts} failed: {e}");
                 shared.set_connected(false, Some(e.to_string()));

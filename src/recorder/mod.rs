@@ -1,46 +1,48 @@
-//! The live recorder: the Socket.IO client under supervision ([`client`]),
-//! the periodic work around it (heartbeat, session timeout sweeper, cleanup,
+//! The live recorder: the connection to the monitor under supervision
+//! ([`client`], over a Socket.IO layer of its own: `socketio`), the periodic work around it (heartbeat, session timeout sweeper, cleanup,
 //! status lines: `tasks`), the daemon and its PID file ([`daemon`]) and the
 //! status other processes read ([`status`]).
 
 pub mod client;
 pub mod daemon;
+mod socketio;
 pub mod status;
 mod tasks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
 use crate::error::{AggregatorError, Result};
 use crate::store::writer::{RecorderStateUpdate, Writer, WriterMsg, WriterStats};
 
-/// State shared by the socket callbacks, the supervisor and the periodic tasks.
+/// State shared by the connection supervisor (which reads the socket), the
+/// periodic tasks and the stopping code; the library's handle reads it too.
 pub struct Shared {
+    /// The writer's bounded channel: the only way to the database.
     pub writer_tx: flume::Sender<WriterMsg>,
+    /// Copied from the configuration, read by the normalizer.
     pub max_event_bytes: usize,
     pub host: String,
     pub port: u16,
     pub started_at: DateTime<Utc>,
+    /// Items received from the monitor (an event, a history element, a packet
+    /// that could not be parsed), each later stored, counted as control or
+    /// duplicate, or rejected. Written by the supervisor only.
     pub events_received: AtomicU64,
+    /// Successful connections so far. Written by the supervisor only.
     pub connections: AtomicU64,
-    /// Woken when the socket reports an error or a close.
-    pub lost: Notify,
-    /// Counts the server's CONNECT acknowledgements.
-    pub acks: watch::Sender<u64>,
-    /// The connection (generation) whose client reported an error last.
-    pub lost_generation: AtomicU64,
-    /// The connection that ended on a packet the client could not parse.
-    pub unparseable: AtomicU64,
+    /// Written by the supervisor; read by the heartbeat and status lines.
     connected: AtomicBool,
+    /// Set once by `run` when shutdown begins, so the last heartbeat says "stopped".
     stopping: AtomicBool,
+    /// Why the last connection attempt failed or the connection ended, while
+    /// disconnected; cleared on connection.
     last_error: Mutex<Option<String>>,
-    started: Instant,
-    last_activity_ms: AtomicU64,
 }
 
 impl Shared {
@@ -53,15 +55,9 @@ impl Shared {
             started_at: Utc::now(),
             events_received: AtomicU64::new(0),
             connections: AtomicU64::new(0),
-            lost: Notify::new(),
-            acks: watch::channel(0).0,
-            lost_generation: AtomicU64::new(0),
-            unparseable: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             last_error: Mutex::new(None),
-            started: Instant::now(),
-            last_activity_ms: AtomicU64::new(0),
         }
     }
 
@@ -79,23 +75,11 @@ impl Shared {
                 *e = error;
             }
         }
-        self.mark_activity();
     }
 
     /// The last connection error, while disconnected.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
-    }
-
-    pub(crate) fn mark_activity(&self) {
-        self.last_activity_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Time since the last packet or state change.
-    pub fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last)
     }
 
     /// The row written to `recorder_state`.

@@ -89,3 +89,52 @@ fn records_a_python_socketio_monitor_exactly() {
         "the welcome plus the capture's two control events"
     );
 }
+
+#[test]
+fn history_from_a_monitor_that_answers_like_claude_mpm() {
+    // target/py-venv, with python-socketio and aiohttp, made on first use.
+    let python = common::python::python();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/monitor.py");
+    let mut server = KillOnDrop(
+        Command::new(&python)
+            .args([script, "--port", &port.to_string(), "--capture"])
+            .arg(fixture(CAPTURE))
+            .args(["--history", "mpm", "--preload", "25"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let recorder = ForegroundRecorder::start(dir.path(), port, &[]);
+    // The history comes first: 25 events, before the monitor broadcasts.
+    assert_eq!(lines.next().unwrap().unwrap(), "broadcast 61");
+    let db = dir.path().join("rec.db");
+    assert!(
+        wait_until(Duration::from_secs(15), || count(
+            &db,
+            "SELECT count(*) FROM events"
+        ) == 59),
+        "got {}",
+        count(&db, "SELECT count(*) FROM events")
+    );
+    let (status, out) = recorder.stop();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("history: the monitor sent 25 events in answer to hook:history:get"),
+        "{out}"
+    );
+    let (duplicates, rejected): (i64, i64) = open(&db)
+        .query_row(
+            "SELECT duplicates, (SELECT count(*) FROM rejected_events) FROM recorder_state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((duplicates, rejected), (25, 0), "{out}");
+    let config = test_config(dir.path());
+    import_with(&config, &[fixture(CAPTURE)]);
+    assert_eq!(reconstruction(&db), reconstruction(&config.database));
+}

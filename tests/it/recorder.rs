@@ -233,3 +233,118 @@ fn idle_sessions_are_finalized_by_the_sweeper_and_imported_archives_kept_at_star
     );
     aggregator.stop().unwrap();
 }
+
+/// The capture's event lines (no dashboard traffic).
+fn event_lines() -> Vec<(String, serde_json::Value)> {
+    capture_lines()
+        .into_iter()
+        .filter(|(e, _)| !e.starts_with("dashboard:"))
+        .collect()
+}
+
+fn received_equation(db: &Path) -> (i64, i64, i64, i64, i64) {
+    open(db)
+        .query_row(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rejected_events),
+                    control_events, duplicates, events_received FROM recorder_state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn history_is_asked_for_the_way_claude_mpm_answers_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = event_lines();
+    // claude-mpm's monitor keeps what it broadcast; one element nested past
+    // the JSON parser's limit costs that element only.
+    let mut deep = serde_json::json!("bottom");
+    for _ in 0..300 {
+        deep = serde_json::json!({ "d": deep });
+    }
+    let mut history = lines[..30].to_vec();
+    history.insert(
+        10,
+        (
+            "claude_event".into(),
+            serde_json::json!({"type": "hook", "subtype": "deep", "session_id": "deep", "data": deep}),
+        ),
+    );
+    let monitor = TestMonitor::start_with(None, history, HistoryStyle::ClaudeMpm);
+    let db = dir.path().join("rec.db");
+    let recorder = ForegroundRecorder::start(dir.path(), monitor.port, &[]);
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&db, STORED) == 30
+            && count(&db, "SELECT count(*) FROM rejected_events") == 1),
+        "history brought 30 events and one rejection: {} stored, {} rejected\n{}",
+        count(&db, STORED),
+        count(&db, "SELECT count(*) FROM rejected_events"),
+        recorder.output()
+    );
+    assert_eq!(*monitor.history_requests.lock().unwrap(), 1);
+
+    // Live, the whole capture: what history brought is recognized.
+    monitor.emit_all(&lines);
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 59));
+    let (status, out) = recorder.stop();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("history: the monitor sent 31 events in answer to hook:history:get"),
+        "{out}"
+    );
+    assert!(!out.contains("no answer from the monitor"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("rejected an event") && l.contains("nested deeper than 128 levels")),
+        "{out}"
+    );
+    let (stored, rejected, control, duplicates, received) = received_equation(&db);
+    assert_eq!((stored, rejected, duplicates), (59, 1, 30));
+    assert_eq!(stored + rejected + control + duplicates, received);
+    let imported = import_db(dir.path());
+    assert_eq!(reconstruction(&db), reconstruction(&imported));
+}
+
+#[test]
+fn history_answers_are_logged_with_their_count_and_silence_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = TestMonitor::start_with(None, Vec::new(), HistoryStyle::ClaudeMpm);
+    let silent = TestMonitor::start_with(None, Vec::new(), HistoryStyle::None);
+    let empty_dir = dir.path().join("empty");
+    let silent_dir = dir.path().join("silent");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    std::fs::create_dir_all(&silent_dir).unwrap();
+    let empty_recorder = ForegroundRecorder::start(&empty_dir, empty.port, &[]);
+    let silent_recorder = ForegroundRecorder::start(&silent_dir, silent.port, &[]);
+    assert!(wait_until(Duration::from_secs(10), || empty_recorder
+        .output()
+        .contains(
+            "history: the monitor sent 0 events in answer to hook:history:get"
+        )));
+    let wait = mpm_aggregate::recorder::client::HISTORY_WAIT + Duration::from_secs(5);
+    assert!(
+        wait_until(wait, || {
+            silent_recorder.output().contains(
+            "history: no answer from the monitor within 5s (asked with hook:history:get and get_history)"
+        )
+        }),
+        "{}",
+        silent_recorder.output()
+    );
+    // Events still arrive from the monitor that keeps no history.
+    silent.emit_all(&event_lines()[..5]);
+    let db = silent_dir.join("rec.db");
+    assert!(wait_until(Duration::from_secs(10), || count(&db, STORED) == 5));
+    let (status, out) = silent_recorder.stop();
+    assert!(status.success(), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("history: ")).count(),
+        1,
+        "{out}"
+    );
+    let (status, out) = empty_recorder.stop();
+    assert!(status.success(), "{out}");
+    assert!(!out.contains("no answer"), "{out}");
+}

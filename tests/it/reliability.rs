@@ -149,19 +149,49 @@ fn bad_input_in_a_live_stream_never_stops_recording() {
         ),
         ("hook_event", json!({"hook_event_name": "PreToolUse"}), true),
     ];
+    // What rust_socketio dropped before any callback (its serde_json parse of
+    // the packet failed, silently): nesting past serde_json's limit of 128
+    // levels, a number out of range. Mixed in after the other bad input.
+    let nested = |levels: usize| {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        v
+    };
+    let unparseable: Vec<(&str, String)> = vec![
+        (
+            "claude_event",
+            json!({"type": "deep", "session_id": "deep", "data": {"x": nested(400)}}).to_string(),
+        ),
+        ("hook_event", nested(129).to_string()),
+        (
+            "claude_event",
+            r#"{"type": "x", "session_id": "big-number", "timestamp": "2026-01-01T00:00:03Z", "n": 1e400}"#
+                .to_string(),
+        ),
+        (
+            "claude_event",
+            json!({"type": "deep", "session_id": "deep", "data": {"x": nested(200)}}).to_string(),
+        ),
+    ];
     let mut emitted_bad = 0;
+    let mut emitted_unparseable = 0;
     for (i, line) in lines.iter().enumerate() {
         monitor.emit_all(std::slice::from_ref(line));
         if let Some((event, payload, _)) = bad.get(i) {
             monitor.emit_raw(event, payload);
             emitted_bad += 1;
+        } else if let Some((event, text)) = unparseable.get(i - bad.len()) {
+            monitor.emit_raw_json(event, text);
+            emitted_unparseable += 1;
         }
     }
     // An array as the payload, and a binary attachment.
     monitor.emit_raw("claude_event", &json!([[1, 2, 3]]));
     monitor.emit_raw_binary("claude_event", bytes::Bytes::from_static(b"\x00\x01binary"));
     let stored_bad = bad.iter().filter(|(_, _, s)| *s).count() as i64;
-    let rejected_bad = bad.len() as i64 - stored_bad + 2;
+    let rejected_bad = bad.len() as i64 - stored_bad + 2 + unparseable.len() as i64;
     assert!(
         wait_until(Duration::from_secs(10), || count(
             &db,
@@ -174,19 +204,11 @@ fn bad_input_in_a_live_stream_never_stops_recording() {
         count(&db, "SELECT count(*) FROM rejected_events")
     );
     assert_eq!(emitted_bad, bad.len());
+    assert_eq!(emitted_unparseable, unparseable.len());
 
-    // A payload nested 400 deep: rust_socketio's event parser (serde_json,
-    // depth limit 128) skips it before any callback, so the recorder never
-    // sees it; what matters is that the connection and the recording go on.
-    let mut deep = json!(1);
-    for _ in 0..400 {
-        deep = json!([deep]);
-    }
+    // The connection and the recording go on after them.
     let connections_before = count(&db, "SELECT connections FROM recorder_state");
-    monitor.emit_raw(
-        "claude_event",
-        &json!({"type": "deep", "session_id": "deep", "data": {"x": deep}}),
-    );
+    assert_eq!(connections_before, 1);
     let after = json!({"hook_event_name": "UserPromptSubmit", "session_id": "after-the-storm", "prompt": "still here", "timestamp": "2026-01-02T00:00:00Z"});
     monitor.emit_all(&[("claude_event".into(), after)]);
     assert!(
@@ -218,6 +240,20 @@ fn bad_input_in_a_live_stream_never_stops_recording() {
         received,
         "stored + rejected (+ control, duplicates) = received"
     );
+    // (Duplicates come from the history answer, which may hold the first
+    // lines when they are emitted before the monitor handles the request.)
+    assert_eq!(
+        (stored, rejected),
+        (59 + stored_bad + 1, rejected_bad),
+        "every event sent is stored or rejected, none lost"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM rejected_events WHERE reason LIKE '%nested deeper than 128 levels%'"
+        ),
+        3
+    );
     assert_eq!(
         count(
             &db,
@@ -240,6 +276,8 @@ fn bad_input_in_a_live_stream_never_stops_recording() {
         "control characters",
         "exceeds max_event_bytes",
         "binary payload",
+        "nested deeper than 128 levels",
+        "number out of range",
     ] {
         assert!(
             reasons.iter().any(|r| r.contains(needle)),
@@ -258,6 +296,11 @@ fn bad_input_in_a_live_stream_never_stops_recording() {
     assert!(
         !log.contains("zzzzzzzz") && !log.contains("Add JWT"),
         "payloads stay out of the log"
+    );
+    assert_eq!(
+        log.matches("rejected an event").count() as i64,
+        rejected,
+        "one log line per rejection:\n{log}"
     );
     assert!(integrity_ok(&db));
 }
@@ -612,4 +655,95 @@ fn session_files_stay_inside_and_unique() {
         .collect();
     assert_eq!(exported.len(), 1, "{exported:?}");
     assert!(exported[0].starts_with("session_"), "{exported:?}");
+}
+
+#[test]
+fn the_foreground_states_each_change_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = TestMonitor::start(None, Vec::new());
+    let port = monitor.port;
+    let recorder = ForegroundRecorder::start(dir.path(), port, &[]);
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    assert!(wait_until(Duration::from_secs(10), || recorder
+        .output()
+        .contains("Ctrl-C to stop")));
+    monitor.kill();
+    assert!(wait_until(Duration::from_secs(15), || recorder
+        .output()
+        .contains("lost the connection")));
+    let monitor = TestMonitor::start(Some(port), Vec::new());
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(40)));
+    assert!(wait_until(Duration::from_secs(10), || recorder
+        .output()
+        .contains("reconnected to the monitor")));
+    let (status, out) = recorder.stop();
+    assert!(status.success(), "{out}");
+    // stdout and stderr share the terminal: each state is stated on one of them.
+    let lines_with = |needle: &str| out.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        lines_with("connected to"),
+        2,
+        "start, then reconnection:\n{out}"
+    );
+    assert_eq!(lines_with("reconnected to the monitor"), 1, "{out}");
+    assert_eq!(lines_with("lost the connection"), 1, "{out}");
+    assert_eq!(lines_with("stopped:"), 1, "{out}");
+    assert_eq!(lines_with("recording"), 1, "{out}");
+}
+
+#[test]
+fn a_frame_the_transport_cannot_decode_is_counted_and_recording_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = TestMonitor::start(None, Vec::new());
+    let recorder = Recorder::start(dir.path(), monitor.port, &[]);
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    let db = dir.path().join("rec.db");
+    let lines = capture_lines();
+    monitor.emit_all(&lines[..10]);
+    let first = lines[..10]
+        .iter()
+        .filter(|(e, _)| !e.starts_with("dashboard:"))
+        .count() as i64;
+    assert!(wait_until(Duration::from_secs(10), || count(
+        &db,
+        "SELECT count(*) FROM events"
+    ) == first));
+    // rust_engineio splits every frame at the byte 0x1e (the long-polling
+    // separator), so this attachment reaches it as a packet with an invalid type.
+    monitor.emit_raw_binary(
+        "claude_event",
+        bytes::Bytes::from_static(b"\x01\x1e\xffbinary"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            count(
+            &db,
+            "SELECT count(*) FROM rejected_events WHERE reason LIKE 'a binary attachment the transport could not decode%' AND socket_event = 'claude_event'"
+        ) == 1
+        }),
+        "{}",
+        std::fs::read_to_string(dir.path().join("recorder.log")).unwrap()
+    );
+    assert!(wait_until(Duration::from_secs(15), || count(
+        &db,
+        "SELECT connections FROM recorder_state"
+    ) == 2));
+    monitor.emit_all(&lines[10..]);
+    assert!(wait_until(Duration::from_secs(10), || count(
+        &db,
+        "SELECT count(*) FROM events"
+    ) == 59));
+    assert!(recorder.stop().success());
+    let (stored, rejected, control, duplicates, received): (i64, i64, i64, i64, i64) = open(&db)
+        .query_row(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rejected_events),
+                    control_events, duplicates, events_received FROM recorder_state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(stored + rejected + control + duplicates, received);
+    assert_eq!((stored, rejected), (59, 1), "one event sent, one rejection");
+    let log = std::fs::read_to_string(dir.path().join("recorder.log")).unwrap();
+    assert!(log.contains("history not asked"), "{log}");
 }

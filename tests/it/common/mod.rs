@@ -52,8 +52,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How a test monitor answers requests for its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryStyle {
+    /// `get_history` answered by `history` `{"events": [{"event", "data"}, …]}`
+    /// (claude-mpm's older Socket.IO server, with the event names kept).
+    GetHistory,
+    /// As claude-mpm 5.9.10's monitor: no `get_history` handler;
+    /// `hook:history:get` answered by `hook:history:response`
+    /// `{"events": [payload, …], "total", "filters"}`, the payloads without their names.
+    ClaudeMpm,
+    /// No history at all: every request goes unanswered.
+    None,
+}
+
 /// A claude-mpm-like monitor: welcomes clients, broadcasts what it is told to,
-/// and answers `get_history` with what it broadcast so far.
+/// and answers history requests (see [`HistoryStyle`]) with what it broadcast so far.
 pub struct TestMonitor {
     pub port: u16,
     io: SocketIo,
@@ -63,8 +77,18 @@ pub struct TestMonitor {
 }
 
 impl TestMonitor {
-    /// Starts on `port` (a free one when `None`), with `history` already known.
+    /// Starts on `port` (a free one when `None`), with `history` already known,
+    /// answering `get_history`.
     pub fn start(port: Option<u16>, history: Vec<(String, Value)>) -> TestMonitor {
+        Self::start_with(port, history, HistoryStyle::GetHistory)
+    }
+
+    /// Starts with history answered in `style`.
+    pub fn start_with(
+        port: Option<u16>,
+        history: Vec<(String, Value)>,
+        style: HistoryStyle,
+    ) -> TestMonitor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -78,14 +102,30 @@ impl TestMonitor {
             let requests = history_requests.clone();
             io.ns("/", async move |s: SocketRef| {
                 s.emit("dashboard:welcome", &json!({"message": "Connected to test monitor", "session_id": s.id.to_string()})).ok();
-                s.on("get_history", async move |s: SocketRef, Data::<Value>(req)| {
-                    *requests.lock().unwrap() += 1;
-                    let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(u64::MAX) as usize;
-                    let all = history.lock().unwrap().clone();
-                    let start = all.len().saturating_sub(limit);
-                    let events: Vec<Value> = all[start..].iter().map(|(e, d)| json!({"event": e, "data": d})).collect();
-                    s.emit("history", &json!({"events": events})).ok();
-                });
+                match style {
+                    HistoryStyle::GetHistory => s.on("get_history", async move |s: SocketRef, Data::<Value>(req)| {
+                        *requests.lock().unwrap() += 1;
+                        let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(u64::MAX) as usize;
+                        let all = history.lock().unwrap().clone();
+                        let start = all.len().saturating_sub(limit);
+                        let events: Vec<Value> = all[start..].iter().map(|(e, d)| json!({"event": e, "data": d})).collect();
+                        s.emit("history", &json!({"events": events})).ok();
+                    }),
+                    // claude-mpm 5.9.10, services/monitor/handlers/hooks.py `handle_get_history`.
+                    HistoryStyle::ClaudeMpm => s.on("hook:history:get", async move |s: SocketRef, Data::<Value>(req)| {
+                        *requests.lock().unwrap() += 1;
+                        let limit = req.get("limit").and_then(Value::as_i64).unwrap_or(100);
+                        let all = history.lock().unwrap().clone();
+                        let start = if limit > 0 { all.len().saturating_sub(limit as usize) } else { 0 };
+                        let events: Vec<Value> = all[start..].iter().map(|(_, d)| d.clone()).collect();
+                        s.emit("hook:history:response", &json!({
+                            "events": events,
+                            "total": events.len(),
+                            "filters": {"type": null, "session_id": null, "limit": limit},
+                        })).ok();
+                    }),
+                    HistoryStyle::None => {}
+                }
             });
         }
         let app = axum::Router::new().layer(layer);
@@ -156,6 +196,17 @@ impl TestMonitor {
         }
     }
 
+    /// Emits `json` as it is written (numbers out of range and all) under `event`.
+    pub fn emit_raw_json(&self, event: &str, json: &str) {
+        let raw =
+            serde_json::value::RawValue::from_string(json.to_string()).expect("valid JSON text");
+        for socket in self.io.sockets() {
+            if let Err(e) = socket.emit(event, &raw) {
+                eprintln!("test monitor: emit of {event} failed: {e}");
+            }
+        }
+    }
+
     /// Emits a binary attachment under `event`.
     pub fn emit_raw_binary(&self, event: &str, data: bytes::Bytes) {
         for socket in self.io.sockets() {
@@ -177,6 +228,63 @@ impl Drop for TestMonitor {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// The real binary recording in the foreground from a monitor on `port`
+/// into `dir/rec.db`, stdout and stderr into one file as on a terminal;
+/// killed when dropped.
+pub struct ForegroundRecorder {
+    child: std::process::Child,
+    output: PathBuf,
+}
+
+impl ForegroundRecorder {
+    pub fn start(dir: &Path, port: u16, extra: &[&str]) -> ForegroundRecorder {
+        use assert_cmd::cargo::CommandCargoExt;
+        let output = dir.join("recorder.out");
+        let out = std::fs::File::create(&output).expect("output file");
+        let child = std::process::Command::cargo_bin("mpm-aggregate")
+            .expect("binary")
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .args(extra)
+            .args([
+                "--db",
+                "rec.db",
+                "--activity-dir",
+                "activity",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .spawn()
+            .expect("recorder starts");
+        ForegroundRecorder { child, output }
+    }
+
+    /// What it printed so far, stdout and stderr interleaved.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Stops it with SIGTERM; its exit status and everything it printed.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+        let status = self.child.wait().expect("wait");
+        (status, self.output())
+    }
+}
+
+impl Drop for ForegroundRecorder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
