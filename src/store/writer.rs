@@ -785,12 +785,34 @@ impl WriterState {
         Ok(ids)
     }
 
+    /// A session known only from a `summary` document has its counts from that
+    /// document and no events. When its events come (a `full` document of it),
+    /// they are counted one by one: the summary's counts would count them twice.
+    fn forget_summary_counts(&mut self, session_id: &str) -> rusqlite::Result<()> {
+        let has_events: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1)")?
+            .query_row([session_id], |r| r.get(0))?;
+        if has_events {
+            return Ok(());
+        }
+        if let Some(state) = self.cache.get_or_load(&self.conn, session_id)? {
+            state.event_count = 0;
+            state.metrics.breakdown.clear();
+            state.dirty = true;
+        }
+        Ok(())
+    }
+
     fn import_document(&mut self, doc: DocumentImport) -> rusqlite::Result<()> {
         let DocumentImport {
             session: header,
             events,
         } = doc;
         let id = header.session_id.clone();
+        if !events.is_empty() {
+            self.forget_summary_counts(&id)?;
+        }
         let new_before = self.stats.stored;
         for event in &events {
             self.store_event(event, false)?;

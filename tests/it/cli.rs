@@ -389,6 +389,33 @@ fn export_formats_match_the_spec_field_by_field() {
 }
 
 #[test]
+fn a_summary_then_the_full_document_of_a_session_counts_each_event_once() {
+    let env = Env::with_fixtures();
+    for (prefix, events) in [("5283", 47), ("9f1c", 11)] {
+        let summary = env.stdout(&["export", prefix, "-o", "-", "--format", "summary"]);
+        let full = env.stdout(&["export", prefix, "-o", "-"]);
+        std::fs::write(env.path("summary.json"), summary).unwrap();
+        std::fs::write(env.path("full.json"), full).unwrap();
+        for order in [["summary.json", "full.json"], ["full.json", "summary.json"]] {
+            let other = Env {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            for file in order {
+                other
+                    .cmd(&["import", &env.path(file).to_string_lossy()])
+                    .assert()
+                    .success();
+            }
+            let sessions = other.json(&["sessions", "--json"]);
+            assert_eq!(sessions[0]["event_count"], events, "{prefix} {order:?}");
+            let doc = other.json(&["export", prefix, "-o", "-"]);
+            assert_eq!(doc["metrics"]["total_events"], events, "{prefix} {order:?}");
+            assert_eq!(doc["events"].as_array().unwrap().len(), events as usize);
+        }
+    }
+}
+
+#[test]
 fn export_import_export_round_trip_is_identical() {
     let env = Env::with_fixtures();
     for (id, prefix) in [
