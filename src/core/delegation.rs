@@ -155,33 +155,7 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
         if let Some(i) = find(&|d| d.agent_id.as_deref() == Some(agent)) {
             return Transition::Attach(i);
         }
-        let unlinked = |d: &DelegationState| d.agent_id.is_none() && d.halves & PRE_TASK != 0;
-        let by_call = facts
-            .tool_use_id
-            .as_deref()
-            .and_then(|t| find(&|d| unlinked(d) && d.start_ref.as_deref() == Some(t)));
-        // Without the call's id: the earliest call still waiting for its
-        // sub-agent, of the same type (or of a type the source did not tell).
-        let by_type = || {
-            let wanted = facts.agent_type.as_deref()?;
-            let waiting = |exact: bool| {
-                delegations
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| {
-                        let type_fits = if exact {
-                            d.agent_type == wanted
-                        } else {
-                            d.agent_type == "unknown"
-                        };
-                        unlinked(d) && type_fits && d.halves & SUBAGENT_START == 0
-                    })
-                    .min_by_key(|(_, d)| (d.start_time, d.id))
-                    .map(|(i, _)| i)
-            };
-            waiting(true).or_else(|| waiting(false))
-        };
-        if let Some(i) = by_call.or_else(by_type) {
+        if let Some(i) = call_waiting_for(delegations, event) {
             return Transition::Attach(i);
         }
         if half == SUBAGENT_STOP && facts.agent_type.is_none() {
@@ -210,10 +184,11 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
                 .filter(|(_, d)| {
                     d.halves & PRE_TASK == 0
                         && d.start_ref.is_none()
-                        && facts
-                            .agent_type
-                            .as_deref()
-                            .is_none_or(|t| t == d.agent_type)
+                        && (d.agent_type == "unknown"
+                            || facts
+                                .agent_type
+                                .as_deref()
+                                .is_none_or(|t| t == d.agent_type))
                 })
                 .min_by_key(|(_, d)| (d.start_time, d.id));
             if let Some((i, _)) = waiting {
@@ -225,6 +200,33 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
         return Transition::Open;
     }
     decide_by_pairing(delegations, event, half)
+}
+
+/// The `Agent`/`Task` call a sub-agent seen for the first time (its start, or
+/// its work arriving first) belongs to: the call its `tool_use_id` names (a
+/// transcript's `.meta.json`), else the earliest call of its type still
+/// waiting for its sub-agent (or of a type the source did not tell).
+pub fn call_waiting_for(delegations: &[DelegationState], event: &NormalizedEvent) -> Option<usize> {
+    let facts = &event.facts;
+    let waiting = |d: &DelegationState| {
+        d.agent_id.is_none() && d.halves & PRE_TASK != 0 && d.halves & SUBAGENT_START == 0
+    };
+    if let Some(call) = facts.tool_use_id.as_deref() {
+        if let Some(i) = delegations
+            .iter()
+            .position(|d| waiting(d) && d.start_ref.as_deref() == Some(call))
+        {
+            return Some(i);
+        }
+    }
+    let wanted = facts.agent_type.as_deref()?;
+    delegations
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| waiting(d) && (d.agent_type == wanted || d.agent_type == "unknown"))
+        // The same type first, then the earliest.
+        .min_by_key(|(_, d)| (d.agent_type != wanted, d.start_time, d.id))
+        .map(|(i, _)| i)
 }
 
 /// The heuristic of SPEC section 4, for sources without ids.
@@ -344,7 +346,9 @@ pub fn apply(d: &mut DelegationState, event: &NormalizedEvent, half: i64, closes
             d.agent_type.clone_from(a);
         }
     }
-    if half & (SUBAGENT_START | SUBAGENT_STOP) != 0 && d.agent_id.is_none() {
+    // Every half but the call's own names the sub-agent (and so does its work,
+    // `half` 0, when it opens the delegation before its start arrives).
+    if half & (PRE_TASK | POST_TASK) == 0 && d.agent_id.is_none() {
         d.agent_id.clone_from(&facts.agent_id);
     }
     if half & POST_TASK != 0 && d.agent_id.is_none() {
@@ -424,4 +428,65 @@ pub fn end_unfinished(d: &mut DelegationState, end: DateTime<Utc>) {
     d.success = Some(false);
     d.error = Some(UNFINISHED.into());
     d.dirty = true;
+}
+
+/// Folds `other` into `into`: two delegations found to be one sub-agent (its
+/// work, its start or its call seen apart, by writers or sources that could
+/// not know of each other, and linked later by `agent_id`).
+pub fn absorb(into: &mut DelegationState, other: DelegationState) {
+    fn union(list: &mut Vec<String>, more: Vec<String>) {
+        for item in more {
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+    }
+    if into.agent_type == "unknown" {
+        into.agent_type = other.agent_type;
+    }
+    if other.halves & PRE_TASK != 0 {
+        // The call's own view of what it asked for wins.
+        into.start_ref = other.start_ref.or(into.start_ref.take());
+        if other.instructions.is_some() {
+            into.instructions = other.instructions;
+        }
+    } else {
+        into.start_ref = into.start_ref.take().or(other.start_ref);
+        into.instructions = into.instructions.take().or(other.instructions);
+    }
+    into.description = into.description.take().or(other.description);
+    into.parent_agent_id = into.parent_agent_id.take().or(other.parent_agent_id);
+    if other.halves & SUBAGENT_STOP != 0 && other.response_preview.is_some() {
+        into.response_preview = other.response_preview;
+    } else if into.response_preview.is_none() {
+        into.response_preview = other.response_preview;
+    }
+    into.error = into.error.take().or(other.error);
+    into.start_time = into.start_time.min(other.start_time);
+    into.end_time = match (into.end_time, other.end_time) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    into.halves |= other.halves;
+    into.background |= other.background;
+    into.call_failed |= other.call_failed;
+    into.stop_failed |= other.stop_failed;
+    into.event_count += other.event_count;
+    union(&mut into.tools, other.tools);
+    union(&mut into.files, other.files);
+    into.tool_calls += other.tool_calls;
+    into.tool_failures += other.tool_failures;
+    into.api_calls += other.api_calls;
+    into.tokens.add(&other.tokens);
+    into.model = into.model.take().or(other.model);
+    if into.has_ended() {
+        into.success = Some(into.succeeded());
+        if into.error.as_deref() == Some(UNFINISHED) {
+            into.error = None;
+        }
+    } else {
+        into.end_time = None;
+        into.success = None;
+    }
+    into.dirty = true;
 }

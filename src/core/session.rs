@@ -179,10 +179,16 @@ pub struct Decision {
 pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool) -> Decision {
     let delegations: &[DelegationState] = state.map_or(&[], |s| &s.delegations);
     let half = delegation::half_of(event).filter(|_| track).unwrap_or(0);
-    let transition = if half == 0 {
-        Transition::None
-    } else {
+    let transition = if half != 0 {
         delegation::decide(delegations, event, half)
+    } else if track && names_an_unknown_agent(delegations, event) {
+        // The sub-agent's work arrived before its start (sources and writers
+        // deliver in any order): it belongs to the call waiting for it, or
+        // stands for the sub-agent until its start or call comes.
+        delegation::call_waiting_for(delegations, event)
+            .map_or(Transition::Open, Transition::Attach)
+    } else {
+        Transition::None
     };
     let attributed = match transition {
         Transition::Attach(i) | Transition::Close(i) => Some(i),
@@ -207,6 +213,15 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
     }
 }
 
+/// Whether an event is the work of a sub-agent no delegation stands for yet.
+fn names_an_unknown_agent(delegations: &[DelegationState], event: &NormalizedEvent) -> bool {
+    event.facts.agent_id.as_deref().is_some_and(|agent| {
+        !delegations
+            .iter()
+            .any(|d| d.agent_id.as_deref() == Some(agent))
+    })
+}
+
 /// The kinds of Claude Code ids an event carries (bits of `ids_seen`).
 fn ids_of(event: &NormalizedEvent) -> i64 {
     let f = &event.facts;
@@ -225,12 +240,14 @@ fn ids_of(event: &NormalizedEvent) -> i64 {
 
 /// Applies an event (already stored) to its session. `new_delegation_id` is
 /// the row id the store allocated when the decision opens a delegation.
+/// Returns the delegations this event showed to be one: `(row merged away,
+/// row kept)`, for the store to delete and repoint.
 pub fn apply_event(
     state: &mut SessionState,
     event: &NormalizedEvent,
     decision: Decision,
     new_delegation_id: Option<i64>,
-) {
+) -> Vec<(i64, i64)> {
     state.dirty = true;
     state.event_count += 1;
     *state
@@ -311,12 +328,18 @@ pub fn apply_event(
     }
 
     let half = decision.half;
+    let mut attributed = decision.attributed;
     let touched = match decision.transition {
         Transition::Open => {
             let d = delegation::open(event, half, new_delegation_id.unwrap_or_default());
             state.metrics.total_delegations += 1;
             state.delegations.push(d);
-            Some((state.delegations.len() - 1, (0, 0)))
+            let i = state.delegations.len() - 1;
+            if half == 0 {
+                // Opened by its own work: that work counts toward it.
+                attributed = Some(i);
+            }
+            Some((i, (0, 0)))
         }
         Transition::Attach(i) | Transition::Close(i) => {
             let before = delegation::tally(&state.delegations[i]);
@@ -340,7 +363,7 @@ pub fn apply_event(
 
     // A sub-agent's own `Agent` call (a nested delegation) is also one of its
     // tool calls: it counts toward the sub-agent that made it.
-    if is_tool_call && decision.transition != Transition::None {
+    if is_tool_call && half != 0 {
         if let Some(parent) = facts.agent_id.as_deref() {
             if let Some(d) = state
                 .delegations
@@ -362,8 +385,8 @@ pub fn apply_event(
 
     // Work done by (or, without ids, while) a delegation counts toward it; the
     // transition events themselves do not.
-    if decision.transition == Transition::None {
-        if let Some(i) = decision.attributed {
+    if half == 0 {
+        if let Some(i) = attributed {
             let d = &mut state.delegations[i];
             d.dirty = true;
             d.event_count += 1;
@@ -390,7 +413,43 @@ pub fn apply_event(
             }
         }
     }
+    let merged = merge_same_agents(state);
     state.trim_ended();
+    merged
+}
+
+/// Folds delegations that name the same `agent_id` into the first of them (see
+/// [`delegation::absorb`]), keeping the session's counters right.
+fn merge_same_agents(state: &mut SessionState) -> Vec<(i64, i64)> {
+    let mut merged = Vec::new();
+    let mut i = 0;
+    while i < state.delegations.len() {
+        let agent = state.delegations[i].agent_id.clone();
+        let twin = agent.as_deref().and_then(|a| {
+            (i + 1..state.delegations.len())
+                .find(|&j| state.delegations[j].agent_id.as_deref() == Some(a))
+        });
+        let Some(j) = twin else {
+            i += 1;
+            continue;
+        };
+        let other = state.delegations.remove(j);
+        let m = &mut state.metrics;
+        for (ok, failed) in [
+            delegation::tally(&state.delegations[i]),
+            delegation::tally(&other),
+        ] {
+            m.successful_delegations -= ok;
+            m.failed_delegations -= failed;
+        }
+        m.total_delegations -= 1;
+        merged.push((other.id, state.delegations[i].id));
+        delegation::absorb(&mut state.delegations[i], other);
+        let (ok, failed) = delegation::tally(&state.delegations[i]);
+        state.metrics.successful_delegations += ok;
+        state.metrics.failed_delegations += failed;
+    }
+    merged
 }
 
 /// Ends the session at `end`. A turn's `Stop` (`turn_only`) leaves sub-agents
@@ -504,7 +563,8 @@ mod tests {
                 next_id += 1;
                 next_id - 1
             });
-            apply_event(&mut state, e, decision, id);
+            let merged = apply_event(&mut state, e, decision, id);
+            assert!(merged.iter().all(|(a, b)| a != b));
             if finalizes(e) {
                 finalize(&mut state, e.timestamp, 1, ends_turn_only(e));
             }
@@ -603,6 +663,87 @@ mod tests {
             (
                 s.metrics.successful_delegations,
                 s.metrics.failed_delegations
+            ),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn starts_before_their_calls_in_any_interleaving() {
+        let s = run(&[
+            ev("PreToolUse", 0, agent_call("t2", "qa")),
+            ev("SubagentStart", 0, sub("A", Some("engineer"))),
+            ev("PreToolUse", 0, agent_call("t1", "engineer")),
+            ev("SubagentStart", 0, sub("B", Some("qa"))),
+            ev("PreToolUse", 1, tool("Write", "w1", Some("B"))),
+        ]);
+        assert_eq!(s.delegations.len(), 2, "{:#?}", s.delegations);
+        assert_eq!(by_agent(&s, "qa").agent_id.as_deref(), Some("B"));
+        assert_eq!(by_agent(&s, "qa").start_ref.as_deref(), Some("t2"));
+        assert_eq!(by_agent(&s, "engineer").start_ref.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn work_before_its_start_joins_the_waiting_call_or_is_merged_when_linked() {
+        // The work comes first, then the start and the call: one delegation.
+        let s = run(&[
+            ev("PreToolUse", 0, tool("Write", "w1", Some("A"))),
+            ev("PreToolUse", 1, agent_call("t1", "qa")),
+            ev("SubagentStart", 1, sub("A", Some("qa"))),
+            ev(
+                "PostToolUse",
+                2,
+                Facts {
+                    launched_agent_id: Some("A".into()),
+                    ..agent_call("t1", "qa")
+                },
+            ),
+        ]);
+        assert_eq!(s.delegations.len(), 1, "{:#?}", s.delegations);
+        let d = by_agent(&s, "qa");
+        assert_eq!(
+            (d.start_ref.as_deref(), d.tool_calls, d.files.len()),
+            (Some("t1"), 1, 1)
+        );
+        // A call waiting, work it could not be matched to (another type), then
+        // the call's end naming that sub-agent: the two become one.
+        let work = Facts {
+            agent_type: Some("engineer".into()),
+            ..tool("Write", "w1", Some("A"))
+        };
+        let mut state = SessionState::new(Utc.timestamp_opt(1_700_000_000, 0).unwrap());
+        let mut merged = Vec::new();
+        for (n, e) in [
+            ev("PreToolUse", 0, agent_call("t1", "qa")),
+            ev("PreToolUse", 1, work),
+            ev(
+                "PostToolUse",
+                2,
+                Facts {
+                    launched_agent_id: Some("A".into()),
+                    ..agent_call("t1", "qa")
+                },
+            ),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let decision = decide(Some(&state), e, true);
+            let id = (decision.transition == Transition::Open).then_some(n as i64 + 1);
+            merged.extend(apply_event(&mut state, e, decision, id));
+        }
+        assert_eq!(merged, [(2, 1)]);
+        assert_eq!(state.delegations.len(), 1);
+        assert_eq!(state.metrics.total_delegations, 1);
+        let d = &state.delegations[0];
+        assert_eq!(
+            (d.agent_id.as_deref(), d.tool_calls, d.success),
+            (Some("A"), 1, Some(true))
+        );
+        assert_eq!(
+            (
+                state.metrics.successful_delegations,
+                state.metrics.failed_delegations
             ),
             (1, 0)
         );

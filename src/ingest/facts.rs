@@ -261,6 +261,11 @@ impl Facts {
                 });
             }
         }
+        // Inside a sub-agent every hook names its type beside its id: the
+        // agent the event belongs to, known even before its start arrives.
+        if facts.agent_type.is_none() && facts.agent_id.is_some() {
+            facts.agent_type = known_agent(first_str(&both, &["agent_type"]));
+        }
         facts
     }
 }

@@ -607,7 +607,14 @@ impl WriterState {
             state.completed = false;
             state.end_time = None;
         }
-        session::apply_event(state, event, decision, new_delegation);
+        for (gone, kept) in session::apply_event(state, event, decision, new_delegation) {
+            self.conn
+                .prepare_cached("UPDATE events SET delegation_id = ?2 WHERE delegation_id = ?1")?
+                .execute(params![gone, kept])?;
+            self.conn
+                .prepare_cached("DELETE FROM delegations WHERE id = ?1")?
+                .execute([gone])?;
+        }
         if session::finalizes(event) {
             self.finalize_session_at(session_id, event.timestamp, session::ends_turn_only(event))?;
         }

@@ -19,3 +19,4 @@ mod real_claude;
 mod recorder;
 mod reliability;
 mod store;
+mod writers;
