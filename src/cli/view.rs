@@ -172,7 +172,7 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
     let unpriced: Vec<&str> = m
         .tokens_by_model
         .iter()
-        .filter(|(model, t)| crate::core::pricing::cost_of(model, t).is_none())
+        .filter(|(model, t)| !model.is_empty() && crate::core::pricing::cost_of(model, t).is_none())
         .map(|(model, _)| model.as_str())
         .collect();
     let ours = match (&m.tokens, m.cost_usd) {
