@@ -579,7 +579,13 @@ fn import_document(
                     &mut DedupSalt::Occurrences(&mut seen),
                 ) {
                     match outcome {
-                        Outcome::Event(ev) => events.push(*ev),
+                        Outcome::Event(mut ev) => {
+                            // Read from a file, not observed live (as `send_outcomes` says).
+                            if ev.origin == "monitor" {
+                                ev.origin = "import";
+                            }
+                            events.push(*ev)
+                        }
                         Outcome::Rejected(r) => {
                             send(writer, path, tally, WriterMsg::Rejected(Box::new(r)))?
                         }

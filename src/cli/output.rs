@@ -14,6 +14,41 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `117 in · 1,440 out · 43,645 cache write · 209,649 cache read`.
+pub fn tokens(t: &crate::core::event::Tokens) -> String {
+    format!(
+        "{} in · {} out · {} cache write · {} cache read",
+        thousands(t.input),
+        thousands(t.output),
+        thousands(t.cache_creation),
+        thousands(t.cache_read)
+    )
+}
+
+/// A cost in USD, `$0.2485`; `—` when it is not known (a model without a price).
+pub fn cost(usd: Option<f64>) -> String {
+    match usd {
+        Some(c) => format!("${c:.4}"),
+        None => "—".into(),
+    }
+}
+
 /// The first `max` characters of `text` on one line, with `…` when cut.
 pub fn clip(text: &str, max: usize) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

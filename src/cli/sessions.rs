@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::output::{clip, duration, short_time, table};
+use super::output::{clip, cost, duration, short_time, table};
 use super::say;
 use crate::config::Config;
 use crate::error::Result;
@@ -10,6 +10,13 @@ use crate::store::queries::{list_sessions, SessionSort};
 
 /// Sessions shown by the table when `--limit` is not given.
 const TABLE_DEFAULT_LIMIT: u64 = 50;
+
+/// Width the table fits in when the terminal's is unknown (output piped).
+const TABLE_WIDTH: usize = 100;
+
+/// Characters of the first prompt shown at most (and at least, however narrow).
+const PROMPT_MAX: usize = 50;
+const PROMPT_MIN: usize = 12;
 
 pub fn run(
     config: &Config,
@@ -43,25 +50,55 @@ pub fn run(
         say!(out, "no sessions recorded yet");
         return Ok(());
     }
-    let mut t = table(&[
+    let header = [
         "ID",
         "STARTED",
         "DURATION",
         "EVENTS",
         "DELEG",
+        "COST",
         "STATUS",
         "FIRST PROMPT",
-    ]);
-    for s in &sessions {
-        t.add_row(vec![
-            s.session_id.chars().take(8).collect::<String>(),
-            short_time(&s.start_time),
-            duration(s.duration_ms),
-            s.event_count.to_string(),
-            s.delegation_count.to_string(),
-            s.status.clone(),
-            clip(s.initial_prompt.as_deref().unwrap_or("-"), 50),
-        ]);
+    ];
+    let mut t = table(&header);
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.session_id.chars().take(8).collect::<String>(),
+                short_time(&s.start_time),
+                duration(s.duration_ms),
+                s.event_count.to_string(),
+                s.delegation_count.to_string(),
+                // `-`: no API call known (no transcript); `—`: a model without a price.
+                if s.tokens.is_none() {
+                    "-".into()
+                } else {
+                    cost(s.cost_usd)
+                },
+                s.status.clone(),
+            ]
+        })
+        .collect();
+    // Each session on one line: the first prompt gets what the other columns
+    // leave of the terminal's width (of 100 columns when it is unknown).
+    let fixed: usize = (0..header.len() - 1)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+                + 2
+        })
+        .sum();
+    let width = t.width().map_or(TABLE_WIDTH, usize::from);
+    let prompt_max = width
+        .saturating_sub(fixed + 2)
+        .clamp(PROMPT_MIN, PROMPT_MAX);
+    for (s, mut row) in sessions.iter().zip(rows) {
+        row.push(clip(s.initial_prompt.as_deref().unwrap_or("-"), prompt_max));
+        t.add_row(row);
     }
     say!(out, "{t}");
     let more = total.saturating_sub(sessions.len() as u64);

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use super::output::{clip, duration, short_time};
+use super::output::{clip, cost, duration, short_time, thousands, tokens};
 use super::{say, ViewArgs};
 use crate::config::Config;
 use crate::documents::export::{for_each_event, load_header};
@@ -78,9 +78,21 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
         "  git branch:  {}",
         session.git_branch.as_deref().unwrap_or("-")
     );
+    if let Some(v) = &session.claude_version {
+        say!(out, "  claude code: {v}");
+    }
     if let Some(l) = &session.launch_method {
         say!(out, "  launched:    {l}");
     }
+    say!(
+        out,
+        "  sources:     {}",
+        if session.sources.is_empty() {
+            "-".into()
+        } else {
+            session.sources.join(", ")
+        }
+    );
     if let Some(f) = session.metadata.get("file_path").and_then(Value::as_str) {
         say!(out, "  file:        {f}");
     }
@@ -106,6 +118,17 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
             breakdown.join(", ")
         }
     );
+    if m.prompts > 0 {
+        say!(out, "  prompts:     {}", m.prompts);
+    }
+    if m.tool_calls > 0 {
+        say!(
+            out,
+            "  tool calls:  {} ({} failed)",
+            m.tool_calls,
+            m.tool_failures
+        );
+    }
     say!(
         out,
         "  tools:       {}",
@@ -131,6 +154,56 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
         m.successful_delegations,
         m.failed_delegations
     );
+    // Ours, from the API calls of the transcripts; Claude Code's own account
+    // beside it, never mixed in.
+    if let Some(t) = &m.tokens {
+        say!(
+            out,
+            "  API calls:   {} ({})",
+            thousands(m.api_calls as i64),
+            if m.models.is_empty() {
+                "model unknown".into()
+            } else {
+                m.models.join(", ")
+            }
+        );
+        say!(out, "  tokens:      {}", tokens(t));
+    }
+    let unpriced: Vec<&str> = m
+        .tokens_by_model
+        .iter()
+        .filter(|(model, t)| !model.is_empty() && crate::core::pricing::cost_of(model, t).is_none())
+        .map(|(model, _)| model.as_str())
+        .collect();
+    let ours = match (&m.tokens, m.cost_usd) {
+        (None, _) => None,
+        (Some(_), Some(c)) => Some(cost(Some(c))),
+        (Some(_), None) if !unpriced.is_empty() => {
+            Some(format!("— (no price for {})", unpriced.join(", ")))
+        }
+        (Some(_), None) => Some(cost(None)),
+    };
+    let claude_code = m
+        .claude_code
+        .as_ref()
+        .map(|cc| format!("Claude Code's own account {}", cost(cc.cost_usd)));
+    match (ours, &claude_code) {
+        (Some(o), Some(c)) => say!(out, "  cost:        {o} · {c}"),
+        (Some(o), None) => say!(out, "  cost:        {o}"),
+        (None, Some(c)) => say!(out, "  cost:        - · {c}"),
+        (None, None) => {}
+    }
+    if let Some(cc) = &m.claude_code {
+        let lines = match (cc.lines_added, cc.lines_removed) {
+            (None, None) => String::new(),
+            (a, r) => format!(
+                " · lines +{} -{}",
+                a.unwrap_or_default(),
+                r.unwrap_or_default()
+            ),
+        };
+        say!(out, "  Claude Code: {}{lines}", tokens(&cc.tokens));
+    }
     if !session.delegations.is_empty() {
         say!(out);
         say!(out, "Delegations");
@@ -151,6 +224,24 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
                 .map(|e| duration((e - d.start_time).num_milliseconds()))
                 .unwrap_or_else(|| "-".into());
             say!(out, "  {}. {} ({took}, {state})", i + 1, d.agent_type);
+            if let Some(agent) = &d.agent_id {
+                let mut about = Vec::new();
+                if let Some(call) = &d.tool_use_id {
+                    about.push(format!("call {call}"));
+                }
+                if d.background {
+                    about.push("background".into());
+                }
+                if let Some(parent) = &d.parent_agent_id {
+                    about.push(format!("started by {parent}"));
+                }
+                let about = if about.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", about.join(", "))
+                };
+                say!(out, "     agent:   {agent}{about}");
+            }
             if let Some(desc) = &d.description {
                 say!(out, "     task:    {}", text(Some(desc), 90));
             }
@@ -164,9 +255,14 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
                     90
                 )
             );
+            let calls = if d.tool_calls > 0 {
+                format!(" ({} calls, {} failed)", d.tool_calls, d.tool_failures)
+            } else {
+                String::new()
+            };
             say!(
                 out,
-                "     tools:   {}",
+                "     tools:   {}{calls}",
                 if d.tool_operations.is_empty() {
                     "-".into()
                 } else {
@@ -183,6 +279,16 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
                 }
             );
             say!(out, "     events:  {}", d.event_count);
+            if let Some(t) = &d.tokens {
+                say!(out, "     tokens:  {}", tokens(t));
+                say!(
+                    out,
+                    "     cost:    {} ({} API calls, {})",
+                    cost(d.cost_usd),
+                    d.api_calls,
+                    d.model.as_deref().unwrap_or("model unknown")
+                );
+            }
             if let Some(r) = &d.response_preview {
                 say!(out, "     answer:  {}", text(Some(r), 90));
             }

@@ -57,12 +57,20 @@ fn json_list(text: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn json_value<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn count(n: Option<i64>) -> u64 {
+    n.unwrap_or(0).max(0) as u64
+}
+
 /// Reads a session's row and metrics (no events, no delegations).
 pub fn load_row(conn: &Connection, session_id: &str) -> Result<AgentSession> {
     let mut session = conn
         .prepare_cached(
             "SELECT start_time, end_time, working_directory, git_branch, launch_method, claude_pid, initial_prompt,
-                    final_response, status, file_path, metadata
+                    final_response, status, file_path, metadata, claude_version, sources
              FROM sessions WHERE session_id = ?1",
         )
         .map_err(sql_err)?
@@ -81,6 +89,8 @@ pub fn load_row(conn: &Connection, session_id: &str) -> Result<AgentSession> {
             s.metadata = serde_json::from_str::<Map<String, Value>>(&metadata).unwrap_or_default();
             s.metadata.insert("status".into(), Value::from(status));
             s.metadata.insert("file_path".into(), file_path.map_or(Value::Null, Value::from));
+            s.claude_version = r.get(11)?;
+            s.sources = json_list(r.get(12)?);
             Ok(s)
         })
         .optional()
@@ -90,7 +100,8 @@ pub fn load_row(conn: &Connection, session_id: &str) -> Result<AgentSession> {
     session.metrics = conn
         .prepare_cached(
             "SELECT total_events, session_duration_ms, event_breakdown, agents_used, tools_used, files_modified,
-                    total_delegations, successful_delegations, failed_delegations
+                    total_delegations, successful_delegations, failed_delegations,
+                    prompts, tool_calls, tool_failures, api_calls, tokens, tokens_by_model, models, cost_usd, claude_code
              FROM metrics WHERE session_id = ?1",
         )
         .map_err(sql_err)?
@@ -105,6 +116,15 @@ pub fn load_row(conn: &Connection, session_id: &str) -> Result<AgentSession> {
                 total_delegations: r.get::<_, i64>(6)? as u64,
                 successful_delegations: r.get::<_, i64>(7)? as u64,
                 failed_delegations: r.get::<_, i64>(8)? as u64,
+                prompts: count(r.get(9)?),
+                tool_calls: count(r.get(10)?),
+                tool_failures: count(r.get(11)?),
+                api_calls: count(r.get(12)?),
+                tokens: json_value(r.get(13)?),
+                tokens_by_model: json_value(r.get(14)?).unwrap_or_default(),
+                models: json_list(r.get(15)?),
+                cost_usd: r.get(16)?,
+                claude_code: json_value(r.get(17)?),
             })
         })
         .optional()
@@ -134,9 +154,13 @@ pub fn for_each_delegation(
 ) -> Result<u64> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT agent_type, start_time, end_time, instructions, description, event_count, tool_operations,
-                    files_modified, success, response_preview, error
-             FROM delegations WHERE session_id = ?1 ORDER BY start_time, id",
+            "SELECT d.agent_type, d.start_time, d.end_time, d.instructions, d.description, d.event_count,
+                    d.tool_operations, d.files_modified, d.success, d.response_preview, d.error,
+                    d.agent_id, d.start_ref, d.parent_agent_id, d.background, d.tool_calls, d.tool_failures,
+                    d.api_calls, d.tokens, d.model, d.cost_usd,
+                    d.start_ref LIKE 'toolu\\_%' ESCAPE '\\' OR EXISTS (SELECT 1 FROM events e
+                        WHERE e.session_id = d.session_id AND e.identity = 'pre:' || d.start_ref)
+             FROM delegations d WHERE d.session_id = ?1 ORDER BY d.start_time, d.id",
         )
         .map_err(sql_err)?;
     let mut rows = stmt.query([session_id]).map_err(sql_err)?;
@@ -157,6 +181,23 @@ pub fn for_each_delegation(
                 success: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
                 response_preview: r.get(9)?,
                 error: r.get(10)?,
+                agent_id: r.get(11)?,
+                // `start_ref` is the call's `tool_use_id`, or for id-less
+                // sources a correlation id, which is no tool_use id.
+                tool_use_id: r
+                    .get::<_, Option<bool>>(21)?
+                    .unwrap_or(false)
+                    .then(|| r.get(12))
+                    .transpose()?
+                    .flatten(),
+                parent_agent_id: r.get(13)?,
+                background: r.get::<_, Option<bool>>(14)?.unwrap_or(false),
+                tool_calls: count(r.get(15)?),
+                tool_failures: count(r.get(16)?),
+                api_calls: count(r.get(17)?),
+                tokens: json_value(r.get(18)?),
+                model: r.get(19)?,
+                cost_usd: r.get(20)?,
             })
         })()
         .map_err(sql_err)?;
@@ -336,6 +377,8 @@ pub fn write_export(
         "end_time",
         "working_directory",
         "git_branch",
+        "claude_version",
+        "sources",
         "launch_method",
         "initial_prompt",
         "final_response",

@@ -90,6 +90,13 @@ pub struct SessionSummary {
     pub initial_prompt: Option<String>,
     pub working_directory: Option<String>,
     pub file_path: Option<String>,
+    /// Tokens of its API calls (`input`, `output`, `cache_creation`,
+    /// `cache_read`); `None` without any (no transcript).
+    pub tokens: Option<crate::core::event::Tokens>,
+    /// From the pricing table; `None` without API calls or when a model has no price.
+    pub cost_usd: Option<f64>,
+    /// Which sources contributed (`monitor`, `hook`, `transcript`, `import`).
+    pub sources: Vec<String>,
 }
 
 /// Lists sessions in `sort` order, at most `limit`.
@@ -106,7 +113,7 @@ pub fn list_sessions(
     let sql = format!(
         "SELECT s.session_id, s.start_time, s.end_time, s.last_event_time, s.status, s.event_count,
                 coalesce(m.total_delegations, 0), coalesce(m.session_duration_ms, 0) AS duration_ms,
-                s.initial_prompt, s.working_directory, s.file_path
+                s.initial_prompt, s.working_directory, s.file_path, m.tokens, m.cost_usd, s.sources
          FROM sessions s LEFT JOIN metrics m USING (session_id)
          ORDER BY {order} LIMIT ?1"
     );
@@ -126,6 +133,14 @@ pub fn list_sessions(
                 initial_prompt: r.get(8)?,
                 working_directory: r.get(9)?,
                 file_path: r.get(10)?,
+                tokens: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|t| serde_json::from_str(&t).ok()),
+                cost_usd: r.get(12)?,
+                sources: r
+                    .get::<_, Option<String>>(13)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
             })
         })
         .map_err(sql_err)?

@@ -820,6 +820,7 @@ impl WriterState {
         if !events.is_empty() {
             self.forget_summary_counts(&id)?;
         }
+        let known_before = self.cache.get_or_load(&self.conn, &id)?.is_some();
         let new_before = self.stats.stored;
         for event in &events {
             self.store_event(event, false)?;
@@ -845,8 +846,11 @@ impl WriterState {
                 self.conn
                     .prepare_cached(
                         "INSERT INTO delegations (session_id, agent_type, instructions, description, start_time, end_time, success, error,
-                                event_count, tool_operations, files_modified, response_preview, halves)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                event_count, tool_operations, files_modified, response_preview, halves,
+                                agent_id, start_ref, parent_agent_id, background, tool_calls, tool_failures, api_calls,
+                                tokens, model, cost_usd)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                                 ?20, ?21, ?22, ?23)",
                     )?
                     .execute(params![
                         id,
@@ -862,6 +866,18 @@ impl WriterState {
                         serde_json::to_string(&d.files_modified).unwrap_or_default(),
                         d.response_preview,
                         crate::core::delegation::ALL_HALVES,
+                        d.agent_id,
+                        d.tool_use_id,
+                        d.parent_agent_id,
+                        d.background,
+                        d.tool_calls as i64,
+                        d.tool_failures as i64,
+                        d.api_calls as i64,
+                        d.tokens
+                            .filter(|_| d.api_calls > 0)
+                            .and_then(|t| serde_json::to_string(&t).ok()),
+                        d.model,
+                        d.cost_usd,
                     ])?;
                 inserted.push(d);
             }
@@ -884,8 +900,23 @@ impl WriterState {
         take!(git_branch);
         take!(launch_method);
         take!(claude_pid);
+        take!(claude_version);
         take!(initial_prompt);
         take!(final_response);
+        // The document says which sources made the session: for a session
+        // new to this store they are its sources (its events arrive here as
+        // `import`); otherwise they join those already known.
+        if !header.sources.is_empty() {
+            if known_before {
+                for source in &header.sources {
+                    if !state.sources.contains(source) {
+                        state.sources.push(source.clone());
+                    }
+                }
+            } else {
+                state.sources.clone_from(&header.sources);
+            }
+        }
         if !header.metadata.is_empty() {
             state.metadata =
                 serde_json::to_string(&header.metadata).unwrap_or_else(|_| "{}".into());
@@ -900,6 +931,26 @@ impl WriterState {
                 .collect();
             state.metrics.tools_used.clone_from(&m.tools_used);
             state.metrics.files_modified.clone_from(&m.files_modified);
+            // Without events, the figures of SPEC section 7 are the document's.
+            let to = &mut state.metrics;
+            to.prompts = m.prompts as i64;
+            to.tool_calls = m.tool_calls as i64;
+            to.tool_failures = m.tool_failures as i64;
+            to.api_calls = m.api_calls as i64;
+            to.tokens = m.tokens.unwrap_or_default();
+            to.models.clone_from(&m.models);
+            to.tokens_by_model.clone_from(&m.tokens_by_model);
+            if to.tokens_by_model.is_empty() && m.api_calls > 0 {
+                // The cost is computed from tokens by model: a document
+                // without them names its only model, or leaves the cost
+                // unknown (a model without a price), never made up.
+                let model = match m.models.as_slice() {
+                    [one] => one.clone(),
+                    _ => String::new(),
+                };
+                to.tokens_by_model.insert(model, to.tokens);
+            }
+            to.claude_code.clone_from(&m.claude_code);
         }
         if !inserted.is_empty() {
             let metrics = &mut state.metrics;

@@ -256,6 +256,7 @@ fn export_formats_match_the_spec_field_by_field() {
     assert_eq!(
         keys(&full),
         [
+            "claude_version",
             "delegations",
             "end_time",
             "events",
@@ -266,6 +267,7 @@ fn export_formats_match_the_spec_field_by_field() {
             "metadata",
             "metrics",
             "session_id",
+            "sources",
             "start_time",
             "working_directory"
         ]
@@ -295,7 +297,10 @@ fn export_formats_match_the_spec_field_by_field() {
     assert_eq!(
         keys(d),
         [
+            "agent_id",
             "agent_type",
+            "api_calls",
+            "cost_usd",
             "description",
             "duration_ms",
             "end_time",
@@ -303,10 +308,15 @@ fn export_formats_match_the_spec_field_by_field() {
             "event_count",
             "files_modified",
             "instructions",
+            "model",
             "response_preview",
             "start_time",
             "success",
-            "tool_operations"
+            "tokens",
+            "tool_calls",
+            "tool_failures",
+            "tool_operations",
+            "tool_use_id"
         ]
     );
     assert_eq!(d["agent_type"], "engineer");
@@ -319,16 +329,39 @@ fn export_formats_match_the_spec_field_by_field() {
         keys(&full["metrics"]),
         [
             "agents_used",
+            "api_calls",
+            "cost_usd",
             "event_breakdown",
             "failed_delegations",
             "files_modified",
+            "models",
+            "prompts",
             "session_duration_ms",
             "successful_delegations",
+            "tokens",
+            "tool_calls",
+            "tool_failures",
             "tools_used",
             "total_delegations",
             "total_events"
         ]
     );
+    // A source without transcripts tells no API call: no tokens, no cost,
+    // no Claude Code account, no sub-agent ids.
+    assert_eq!(
+        (
+            &full["metrics"]["api_calls"],
+            &full["metrics"]["tokens"],
+            &full["metrics"]["cost_usd"]
+        ),
+        (&json!(0), &Value::Null, &Value::Null)
+    );
+    assert!(full["metrics"].get("claude_code").is_none());
+    assert_eq!(
+        (&d["agent_id"], &d["tool_use_id"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(full["sources"], json!(["import"]));
     assert_eq!(full["metrics"]["total_events"], 47);
     assert_eq!(full["metrics"]["session_duration_ms"], 3151);
     assert_eq!(
@@ -443,6 +476,8 @@ fn export_import_export_round_trip_is_identical() {
             "final_response",
             "working_directory",
             "git_branch",
+            "claude_version",
+            "sources",
         ] {
             assert_eq!(
                 first[field], second[field],
@@ -464,6 +499,424 @@ fn export_import_export_round_trip_is_identical() {
             first["events"]
         );
     }
+    // A real Claude Code run from its hooks and transcripts: every field,
+    // the new figures included, comes back the same.
+    let run = fixture(CLAUDE_CODE_RUN);
+    let (id, want) = claude_code_truth();
+    let env = Env::with_claude_code_run(&run, &run.join("transcripts"));
+    for format in ["full", "summary"] {
+        let first = env.json(&["export", &id, "-o", "-", "--format", format]);
+        std::fs::write(env.path("first.json"), first.to_string()).unwrap();
+        let other = Env::empty();
+        other
+            .cmd(&["import", &env.path("first.json").to_string_lossy()])
+            .assert()
+            .success();
+        let second = other.json(&["export", &id, "-o", "-", "--format", format]);
+        let (mut a, mut b) = (first.clone(), second.clone());
+        // Where the session file lives is the store's own.
+        for doc in [&mut a, &mut b] {
+            doc["metadata"].as_object_mut().unwrap().remove("file_path");
+        }
+        assert_eq!(a, b, "{format}: differs after the round trip");
+        check_claude_code_document(
+            &second,
+            &want,
+            &transcript_version(&run.join("transcripts"), &id),
+            format,
+        );
+    }
+}
+
+/// A real Claude Code 2.1 run (SPEC section 7), its hooks and transcripts.
+const CLAUDE_CODE_RUN: &str = "claude-code-2.1/a-mpm-fast";
+
+impl Env {
+    /// An empty working directory.
+    fn empty() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A working directory with `run`'s hooks and transcripts (in `transcripts`) imported.
+    fn with_claude_code_run(run: &Path, transcripts: &Path) -> Env {
+        let env = Env::empty();
+        env.cmd(&[
+            "import",
+            &run.join("hooks.jsonl").to_string_lossy(),
+            &transcripts.to_string_lossy(),
+        ])
+        .assert()
+        .success();
+        env
+    }
+}
+
+/// The run's truth: its one session id and `expected.json`'s reconstruction of it.
+fn claude_code_truth() -> (String, Value) {
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture(CLAUDE_CODE_RUN).join("expected.json")).unwrap(),
+    )
+    .unwrap();
+    let (id, want) = expected.as_object().unwrap().iter().next().unwrap();
+    (id.clone(), want.clone())
+}
+
+/// USD at the public prices of `claude-sonnet-4-5` (3 input, 15 output, 3.75
+/// 5-minute cache writes, 0.30 cache reads, per million tokens).
+fn sonnet_cost(tokens: &Value) -> f64 {
+    let n = |k: &str| tokens[k].as_f64().unwrap();
+    (n("input") * 3.0 + n("output") * 15.0 + n("cache_creation") * 3.75 + n("cache_read") * 0.30)
+        / 1e6
+}
+
+fn close(got: &Value, want: f64) -> bool {
+    got.as_f64().is_some_and(|g| (g - want).abs() < 1e-9)
+}
+
+/// `1,234`.
+fn grouped(n: &Value) -> String {
+    let digits = n.as_i64().unwrap().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The transcript's own `version` (what `claude_version` must be).
+fn transcript_version(transcripts: &Path, id: &str) -> String {
+    let main = walk(transcripts)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy() == format!("{id}.jsonl"))
+        .unwrap();
+    std::fs::read_to_string(main)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["version"].as_str().map(str::to_string))
+        .unwrap()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Checks a document's (or `view --json`'s) SPEC section 7 fields against the run's truth.
+fn check_claude_code_document(doc: &Value, want: &Value, version: &str, ctx: &str) {
+    let m = &doc["metrics"];
+    assert_eq!(
+        m["prompts"].as_u64().unwrap() as usize,
+        want["prompts"].as_array().unwrap().len(),
+        "{ctx}: prompts"
+    );
+    for key in [
+        "tool_calls",
+        "tool_failures",
+        "api_calls",
+        "tokens",
+        "models",
+    ] {
+        assert_eq!(m[key], want[key], "{ctx}: metrics.{key}");
+    }
+    assert!(
+        close(&m["cost_usd"], sonnet_cost(&want["tokens"])),
+        "{ctx}: cost {}",
+        m["cost_usd"]
+    );
+    assert_eq!(
+        m["claude_code"], want["claude_code"],
+        "{ctx}: Claude Code's account"
+    );
+    assert_eq!(doc["git_branch"], want["git_branch"], "{ctx}: git branch");
+    assert_eq!(doc["claude_version"], version, "{ctx}: Claude version");
+    let sources: Vec<&str> = doc["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        sources.contains(&"transcript"),
+        "{ctx}: sources {sources:?}"
+    );
+    let got = doc["delegations"].as_array().unwrap();
+    assert_eq!(
+        got.len(),
+        want["delegations"].as_array().unwrap().len(),
+        "{ctx}"
+    );
+    for w in want["delegations"].as_array().unwrap() {
+        let d = got
+            .iter()
+            .find(|d| d["agent_id"] == w["agent_id"])
+            .unwrap_or_else(|| panic!("{ctx}: no delegation {}", w["agent_id"]));
+        for key in [
+            "agent_type",
+            "tool_use_id",
+            "tool_calls",
+            "tool_failures",
+            "api_calls",
+            "tokens",
+        ] {
+            assert_eq!(d[key], w[key], "{ctx}: delegation {} {key}", w["agent_id"]);
+        }
+        assert_eq!(d["model"], want["models"][0], "{ctx}: delegation model");
+        assert!(
+            close(&d["cost_usd"], sonnet_cost(&w["tokens"])),
+            "{ctx}: delegation cost"
+        );
+        // Neither background nor nested: the fields are left out.
+        assert!(d.get("background").is_none() && d.get("parent_agent_id").is_none());
+    }
+}
+
+#[test]
+fn documents_view_and_sessions_carry_a_real_runs_tokens_cost_and_sources() {
+    let run = fixture(CLAUDE_CODE_RUN);
+    let transcripts = run.join("transcripts");
+    let (id, want) = claude_code_truth();
+    let version = transcript_version(&transcripts, &id);
+    let env = Env::with_claude_code_run(&run, &transcripts);
+
+    let full = env.json(&["export", &id, "-o", "-"]);
+    check_claude_code_document(&full, &want, &version, "full");
+    let summary = env.json(&["export", &id, "-o", "-", "--format", "summary"]);
+    check_claude_code_document(&summary, &want, &version, "summary");
+    let view = env.json(&["view", &id, "--json"]);
+    check_claude_code_document(&view, &want, &version, "view --json");
+
+    // The text: ours, Claude Code's own account beside it, each delegation's own.
+    let text = env.stdout(&["view", &id[..8]]);
+    let tokens_line = |t: &Value| {
+        format!(
+            "{} in · {} out · {} cache write · {} cache read",
+            grouped(&t["input"]),
+            grouped(&t["output"]),
+            grouped(&t["cache_creation"]),
+            grouped(&t["cache_read"])
+        )
+    };
+    let cc = &want["claude_code"];
+    let mut needles = vec![
+        format!("claude code: {version}"),
+        "sources:     ".to_string()
+            + &full["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(", "),
+        format!("prompts:     {}", want["prompts"].as_array().unwrap().len()),
+        format!(
+            "tool calls:  {} ({} failed)",
+            want["tool_calls"], want["tool_failures"]
+        ),
+        format!(
+            "API calls:   {} ({})",
+            want["api_calls"],
+            want["models"][0].as_str().unwrap()
+        ),
+        format!("tokens:      {}", tokens_line(&want["tokens"])),
+        format!(
+            "cost:        ${:.4} · Claude Code's own account ${:.4}",
+            sonnet_cost(&want["tokens"]),
+            cc["cost_usd"].as_f64().unwrap()
+        ),
+        format!(
+            "Claude Code: {} · lines +{} -{}",
+            tokens_line(&cc["tokens"]),
+            cc["lines_added"],
+            cc["lines_removed"]
+        ),
+    ];
+    for w in want["delegations"].as_array().unwrap() {
+        needles.push(format!(
+            "agent:   {} (call {})",
+            w["agent_id"].as_str().unwrap(),
+            w["tool_use_id"].as_str().unwrap()
+        ));
+        needles.push(format!(
+            "({} calls, {} failed)",
+            w["tool_calls"], w["tool_failures"]
+        ));
+        needles.push(format!("tokens:  {}", tokens_line(&w["tokens"])));
+        needles.push(format!(
+            "cost:    ${:.4} ({} API calls, {})",
+            sonnet_cost(&w["tokens"]),
+            w["api_calls"],
+            want["models"][0].as_str().unwrap()
+        ));
+    }
+    for needle in &needles {
+        assert!(text.contains(needle.as_str()), "{needle:?} not in\n{text}");
+    }
+
+    // `sessions`: a COST column, and tokens, cost and sources in JSON.
+    let list = env.json(&["sessions", "--json"]);
+    let s = &list[0];
+    assert_eq!(s["session_id"], id.as_str());
+    assert_eq!(s["tokens"], want["tokens"]);
+    assert!(close(&s["cost_usd"], sonnet_cost(&want["tokens"])));
+    assert_eq!(s["sources"], full["sources"]);
+    let table = env.stdout(&["sessions"]);
+    assert!(table.lines().next().unwrap().contains(" COST "), "{table}");
+    assert!(
+        table.contains(&format!("${:.4}", sonnet_cost(&want["tokens"]))),
+        "{table}"
+    );
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "wider than 100 columns: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_model_has_no_cost_anywhere() {
+    // The same run, as if its model had no price: tokens as counted, cost unknown.
+    let run = fixture(CLAUDE_CODE_RUN);
+    let (id, want) = claude_code_truth();
+    let model = want["models"][0].as_str().unwrap();
+    let unknown = "claude-nobody-knows-1";
+    let copy = tempfile::tempdir().unwrap();
+    for file in walk(&run.join("transcripts")) {
+        let to = copy
+            .path()
+            .join(file.strip_prefix(run.join("transcripts")).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&to, text.replace(model, unknown)).unwrap();
+    }
+    let env = Env::with_claude_code_run(&run, copy.path());
+    let doc = env.json(&["export", &id, "-o", "-"]);
+    assert_eq!(doc["metrics"]["tokens"], want["tokens"]);
+    assert_eq!(doc["metrics"]["models"], json!([unknown]));
+    assert_eq!(doc["metrics"]["cost_usd"], Value::Null);
+    for d in doc["delegations"].as_array().unwrap() {
+        assert_eq!(
+            (&d["model"], &d["cost_usd"]),
+            (&json!(unknown), &Value::Null)
+        );
+        assert!(d["tokens"].is_object());
+    }
+    let text = env.stdout(&["view", &id]);
+    assert!(
+        text.contains(&format!("cost:        — (no price for {unknown})")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "cost:    — ({} API calls, {unknown})",
+            want["delegations"][0]["api_calls"]
+        )),
+        "{text}"
+    );
+    let list = env.json(&["sessions", "--json"]);
+    assert_eq!(
+        (&list[0]["cost_usd"], &list[0]["tokens"]),
+        (&Value::Null, &want["tokens"])
+    );
+    let table = env.stdout(&["sessions"]);
+    let row = table.lines().find(|l| l.contains(&id[..8])).unwrap();
+    assert!(row.contains(" — "), "{table}");
+}
+
+#[test]
+fn older_documents_still_import_without_the_new_figures() {
+    let run = fixture(CLAUDE_CODE_RUN);
+    let (id, want) = claude_code_truth();
+    let env = Env::with_claude_code_run(&run, &run.join("transcripts"));
+    // An export from before these fields: it imports, the figures the events
+    // tell are rebuilt from them, the others are absent or zero.
+    let mut old = env.json(&["export", &id, "-o", "-"]);
+    for key in ["claude_version", "sources"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    let metrics = old["metrics"].as_object_mut().unwrap();
+    for key in [
+        "prompts",
+        "tool_calls",
+        "tool_failures",
+        "api_calls",
+        "tokens",
+        "tokens_by_model",
+        "models",
+        "cost_usd",
+        "claude_code",
+    ] {
+        metrics.remove(key);
+    }
+    for d in old["delegations"].as_array_mut().unwrap() {
+        let d = d.as_object_mut().unwrap();
+        for key in [
+            "agent_id",
+            "tool_use_id",
+            "tool_calls",
+            "tool_failures",
+            "api_calls",
+            "tokens",
+            "model",
+            "cost_usd",
+        ] {
+            d.remove(key);
+        }
+    }
+    std::fs::write(env.path("old.json"), old.to_string()).unwrap();
+    let other = Env::empty();
+    other
+        .cmd(&["import", &env.path("old.json").to_string_lossy()])
+        .assert()
+        .success();
+    let again = other.json(&["export", &id, "-o", "-"]);
+    assert_eq!(again["events"], old["events"]);
+    for key in ["api_calls", "tokens", "models"] {
+        assert_eq!(
+            again["metrics"][key], want[key],
+            "rebuilt from the events: {key}"
+        );
+    }
+    assert_eq!(again["metrics"]["claude_code"], want["claude_code"]);
+    assert_eq!(again["sources"], json!(["import"]));
+    for d in again["delegations"].as_array().unwrap() {
+        assert_eq!(
+            (&d["agent_id"], &d["tool_use_id"], &d["tokens"]),
+            (&Value::Null, &Value::Null, &Value::Null)
+        );
+        assert_eq!((&d["api_calls"], &d["tool_calls"]), (&json!(0), &json!(0)));
+    }
+    // The Python original's file: none of these figures, nothing made up.
+    let python = Env::empty();
+    python
+        .cmd(&["import", &fixture(PYTHON_SESSION).to_string_lossy()])
+        .assert()
+        .success();
+    let doc = python.json(&["export", "9f1c", "-o", "-"]);
+    assert_eq!(
+        (
+            &doc["metrics"]["api_calls"],
+            &doc["metrics"]["tokens"],
+            &doc["metrics"]["cost_usd"],
+            &doc["claude_version"]
+        ),
+        (&json!(0), &Value::Null, &Value::Null, &Value::Null)
+    );
+    assert!(doc["metrics"].get("claude_code").is_none());
 }
 
 #[test]

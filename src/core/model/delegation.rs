@@ -4,9 +4,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ser_opt_ts, ser_ts, str_field, string_list, ts_field};
+use super::{ser_opt_ts, ser_ts, str_field, string_list, tokens_field, ts_field};
+use crate::core::event::Tokens;
 
 /// An agent delegation within a session.
+///
+/// With Claude Code 2.1 sources (SPEC section 7) it is a sub-agent: its
+/// `agent_id`, the parent's `Agent`/`Task` call (`tool_use_id`), its own tool
+/// calls, failures, API calls, tokens, first model and cost (`None` without
+/// API calls or for a model with no price). `background` is written only when
+/// true, `parent_agent_id` only when known.
 ///
 /// ```
 /// use mpm_aggregate::AgentDelegation;
@@ -29,6 +36,22 @@ pub struct AgentDelegation {
     pub success: bool,
     pub response_preview: Option<String>,
     pub error: Option<String>,
+    /// The sub-agent's `agent_id`.
+    pub agent_id: Option<String>,
+    /// The parent's `Agent`/`Task` call that started it.
+    pub tool_use_id: Option<String>,
+    /// The sub-agent that started this one (nested sub-agents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_agent_id: Option<String>,
+    /// Launched in the background.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
+    pub tool_calls: u64,
+    pub tool_failures: u64,
+    pub api_calls: u64,
+    pub tokens: Option<Tokens>,
+    pub model: Option<String>,
+    pub cost_usd: Option<f64>,
 }
 
 impl AgentDelegation {
@@ -46,6 +69,16 @@ impl AgentDelegation {
             success: false,
             response_preview: None,
             error: None,
+            agent_id: None,
+            tool_use_id: None,
+            parent_agent_id: None,
+            background: false,
+            tool_calls: 0,
+            tool_failures: 0,
+            api_calls: 0,
+            tokens: None,
+            model: None,
+            cost_usd: None,
         }
     }
 
@@ -73,7 +106,8 @@ impl AgentDelegation {
 
     /// Reads a delegation from a document: ours, or the Python original's
     /// (`task_description`, `prompt`, `response`, `tool_operations` as objects,
-    /// `file_changes`). Returns `None` without an agent type or start time.
+    /// `file_changes`). Returns `None` without an agent type or start time;
+    /// figures it does not have are zero or absent.
     pub fn from_value(v: &Value) -> Option<Self> {
         let agent_type = str_field(v, "agent_type")?;
         let start_time = ts_field(v, "start_time")?;
@@ -100,6 +134,7 @@ impl AgentDelegation {
             files_modified = string_list(v.get("file_changes"));
         }
         let response = str_field(v, "response_preview").or_else(|| str_field(v, "response"));
+        let n = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
         Some(AgentDelegation {
             agent_type,
             start_time,
@@ -114,6 +149,19 @@ impl AgentDelegation {
             success: v.get("success").and_then(Value::as_bool).unwrap_or(false),
             response_preview: response.map(|r| r.chars().take(200).collect()),
             error: str_field(v, "error"),
+            agent_id: str_field(v, "agent_id"),
+            tool_use_id: str_field(v, "tool_use_id"),
+            parent_agent_id: str_field(v, "parent_agent_id"),
+            background: v
+                .get("background")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            tool_calls: n("tool_calls"),
+            tool_failures: n("tool_failures"),
+            api_calls: n("api_calls"),
+            tokens: tokens_field(v.get("tokens")),
+            model: str_field(v, "model"),
+            cost_usd: v.get("cost_usd").and_then(Value::as_f64),
         })
     }
 }

@@ -5,11 +5,19 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::string_list;
 use super::SessionEvent;
+use super::{string_list, tokens_field};
 use crate::core::category::WRITE_TOOLS;
+use crate::core::event::{ClaudeCodeAccount, Tokens};
 
 /// Session statistics, as kept in the `metrics` table.
+///
+/// The figures of SPEC section 7 (`prompts`, `tool_calls`, `tool_failures`,
+/// `api_calls`, `tokens`, `models`, `cost_usd`, `claude_code`) come from the
+/// store's projection; [`SessionMetrics::update`] keeps only those of the
+/// reference. `tokens` and `cost_usd` are `None` without API calls, `cost_usd`
+/// also when a model has no price; `claude_code` is Claude Code's own account
+/// (its last `cost-state`), never mixed into ours.
 ///
 /// ```
 /// use mpm_aggregate::{SessionEvent, SessionMetrics};
@@ -19,7 +27,8 @@ use crate::core::category::WRITE_TOOLS;
 /// assert_eq!(m.files_modified, ["/a"]);
 /// assert_eq!(m.event_breakdown["file"], 1);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SessionMetrics {
     pub total_events: u64,
     pub session_duration_ms: i64,
@@ -30,6 +39,25 @@ pub struct SessionMetrics {
     pub total_delegations: u64,
     pub successful_delegations: u64,
     pub failed_delegations: u64,
+    /// Prompts a person submitted.
+    pub prompts: u64,
+    /// Distinct tool calls.
+    pub tool_calls: u64,
+    pub tool_failures: u64,
+    /// Distinct API calls (one `message.id` each).
+    pub api_calls: u64,
+    /// Tokens of those API calls (`None` without any).
+    pub tokens: Option<Tokens>,
+    /// The same by model (what the cost is computed from).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens_by_model: BTreeMap<String, Tokens>,
+    /// Models in order of first use.
+    pub models: Vec<String>,
+    /// From the pricing table; `None` without API calls or when a model has no price.
+    pub cost_usd: Option<f64>,
+    /// Claude Code's own account (absent when the transcripts had none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claude_code: Option<ClaudeCodeAccount>,
 }
 
 fn push_distinct(list: &mut Vec<String>, item: &str) {
@@ -71,7 +99,8 @@ impl SessionMetrics {
     }
 
     /// Reads metrics from a document, ours or the Python original's
-    /// (`event_counts` instead of `event_breakdown`).
+    /// (`event_counts` instead of `event_breakdown`). Figures a document does
+    /// not have are zero or absent.
     pub fn from_value(v: &Value) -> Self {
         let counts = |key: &str| -> BTreeMap<String, u64> {
             v.get(key)
@@ -101,6 +130,40 @@ impl SessionMetrics {
             total_delegations: n("total_delegations"),
             successful_delegations: n("successful_delegations"),
             failed_delegations: n("failed_delegations"),
+            ..Self::claude_code_figures(v)
+        }
+    }
+
+    /// Only the figures of SPEC section 7 of a document's metrics (the rest default).
+    pub fn claude_code_figures(v: &Value) -> Self {
+        let n = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let tokens_by_model = v
+            .get("tokens_by_model")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(model, t)| Some((model.clone(), tokens_field(Some(t))?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        SessionMetrics {
+            prompts: n("prompts"),
+            tool_calls: n("tool_calls"),
+            tool_failures: n("tool_failures"),
+            api_calls: n("api_calls"),
+            tokens: tokens_field(v.get("tokens")),
+            tokens_by_model,
+            models: string_list(v.get("models")),
+            cost_usd: v.get("cost_usd").and_then(Value::as_f64),
+            claude_code: v.get("claude_code").filter(|c| c.is_object()).map(|c| {
+                ClaudeCodeAccount {
+                    tokens: tokens_field(c.get("tokens")).unwrap_or_default(),
+                    cost_usd: c.get("cost_usd").and_then(Value::as_f64),
+                    lines_added: c.get("lines_added").and_then(Value::as_i64),
+                    lines_removed: c.get("lines_removed").and_then(Value::as_i64),
+                }
+            }),
+            ..SessionMetrics::default()
         }
     }
 }

@@ -14,6 +14,8 @@ pub use event::SessionEvent;
 pub use metrics::SessionMetrics;
 pub use session::AgentSession;
 
+pub use crate::core::event::{ClaudeCodeAccount, Tokens};
+
 use chrono::{DateTime, Utc};
 use serde::Serializer;
 use serde_json::Value;
@@ -41,6 +43,20 @@ pub(crate) fn ts_field(v: &Value, key: &str) -> Option<DateTime<Utc>> {
 
 pub(crate) fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Reads a token count object (`input`, `output`, `cache_creation`,
+/// `cache_read`; a missing kind is zero). `None` unless it is an object.
+pub(crate) fn tokens_field(v: Option<&Value>) -> Option<crate::core::event::Tokens> {
+    let obj = v?.as_object()?;
+    let n = |k: &str| obj.get(k).and_then(Value::as_i64).unwrap_or(0);
+    Some(crate::core::event::Tokens {
+        input: n("input"),
+        output: n("output"),
+        cache_creation: n("cache_creation"),
+        cache_read: n("cache_read"),
+        cache_creation_1h: 0,
+    })
 }
 
 pub(crate) fn string_list(v: Option<&Value>) -> Vec<String> {

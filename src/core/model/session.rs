@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::{str_field, ts_field, AgentDelegation, SessionEvent, SessionMetrics};
+use super::{str_field, string_list, ts_field, AgentDelegation, SessionEvent, SessionMetrics};
 use crate::core::time::format_timestamp;
 
 /// A complete agent activity session.
@@ -33,6 +33,10 @@ pub struct AgentSession {
     pub git_branch: Option<String>,
     pub launch_method: Option<String>,
     pub claude_pid: Option<i64>,
+    /// Claude Code's version (from its transcripts).
+    pub claude_version: Option<String>,
+    /// Which sources contributed (`monitor`, `hook`, `transcript`, `import`), first first.
+    pub sources: Vec<String>,
     pub initial_prompt: Option<String>,
     pub final_response: Option<String>,
     pub events: Vec<SessionEvent>,
@@ -53,6 +57,8 @@ impl AgentSession {
             git_branch: None,
             launch_method: None,
             claude_pid: None,
+            claude_version: None,
+            sources: Vec::new(),
             initial_prompt: None,
             final_response: None,
             events: Vec::new(),
@@ -163,6 +169,8 @@ impl AgentSession {
             "end_time": self.end_time.as_ref().map(format_timestamp),
             "working_directory": self.working_directory,
             "git_branch": self.git_branch,
+            "claude_version": self.claude_version,
+            "sources": self.sources,
             "launch_method": self.launch_method,
             "initial_prompt": self.initial_prompt,
             "final_response": self.final_response,
@@ -198,7 +206,9 @@ impl AgentSession {
     }
 
     /// Reads a session document value (ours or the Python original's).
-    /// Metrics are recomputed from the events when the document has any.
+    /// The metrics of the reference are recomputed from the events when the
+    /// document has any; those of SPEC section 7 (tokens, cost, …) are the
+    /// document's.
     pub fn from_value(v: &Value) -> std::result::Result<AgentSession, String> {
         let obj = v.as_object().ok_or("a session document is a JSON object")?;
         let session_id = str_field(v, "session_id")
@@ -254,7 +264,10 @@ impl AgentSession {
                 .map(SessionMetrics::from_value)
                 .unwrap_or_default()
         } else {
-            let mut m = SessionMetrics::default();
+            let mut m = obj
+                .get("metrics")
+                .map(SessionMetrics::claude_code_figures)
+                .unwrap_or_default();
             events.iter().for_each(|e| m.update(e));
             m
         };
@@ -291,6 +304,8 @@ impl AgentSession {
             git_branch,
             launch_method: str_field(v, "launch_method"),
             claude_pid,
+            claude_version: str_field(v, "claude_version"),
+            sources: string_list(obj.get("sources")),
             initial_prompt: str_field(v, "initial_prompt"),
             final_response: str_field(v, "final_response"),
             events,
