@@ -28,6 +28,7 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
         session_files: None,
         channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
         cache_kib: 16 * 1024,
+        pricing_file: Default::default(),
     })
     .expect("writer")
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub max_event_bytes: usize,
     pub status_interval_seconds: u64,
     pub debug: bool,
+    /// A price table laid over the built-in one ("" = the built-in one alone).
+    pub pricing_file: PathBuf,
     pub capture: CaptureConfig,
 }
 
@@ -59,6 +61,7 @@ impl Default for Config {
             session_timeout_minutes: 60.0,
             compress_sessions: false,
             auto_cleanup_days: 30,
+            pricing_file: PathBuf::new(),
             history_limit: 1000,
             max_event_bytes: 16 * 1024 * 1024,
             status_interval_seconds: 30,
@@ -255,4 +258,15 @@ impl Config {
         }
         Some(value)
     }
+}
+
+/// The price table: the built-in one (the repository's `pricing.toml`), with
+/// the entries of `file` laid over it when one is named.
+pub fn load_pricing(file: &Path) -> Result<crate::core::pricing::PricingTable> {
+    let mut table = crate::core::pricing::PricingTable::builtin().clone();
+    if !file.as_os_str().is_empty() {
+        let text = std::fs::read_to_string(file).map_err(|e| AggregatorError::io(file, e))?;
+        table.merge_str(&text, &file.display().to_string())?;
+    }
+    Ok(table)
 }

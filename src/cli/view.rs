@@ -169,10 +169,11 @@ pub fn run(config: &Config, args: &ViewArgs, out: &mut dyn Write) -> Result<()> 
         );
         say!(out, "  tokens:      {}", tokens(t));
     }
+    let pricing = crate::config::load_pricing(&config.pricing_file)?;
     let unpriced: Vec<&str> = m
         .tokens_by_model
         .iter()
-        .filter(|(model, t)| !model.is_empty() && crate::core::pricing::cost_of(model, t).is_none())
+        .filter(|(model, t)| !model.is_empty() && pricing.cost_usd(model, t).is_none())
         .map(|(model, _)| model.as_str())
         .collect();
     let ours = match (&m.tokens, m.cost_usd) {

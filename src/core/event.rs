@@ -106,12 +106,35 @@ pub struct Tokens {
     pub output: i64,
     pub cache_creation: i64,
     pub cache_read: i64,
-    /// The part of `cache_creation` written with the 1-hour lifetime (priced higher).
-    #[serde(default, skip_serializing)]
+    /// The part of `cache_creation` written with the 1-hour lifetime (priced
+    /// higher). Written only when there is some, so documents show the four
+    /// kinds of SPEC section 7 unless a 1-hour write happened.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cache_creation_1h: i64,
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 impl Tokens {
+    /// Reads an Anthropic API `usage` object (a transcript's, an `ApiCall`
+    /// payload's). The 1-hour part of the cache writes comes from its
+    /// `cache_creation` split, never more than the writes themselves.
+    pub fn from_usage(usage: &serde_json::Value) -> Tokens {
+        let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_i64).unwrap_or(0);
+        let cache_creation = n(usage.get("cache_creation_input_tokens"));
+        let split = usage.get("cache_creation");
+        Tokens {
+            input: n(usage.get("input_tokens")),
+            output: n(usage.get("output_tokens")),
+            cache_creation,
+            cache_read: n(usage.get("cache_read_input_tokens")),
+            cache_creation_1h: n(split.and_then(|s| s.get("ephemeral_1h_input_tokens")))
+                .clamp(0, cache_creation.max(0)),
+        }
+    }
+
     /// Adds another count to this one.
     pub fn add(&mut self, other: &Tokens) {
         self.input += other.input;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use serde_json::Value;
 
+use super::event::Tokens;
 use crate::error::{AggregatorError, Result};
 
 /// The table shipped with the program (see its header for source and date).
@@ -24,56 +24,15 @@ pub struct ModelPrices {
     pub cache_read: f64,
 }
 
-/// Token counts of one or more API calls, by priced kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenCounts {
-    pub input: u64,
-    pub output: u64,
-    pub cache_write_5m: u64,
-    pub cache_write_1h: u64,
-    pub cache_read: u64,
-}
-
-impl TokenCounts {
-    /// Reads an Anthropic `usage` object (as in a transcript or an `ApiCall`
-    /// payload). Cache writes are split by TTL from `cache_creation` when it
-    /// is there; writes it does not account for are 5-minute writes (the
-    /// default TTL), so the total always equals `cache_creation_input_tokens`.
-    pub fn from_usage(usage: &Value) -> Self {
-        let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
-        let total_write = n(usage.get("cache_creation_input_tokens"));
-        let split = usage.get("cache_creation");
-        let w1h = n(split.and_then(|s| s.get("ephemeral_1h_input_tokens"))).min(total_write);
-        TokenCounts {
-            input: n(usage.get("input_tokens")),
-            output: n(usage.get("output_tokens")),
-            cache_write_5m: total_write - w1h,
-            cache_write_1h: w1h,
-            cache_read: n(usage.get("cache_read_input_tokens")),
-        }
-    }
-
-    /// All cache writes, whatever their TTL.
-    pub fn cache_creation(&self) -> u64 {
-        self.cache_write_5m + self.cache_write_1h
-    }
-
-    pub fn add(&mut self, other: &TokenCounts) {
-        self.input += other.input;
-        self.output += other.output;
-        self.cache_write_5m += other.cache_write_5m;
-        self.cache_write_1h += other.cache_write_1h;
-        self.cache_read += other.cache_read;
-    }
-}
-
 impl ModelPrices {
     /// The cost of `tokens` at these prices.
-    pub fn cost_usd(&self, t: &TokenCounts) -> f64 {
+    pub fn cost_usd(&self, t: &Tokens) -> f64 {
+        let one_hour = t.cache_creation_1h.clamp(0, t.cache_creation.max(0));
+        let five_minutes = t.cache_creation.max(0) - one_hour;
         (t.input as f64 * self.input
             + t.output as f64 * self.output
-            + t.cache_write_5m as f64 * self.cache_write_5m
-            + t.cache_write_1h as f64 * self.cache_write_1h
+            + five_minutes as f64 * self.cache_write_5m
+            + one_hour as f64 * self.cache_write_1h
             + t.cache_read as f64 * self.cache_read)
             / 1_000_000.0
     }
@@ -171,18 +130,13 @@ impl PricingTable {
     }
 
     /// The cost of `tokens` spent on `model`; `None` for an unknown model.
-    pub fn cost_usd(&self, model: &str, tokens: &TokenCounts) -> Option<f64> {
+    pub fn cost_usd(&self, model: &str, tokens: &Tokens) -> Option<f64> {
         self.prices(model).map(|p| p.cost_usd(tokens))
-    }
-
-    /// The model base names the table knows, sorted.
-    pub fn models(&self) -> impl Iterator<Item = &str> {
-        self.models.keys().map(String::as_str)
     }
 }
 
 /// [`PricingTable::cost_usd`] with the built-in table.
-pub fn cost_usd(model: &str, tokens: &TokenCounts) -> Option<f64> {
+pub fn cost_usd(model: &str, tokens: &Tokens) -> Option<f64> {
     PricingTable::builtin().cost_usd(model, tokens)
 }
 
@@ -284,9 +238,9 @@ mod tests {
 
     #[test]
     fn unknown_models_have_no_cost() {
-        let tokens = TokenCounts {
+        let tokens = Tokens {
             input: 10,
-            ..TokenCounts::default()
+            ..Tokens::default()
         };
         assert_eq!(cost_usd("<synthetic>", &tokens), None);
         assert_eq!(cost_usd("gpt-4o", &tokens), None);
@@ -299,20 +253,23 @@ mod tests {
         let usage = json!({"input_tokens": 1_000_000, "output_tokens": 1_000_000,
             "cache_creation_input_tokens": 3_000_000, "cache_read_input_tokens": 1_000_000,
             "cache_creation": {"ephemeral_5m_input_tokens": 2_000_000, "ephemeral_1h_input_tokens": 1_000_000}});
-        let t = TokenCounts::from_usage(&usage);
-        assert_eq!((t.cache_write_5m, t.cache_write_1h), (2_000_000, 1_000_000));
+        let t = Tokens::from_usage(&usage);
+        assert_eq!(
+            (t.cache_creation, t.cache_creation_1h),
+            (3_000_000, 1_000_000)
+        );
         let c = cost_usd("claude-sonnet-4-5-20250929", &t).unwrap();
         assert!(
             (c - (3.0 + 15.0 + 2.0 * 3.75 + 6.0 + 0.30)).abs() < 1e-9,
             "{c}"
         );
         // Without the split, every write is a 5-minute write.
-        let t = TokenCounts::from_usage(&json!({"cache_creation_input_tokens": 100}));
-        assert_eq!((t.cache_write_5m, t.cache_write_1h), (100, 0));
+        let t = Tokens::from_usage(&json!({"cache_creation_input_tokens": 100}));
+        assert_eq!((t.cache_creation, t.cache_creation_1h), (100, 0));
         // A split larger than the total (bad input) never underflows.
-        let t = TokenCounts::from_usage(&json!({"cache_creation_input_tokens": 5,
+        let t = Tokens::from_usage(&json!({"cache_creation_input_tokens": 5,
             "cache_creation": {"ephemeral_1h_input_tokens": 9}}));
-        assert_eq!((t.cache_write_5m, t.cache_write_1h), (0, 5));
+        assert_eq!((t.cache_creation, t.cache_creation_1h), (5, 5));
     }
 
     #[test]
@@ -338,21 +295,4 @@ mod tests {
             assert_eq!(t, before);
         }
     }
-}
-
-/// The cost of `tokens` used with `model` from the built-in table; `None` for a
-/// model without a price (never a made-up figure).
-pub fn cost_of(model: &str, tokens: &super::event::Tokens) -> Option<f64> {
-    let n = |v: i64| v.max(0) as u64;
-    let one_hour = n(tokens.cache_creation_1h).min(n(tokens.cache_creation));
-    cost_usd(
-        model,
-        &TokenCounts {
-            input: n(tokens.input),
-            output: n(tokens.output),
-            cache_write_5m: n(tokens.cache_creation) - one_hour,
-            cache_write_1h: one_hour,
-            cache_read: n(tokens.cache_read),
-        },
-    )
 }

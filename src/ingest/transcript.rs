@@ -1077,7 +1077,8 @@ mod tests {
     //! run's `expected.json` (computed by truth.py from the hooks and the
     //! transcripts) and match the run's own hook payloads one for one.
     use super::*;
-    use crate::core::pricing::{cost_usd, TokenCounts};
+    use crate::core::event::Tokens;
+    use crate::core::pricing::cost_usd;
     use crate::ingest::transcript_files::discover;
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
@@ -1280,11 +1281,7 @@ mod tests {
                 // Cost: the public Sonnet 4.5 prices applied to the run's tokens.
                 let cost: f64 = event(ps, "ApiCall")
                     .map(|p| {
-                        cost_usd(
-                            s(p, "model").unwrap(),
-                            &TokenCounts::from_usage(&p["usage"]),
-                        )
-                        .unwrap()
+                        cost_usd(s(p, "model").unwrap(), &Tokens::from_usage(&p["usage"])).unwrap()
                     })
                     .sum();
                 let t = &exp["tokens"];

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::core::delegation::DelegationState;
 use crate::core::event::{ClaudeCodeAccount, NormalizedEvent, Tokens};
+use crate::core::pricing::PricingTable;
 use crate::core::session::{Metrics, SessionState};
 use crate::core::time::{format_timestamp, parse_stored};
 
@@ -163,10 +164,13 @@ pub fn insert_delegation(
 }
 
 /// Cost of tokens by model from the pricing table; `None` when any model is unknown.
-fn cost_of(by_model: &std::collections::BTreeMap<String, Tokens>) -> Option<f64> {
+fn cost_of(
+    pricing: &PricingTable,
+    by_model: &std::collections::BTreeMap<String, Tokens>,
+) -> Option<f64> {
     let mut total = 0.0;
     for (model, tokens) in by_model {
-        total += crate::core::pricing::cost_of(model, tokens)?;
+        total += pricing.cost_usd(model, tokens)?;
     }
     Some(total)
 }
@@ -174,6 +178,7 @@ fn cost_of(by_model: &std::collections::BTreeMap<String, Tokens>) -> Option<f64>
 /// Writes a dirty session (row, metrics, changed delegations) back.
 pub fn flush(
     conn: &Connection,
+    pricing: &PricingTable,
     session_id: &str,
     state: &mut SessionState,
 ) -> rusqlite::Result<()> {
@@ -242,7 +247,7 @@ pub fn flush(
         has_tokens.then(|| to_json(&m.tokens)),
         has_tokens.then(|| to_json(&m.tokens_by_model)),
         to_json(&m.models),
-        if has_tokens { cost_of(&m.tokens_by_model) } else { None },
+        if has_tokens { cost_of(pricing, &m.tokens_by_model) } else { None },
         m.claude_code.as_ref().map(to_json),
     ])?;
     let mut update = conn.prepare_cached(
@@ -258,7 +263,7 @@ pub fn flush(
             .model
             .as_deref()
             .filter(|_| d.api_calls > 0)
-            .and_then(|model| crate::core::pricing::cost_of(model, &d.tokens));
+            .and_then(|model| pricing.cost_usd(model, &d.tokens));
         update.execute(params![
             d.id,
             d.agent_type,
@@ -293,15 +298,23 @@ pub fn flush(
 }
 
 /// The cache of session states held by the writer.
-#[derive(Default)]
 pub struct SessionCache {
     pub sessions: HashMap<String, SessionState>,
+    /// Prices the costs written at flush.
+    pricing: PricingTable,
 }
 
 /// Most sessions kept in the cache between batches.
 pub const CACHE_LIMIT: usize = 512;
 
 impl SessionCache {
+    pub fn new(pricing: PricingTable) -> SessionCache {
+        SessionCache {
+            sessions: HashMap::new(),
+            pricing,
+        }
+    }
+
     /// Gets the state of `session_id`, loading it from SQL on a miss.
     pub fn get_or_load(
         &mut self,
@@ -322,7 +335,7 @@ impl SessionCache {
     /// Writes every dirty session back.
     pub fn flush_all(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         for (id, state) in self.sessions.iter_mut() {
-            flush(conn, id, state)?;
+            flush(conn, &self.pricing, id, state)?;
         }
         Ok(())
     }

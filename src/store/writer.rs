@@ -45,6 +45,8 @@ pub struct WriterConfig {
     pub channel_capacity: usize,
     /// SQLite page cache of the writing connection, in KiB.
     pub cache_kib: u32,
+    /// The user's price table, laid over the built-in one ("" = none).
+    pub pricing_file: PathBuf,
 }
 
 impl WriterConfig {
@@ -58,6 +60,7 @@ impl WriterConfig {
             session_files: None,
             channel_capacity: CHANNEL_CAPACITY,
             cache_kib: 16 * 1024,
+            pricing_file: config.pricing_file.clone(),
         }
     }
 
@@ -200,6 +203,7 @@ pub struct Writer {
 impl Writer {
     /// Opens (and migrates) the database, then starts the writer thread.
     pub fn spawn(config: WriterConfig) -> Result<Writer> {
+        let pricing = crate::config::load_pricing(&config.pricing_file)?;
         let conn = super::open_writable(&config.database)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{}", config.cache_kib))
             .map_err(|e| AggregatorError::db(&config.database, e))?;
@@ -210,7 +214,7 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("mpm-aggregate-writer".into())
             .spawn(move || {
-                let result = Self::thread_main(conn, config, rx);
+                let result = Self::thread_main(conn, config, pricing, rx);
                 if let (Err(e), Ok(mut slot)) = (&result, failed_slot.lock()) {
                     *slot = Some(e.to_string());
                 }
@@ -228,6 +232,7 @@ impl Writer {
     fn thread_main(
         conn: Connection,
         config: WriterConfig,
+        pricing: crate::core::pricing::PricingTable,
         rx: flume::Receiver<WriterMsg>,
     ) -> Result<WriterStats> {
         let path = config.database.clone();
@@ -238,7 +243,7 @@ impl Writer {
             .map_err(|e| AggregatorError::db(&path, e))?;
         let checkpointer = super::checkpoint::Checkpointer::spawn(path.clone())
             .map_err(|e| AggregatorError::io(&path, e))?;
-        let mut state = WriterState::new(conn, config, files, checkpointer)
+        let mut state = WriterState::new(conn, config, pricing, files, checkpointer)
             .map_err(|e| AggregatorError::db(&path, e))?;
         let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
         // Session files finalized so far are written before the writer reports back.
@@ -365,6 +370,7 @@ impl WriterState {
     fn new(
         conn: Connection,
         config: WriterConfig,
+        pricing: crate::core::pricing::PricingTable,
         files: session_file::FileWriter,
         checkpointer: super::checkpoint::Checkpointer,
     ) -> rusqlite::Result<Self> {
@@ -376,7 +382,7 @@ impl WriterState {
         Ok(WriterState {
             conn,
             config,
-            cache: SessionCache::default(),
+            cache: SessionCache::new(pricing),
             stats: WriterStats::default(),
             batch: 0,
             next_completed_seq: max_seq + 1,

@@ -838,6 +838,57 @@ fn an_unknown_model_has_no_cost_anywhere() {
 }
 
 #[test]
+fn a_users_price_file_prices_what_the_built_in_table_does_not() {
+    let run = fixture(CLAUDE_CODE_RUN);
+    let (id, want) = claude_code_truth();
+    let model = want["models"][0].as_str().unwrap();
+    let unknown = "claude-nobody-knows-1";
+    let copy = tempfile::tempdir().unwrap();
+    for file in walk(&run.join("transcripts")) {
+        let to = copy
+            .path()
+            .join(file.strip_prefix(run.join("transcripts")).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(
+            &to,
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .replace(model, unknown),
+        )
+        .unwrap();
+    }
+    let env = Env::empty();
+    std::fs::create_dir_all(env.path(".claude-mpm")).unwrap();
+    std::fs::write(
+        env.path(".claude-mpm/config.toml"),
+        "[event_aggregator]\npricing_file = \"prices.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("prices.toml"),
+        format!("[models.{unknown}]\ninput = 1\noutput = 2\ncache_write_5m = 3\ncache_write_1h = 4\ncache_read = 0.5\n"),
+    )
+    .unwrap();
+    env.cmd(&["import", &copy.path().to_string_lossy()])
+        .assert()
+        .success();
+    let doc = env.json(&["export", &id, "-o", "-"]);
+    let t = &want["tokens"];
+    let n = |k: &str| t[k].as_f64().unwrap();
+    let cost =
+        (n("input") + 2.0 * n("output") + 3.0 * n("cache_creation") + 0.5 * n("cache_read")) / 1e6;
+    let got = doc["metrics"]["cost_usd"]
+        .as_f64()
+        .expect("priced by the user's file");
+    assert!((got - cost).abs() < 1e-9, "{got} vs {cost}");
+    assert!(!env.stdout(&["view", &id]).contains("no price"));
+    // A price file that is not one is a clear error, not a silent fallback.
+    std::fs::write(env.path("prices.toml"), "[models.x]\ninput = -1\n").unwrap();
+    let err = failure_stderr(&mut env.cmd(&["import", &copy.path().to_string_lossy()]));
+    assert!(err.contains("prices.toml"), "{err}");
+}
+
+#[test]
 fn older_documents_still_import_without_the_new_figures() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
