@@ -17,7 +17,7 @@ use crate::error::{AggregatorError, Result};
 use crate::ingest::{
     normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection,
 };
-use crate::store::writer::{DocumentImport, Writer, WriterMsg, WriterStats};
+use crate::store::writer::{DocumentImport, Writer, WriterMsg};
 
 /// Rejected inputs logged one by one; past this many only their number is
 /// told (every one of them is in `rejected_events`).
@@ -29,6 +29,9 @@ pub struct ImportReport {
     pub files: u64,
     pub stored: u64,
     pub duplicates: u64,
+    /// Observations merged into events already stored (the same happening
+    /// from another source: SPEC section 7).
+    pub merged: u64,
     pub rejected: u64,
     pub control: u64,
     pub filtered: u64,
@@ -132,6 +135,9 @@ impl std::fmt::Display for ImportReport {
             self.rejected,
             self.control,
         )?;
+        if self.merged > 0 {
+            write!(f, ", {} merged into events already stored", self.merged)?;
+        }
         if self.filtered > 0 {
             write!(f, ", {} filtered by capture settings", self.filtered)?;
         }
@@ -170,36 +176,19 @@ pub fn import_files(
         );
     }
     let after = writer.flush()?;
-    let mut report = report(
-        before,
-        after,
-        paths.len() as u64,
-        documents,
-        tally.newest_by_session.len() as u64,
-    );
-    report.unreadable = unreadable;
-    report.newest_by_session = tally.newest_by_session;
-    Ok(report)
-}
-
-fn report(
-    before: WriterStats,
-    after: WriterStats,
-    files: u64,
-    documents: u64,
-    sessions: u64,
-) -> ImportReport {
-    ImportReport {
-        files,
+    Ok(ImportReport {
+        files: paths.len() as u64,
         stored: after.stored - before.stored,
         duplicates: after.duplicates - before.duplicates,
+        merged: after.merged - before.merged,
         rejected: after.rejected - before.rejected,
         control: after.control - before.control,
         filtered: after.filtered - before.filtered,
         documents,
-        sessions,
-        ..ImportReport::default()
-    }
+        sessions: tally.newest_by_session.len() as u64,
+        unreadable,
+        newest_by_session: tally.newest_by_session,
+    })
 }
 
 fn open(path: &Path) -> Result<Box<dyn BufRead>> {
@@ -310,6 +299,13 @@ fn import_transcripts(
     use crate::ingest::transcript::TranscriptReader;
     let found = crate::ingest::transcript_files::discover(path)?;
     for session in &found.sessions {
+        for sub in session.subagents.iter().filter(|s| s.meta_error.is_some()) {
+            tracing::warn!(
+                "{}: its .meta.json cannot be used ({}); the sub-agent is read with its id alone",
+                sub.path.display(),
+                sub.meta_error.as_deref().unwrap_or_default()
+            );
+        }
         for (file, kind) in session.files() {
             let mut reader = TranscriptReader::new(kind).with_session_id(&session.session_id);
             let mut seen = HashMap::new();
@@ -342,7 +338,6 @@ fn import_transcripts(
                     Err(e) => {
                         let text = String::from_utf8_lossy(&line);
                         let reason = format!("{}: {e}", file.display());
-                        tracing::warn!("rejected transcript line: {reason}");
                         send(
                             writer,
                             &file,

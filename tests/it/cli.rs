@@ -838,6 +838,33 @@ fn an_unknown_model_has_no_cost_anywhere() {
 }
 
 #[test]
+fn the_import_report_tells_what_was_merged_from_another_source() {
+    let run = fixture(CLAUDE_CODE_RUN);
+    let env = Env::empty();
+    let hooks = env.stdout(&["import", &run.join("hooks.jsonl").to_string_lossy()]);
+    assert!(!hooks.contains("merged"), "{hooks}");
+    let transcripts = env.stdout(&["import", &run.join("transcripts").to_string_lossy()]);
+    let merged: u64 = transcripts
+        .trim()
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" merged into events already stored"))
+        .unwrap_or_else(|| panic!("{transcripts}"))
+        .parse()
+        .unwrap();
+    // Every tool call's start and end, both prompts and turn ends, both
+    // sub-agents' starts and stops were seen by the hooks already.
+    let (_, want) = claude_code_truth();
+    let tool_calls = want["tool_calls"].as_u64().unwrap();
+    let turns = want["turns"].as_u64().unwrap();
+    let delegations = want["delegations"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        merged,
+        2 * tool_calls + 2 * turns + 2 * delegations,
+        "{transcripts}"
+    );
+}
+
+#[test]
 fn a_users_price_file_prices_what_the_built_in_table_does_not() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
