@@ -83,7 +83,8 @@ pub fn running_pid(activity_dir: &Path) -> Option<i32> {
 pub fn ensure_not_running(activity_dir: &Path) -> Result<()> {
     match running_pid(activity_dir) {
         Some(pid) => Err(AggregatorError::Recorder(format!(
-            "a recorder is already running (pid {pid}, PID file {}); stop it with `mpm-aggregate stop`",
+            // The command line repeats the user's own options in its hint (cli/start.rs).
+            "a recorder is already running (pid {pid}, PID file {}); stop it first",
             pid_file(activity_dir).display()
         ))),
         None => Ok(()),

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{ask, RecorderOptions, Shared};
+use std::io::Write;
+
 use crate::config::Config;
 use crate::store::writer::WriterMsg;
 
@@ -103,7 +105,8 @@ pub async fn periodic(
                     let config = config.clone();
                     tokio::task::spawn_blocking(move || status_line(&shared, &config)).await.unwrap_or_default()
                 };
-                println!("{line}");
+                // A closed output must not stop the recording (nor panic as println! would).
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
             }
         }
     }
