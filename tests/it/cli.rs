@@ -61,14 +61,7 @@ impl Env {
 
     /// Runs a command that must fail with one `error:` line.
     fn fails(&self, args: &[&str], needle: &str) {
-        let out = self
-            .cmd(args)
-            .assert()
-            .failure()
-            .code(1)
-            .get_output()
-            .clone();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = failure_stderr(&mut self.cmd(args));
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?}: one line expected, got {stderr}");
         assert!(lines[0].starts_with("error: "), "{stderr}");
@@ -1150,8 +1143,7 @@ fn errors_are_one_line_and_non_zero() {
     ] {
         let mut c = env.cmd(&args);
         c.args(["--db", "corrupt.db"]);
-        let out = c.assert().failure().code(1).get_output().stderr.clone();
-        let text = String::from_utf8_lossy(&out);
+        let text = failure_stderr(&mut c);
         assert!(
             text.starts_with("error: database corrupt.db")
                 && text.contains("not a database")
@@ -1361,15 +1353,7 @@ fn query_errors_are_sqlites_own_and_refused_only_for_writes() {
         ("SELECT count(* FROM events", "syntax error"),
         ("/* only a comment */", "no SQL statement"),
     ] {
-        let out = env
-            .cmd(&["query", sql])
-            .assert()
-            .failure()
-            .code(1)
-            .get_output()
-            .stderr
-            .clone();
-        let text = String::from_utf8_lossy(&out);
+        let text = failure_stderr(&mut env.cmd(&["query", sql]));
         assert!(text.contains(needle), "{sql}: {text}");
         assert!(!text.contains("refused"), "{sql}: {text}");
         assert_eq!(text.lines().count(), 1, "{text}");
