@@ -281,18 +281,14 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 fn dispatch(cli: Cli) -> Result<()> {
     let config = load_config(&cli)?;
-    let invocation = Invocation::new(
-        cli.config.as_deref(),
-        cli.db.as_deref(),
-        cli.activity_dir.as_deref(),
-    );
+    let invocation = Invocation::new(&file_options(&cli));
     if let Command::Start(args) = &cli.command {
         // Not through a held lock: the recorder prints its status lines from
         // other threads while this one waits.
         return start::run(
             &config,
             args,
-            global_args(&cli.config, &cli.db, &cli.activity_dir, cli.debug),
+            global_args(&file_options(&cli), cli.debug),
             &invocation,
             &mut std::io::stdout(),
         );
@@ -356,27 +352,25 @@ fn require_database(config: &Config, invocation: &Invocation) -> Result<()> {
     })
 }
 
-/// The global options, repeated for a daemon child.
-fn global_args(
-    config: &Option<PathBuf>,
-    db: &Option<PathBuf>,
-    activity_dir: &Option<PathBuf>,
-    debug: bool,
-) -> Vec<std::ffi::OsString> {
+/// The global options that choose the files, as the user gave them: what a
+/// daemon child and every hint naming another command repeat.
+fn file_options(cli: &Cli) -> Vec<(&'static str, &std::path::Path)> {
+    [
+        ("--config", cli.config.as_deref()),
+        ("--db", cli.db.as_deref()),
+        ("--activity-dir", cli.activity_dir.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, value)| Some((flag, value?)))
+    .collect()
+}
+
+/// The global options for a daemon child: absolute, since it runs elsewhere.
+fn global_args(files: &[(&'static str, &std::path::Path)], debug: bool) -> Vec<std::ffi::OsString> {
     let mut args = Vec::new();
-    let absolute = |p: &PathBuf| {
-        std::path::absolute(p)
-            .unwrap_or_else(|_| p.clone())
-            .into_os_string()
-    };
-    if let Some(c) = config {
-        args.extend(["--config".into(), absolute(c)]);
-    }
-    if let Some(d) = db {
-        args.extend(["--db".into(), absolute(d)]);
-    }
-    if let Some(a) = activity_dir {
-        args.extend(["--activity-dir".into(), absolute(a)]);
+    for (flag, path) in files {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        args.extend([flag.into(), absolute.into_os_string()]);
     }
     if debug {
         args.push("--debug".into());

@@ -102,27 +102,17 @@ pub struct Invocation {
 impl Invocation {
     /// From the global options as the user gave them (not made absolute: the
     /// hint is for the same shell).
-    pub fn new(
-        config: Option<&std::path::Path>,
-        db: Option<&std::path::Path>,
-        activity_dir: Option<&std::path::Path>,
-    ) -> Invocation {
+    pub fn new(files: &[(&'static str, &std::path::Path)]) -> Invocation {
         let mut globals = String::new();
-        for (flag, value) in [
-            ("--config", config),
-            ("--db", db),
-            ("--activity-dir", activity_dir),
-        ] {
-            if let Some(v) = value {
-                globals.push(' ');
-                globals.push_str(flag);
-                globals.push(' ');
-                globals.push_str(&shell_quote(&v.to_string_lossy()));
-            }
+        for (flag, value) in files {
+            globals.push(' ');
+            globals.push_str(flag);
+            globals.push(' ');
+            globals.push_str(&shell_quote(&value.to_string_lossy()));
         }
         Invocation {
             globals,
-            gave_db: db.is_some(),
+            gave_db: files.iter().any(|(flag, _)| *flag == "--db"),
         }
     }
 

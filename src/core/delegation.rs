@@ -456,9 +456,9 @@ pub fn absorb(into: &mut DelegationState, other: DelegationState) {
     }
     into.description = into.description.take().or(other.description);
     into.parent_agent_id = into.parent_agent_id.take().or(other.parent_agent_id);
-    if other.halves & SUBAGENT_STOP != 0 && other.response_preview.is_some() {
-        into.response_preview = other.response_preview;
-    } else if into.response_preview.is_none() {
+    // The sub-agent's own last message (its stop) is its response.
+    let others_is_the_stop = other.halves & SUBAGENT_STOP != 0 && other.response_preview.is_some();
+    if others_is_the_stop || into.response_preview.is_none() {
         into.response_preview = other.response_preview;
     }
     into.error = into.error.take().or(other.error);
