@@ -43,6 +43,11 @@ pub struct ImportReport {
     /// The newest event time of each session the files named.
     #[serde(skip)]
     pub newest_by_session: HashMap<String, DateTime<Utc>>,
+    /// Transcript lines read.
+    pub transcript_lines: u64,
+    /// What of the transcripts became no event (bookkeeping lines, thinking
+    /// blocks, …), by kind: counted, so that nothing is dropped without a word.
+    pub transcript_not_stored: std::collections::BTreeMap<String, u64>,
 }
 
 impl ImportReport {
@@ -60,6 +65,8 @@ impl ImportReport {
 #[derive(Default)]
 struct Tally {
     newest_by_session: HashMap<String, DateTime<Utc>>,
+    transcript_lines: u64,
+    transcript_not_stored: std::collections::BTreeMap<String, u64>,
     /// Events and session documents of the file being read.
     file_events: u64,
     /// Rejected inputs of the file being read.
@@ -141,6 +148,23 @@ impl std::fmt::Display for ImportReport {
         if self.filtered > 0 {
             write!(f, ", {} filtered by capture settings", self.filtered)?;
         }
+        if self.transcript_lines > 0 {
+            let mut kinds: Vec<(&String, &u64)> = self.transcript_not_stored.iter().collect();
+            kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let total: u64 = kinds.iter().map(|(_, n)| **n).sum();
+            let shown: Vec<String> = kinds
+                .iter()
+                .take(6)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let more = if kinds.len() > 6 { ", …" } else { "" };
+            write!(
+                f,
+                "\n{} transcript lines read; {total} lines and blocks tell no event (counted, not stored: {}{more})",
+                self.transcript_lines,
+                shown.join(", "),
+            )?;
+        }
         Ok(())
     }
 }
@@ -188,6 +212,8 @@ pub fn import_files(
         sessions: tally.newest_by_session.len() as u64,
         unreadable,
         newest_by_session: tally.newest_by_session,
+        transcript_lines: tally.transcript_lines,
+        transcript_not_stored: tally.transcript_not_stored,
     })
 }
 
@@ -354,6 +380,11 @@ fn import_transcripts(
             }
             let last = reader.finish();
             emit(last, &mut seen, tally)?;
+            let stats = reader.stats();
+            tally.transcript_lines += stats.lines;
+            for (kind, n) in &stats.not_emitted {
+                *tally.transcript_not_stored.entry(kind.clone()).or_default() += n;
+            }
         }
     }
     for skipped in &found.skipped {

@@ -837,6 +837,33 @@ fn the_import_report_tells_what_was_merged_from_another_source() {
     let hooks = env.stdout(&["import", &run.join("hooks.jsonl").to_string_lossy()]);
     assert!(!hooks.contains("merged"), "{hooks}");
     let transcripts = env.stdout(&["import", &run.join("transcripts").to_string_lossy()]);
+    // What of the transcripts tells no event is counted, not dropped unsaid.
+    let lines: usize = walk(&run.join("transcripts"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
+        .sum();
+    assert!(
+        transcripts.contains(&format!("{lines} transcript lines read; ")),
+        "{transcripts}"
+    );
+    let api_requests = walk(&run.join("transcripts"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "api-request"))
+        .count();
+    assert!(
+        transcripts.contains(&format!("line:api-request {api_requests},")),
+        "{transcripts}"
+    );
+    let transcripts = transcripts.lines().next().unwrap().to_string();
     let merged: u64 = transcripts
         .trim()
         .split(", ")
