@@ -37,13 +37,25 @@ pub enum AggregatorError {
         source: std::io::Error,
     },
 
-    /// The database is missing, corrupt, locked or refused a statement.
+    /// The database is missing, corrupt, locked, full or refused a statement.
+    /// `source` keeps SQLite's own error, so that a caller can tell a busy
+    /// database from a full disk ([`AggregatorError::sqlite_code`]).
     #[error("database {}: {reason}", .path.display())]
-    Database { path: PathBuf, reason: String },
+    Database {
+        path: PathBuf,
+        reason: String,
+        #[source]
+        source: Option<rusqlite::Error>,
+    },
 
-    /// A SQL statement failed: SQLite's own message (syntax, unknown table…).
-    #[error("query: {0}")]
-    Query(String),
+    /// A SQL statement failed: SQLite's own message (syntax, unknown table,
+    /// busy…), with SQLite's error as the source when it gave one.
+    #[error("query: {reason}")]
+    Query {
+        reason: String,
+        #[source]
+        source: Option<rusqlite::Error>,
+    },
 
     /// A statement given to `query` that would write, or more than one.
     #[error("query refused: {0}")]
@@ -75,11 +87,43 @@ impl AggregatorError {
         }
     }
 
-    /// Wraps a SQLite error for the database at `path`.
-    pub fn db(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
+    /// Wraps a SQLite error for the database at `path`, keeping it as the source.
+    pub fn db(path: impl Into<PathBuf>, err: rusqlite::Error) -> Self {
         AggregatorError::Database {
             path: path.into(),
             reason: one_line(&err.to_string()),
+            source: Some(err),
+        }
+    }
+
+    /// A problem with the database at `path` that SQLite did not report.
+    pub fn db_message(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        AggregatorError::Database {
+            path: path.into(),
+            reason: one_line(&reason.to_string()),
+            source: None,
+        }
+    }
+
+    /// A failed SQL statement, SQLite's error kept as the source.
+    pub fn query(err: rusqlite::Error) -> Self {
+        AggregatorError::Query {
+            reason: one_line(&err.to_string()),
+            source: Some(err),
+        }
+    }
+
+    /// SQLite's error code, when SQLite caused this error (`DatabaseBusy`,
+    /// `DiskFull`, `NotADatabase`, `ReadOnly`, …).
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            AggregatorError::Database {
+                source: Some(e), ..
+            }
+            | AggregatorError::Query {
+                source: Some(e), ..
+            } => e.sqlite_error_code(),
+            _ => None,
         }
     }
 }

@@ -299,6 +299,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             | Command::View(_)
             | Command::Export { .. }
             | Command::Query { .. }
+            | Command::Prune { .. }
     ) {
         require_database(&config, &invocation)?;
     }
@@ -342,14 +343,14 @@ fn require_database(config: &Config, invocation: &Invocation) -> Result<()> {
     } else {
         ", or pass --db"
     };
-    Err(AggregatorError::Database {
-        path: config.database.clone(),
-        reason: format!(
+    Err(AggregatorError::db_message(
+        config.database.clone(),
+        format!(
             "no database here yet (record with `{}` or `{}` first{or_db})",
             invocation.command("start"),
             invocation.command("import FILE")
         ),
-    })
+    ))
 }
 
 /// The global options that choose the files, as the user gave them: what a

@@ -5,17 +5,11 @@ use std::io::Write;
 
 use super::say;
 use crate::config::Config;
-use crate::error::{AggregatorError, Result};
+use crate::error::Result;
 use crate::store::writer::{Writer, WriterConfig};
 
 /// `days` is at least 1 (the argument parser refuses 0 as a usage error).
 pub fn run(config: &Config, days: u64, out: &mut dyn Write) -> Result<()> {
-    if !config.database.exists() {
-        return Err(AggregatorError::Database {
-            path: config.database.clone(),
-            reason: "no database here yet".into(),
-        });
-    }
     let writer = Writer::spawn(WriterConfig::from_config(config))?;
     let report = writer.prune(days);
     writer.shutdown()?;

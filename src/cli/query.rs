@@ -31,7 +31,7 @@ fn to_text(v: ValueRef<'_>) -> String {
 }
 
 fn query_err(e: rusqlite::Error) -> AggregatorError {
-    AggregatorError::Query(crate::error::one_line(&e.to_string()))
+    AggregatorError::query(e)
 }
 
 /// A CSV write error with its I/O kind kept (csv's own conversion makes every

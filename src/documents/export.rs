@@ -49,7 +49,7 @@ impl FromStr for ExportFormat {
 }
 
 fn sql_err(e: rusqlite::Error) -> AggregatorError {
-    AggregatorError::Query(e.to_string())
+    AggregatorError::query(e)
 }
 
 fn json_list(text: Option<String>) -> Vec<String> {

@@ -65,7 +65,7 @@ pub fn open_writable(path: &Path) -> Result<Connection> {
     .map_err(|e| AggregatorError::db(path, e))?;
     embedded::migrations::runner()
         .run(&mut conn)
-        .map_err(|e| AggregatorError::db(path, format!("migration failed: {e}")))?;
+        .map_err(|e| AggregatorError::db_message(path, format!("migration failed: {e}")))?;
     Ok(conn)
 }
 
@@ -73,10 +73,10 @@ pub fn open_writable(path: &Path) -> Result<Connection> {
 /// how to create one.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
     if !path.is_file() {
-        return Err(AggregatorError::Database {
-            path: path.to_path_buf(),
-            reason: "no database here yet (record with `mpm-aggregate start` or `mpm-aggregate import FILE` first, or pass --db)".into(),
-        });
+        return Err(AggregatorError::db_message(
+            path.to_path_buf(),
+            "no database here yet (nothing was recorded or imported into it)",
+        ));
     }
     let conn = Connection::open_with_flags(
         path,
@@ -94,10 +94,10 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
         )
         .map_err(|e| AggregatorError::db(path, e))?;
     if !has_schema {
-        return Err(AggregatorError::Database {
-            path: path.to_path_buf(),
-            reason: "not an mpm-aggregate database (no events table)".into(),
-        });
+        return Err(AggregatorError::db_message(
+            path.to_path_buf(),
+            "not an mpm-aggregate database (no events table)",
+        ));
     }
     Ok(conn)
 }
@@ -112,5 +112,5 @@ fn check_is_database(conn: &Connection, path: &Path) -> Result<()> {
 pub fn integrity_ok(conn: &Connection) -> Result<bool> {
     conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
         .map(|s| s == "ok")
-        .map_err(|e| AggregatorError::Query(e.to_string()))
+        .map_err(AggregatorError::query)
 }

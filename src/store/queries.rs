@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::{AggregatorError, Result};
 
 fn sql_err(e: rusqlite::Error) -> AggregatorError {
-    AggregatorError::Query(e.to_string())
+    AggregatorError::query(e)
 }
 
 /// Resolves a full session id or a unique prefix of one.

@@ -82,15 +82,16 @@ pub fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>> {
         } else if matches!(e, rusqlite::Error::MultipleStatement) {
             AggregatorError::QueryRefused("one statement at a time".into())
         } else {
-            AggregatorError::Query(crate::error::one_line(&text))
+            AggregatorError::query(e)
         }
     };
     let stmt = conn.prepare(sql).map_err(failed)?;
     // SQLite prepares text with no statement in it (blank, only comments) to nothing.
     if stmt.expanded_sql().is_none() {
-        return Err(AggregatorError::Query(
-            "no SQL statement in it (only white space or comments)".into(),
-        ));
+        return Err(AggregatorError::Query {
+            reason: "no SQL statement in it (only white space or comments)".into(),
+            source: None,
+        });
     }
     if !stmt.readonly() {
         return Err(AggregatorError::QueryRefused(

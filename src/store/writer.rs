@@ -295,14 +295,14 @@ impl Writer {
             older_than_days: days,
             reply,
         })?
-        .map_err(|e| AggregatorError::db(&self.database, e))
+        .map_err(|e| AggregatorError::db_message(&self.database, e))
     }
 
     /// The error that stopped the writer (for producers whose send failed).
     pub fn failure(&self) -> AggregatorError {
         match self.failed.lock().ok().and_then(|f| f.clone()) {
             Some(reason) => AggregatorError::Recorder(reason),
-            None => AggregatorError::db(&self.database, "the writer stopped"),
+            None => AggregatorError::db_message(&self.database, "the writer stopped"),
         }
     }
 
@@ -318,7 +318,7 @@ impl Writer {
         let _ = self.tx.send(WriterMsg::Shutdown);
         match self.handle.take() {
             Some(h) => h.join().unwrap_or_else(|_| {
-                Err(AggregatorError::db(
+                Err(AggregatorError::db_message(
                     &self.database,
                     "the writer thread panicked",
                 ))

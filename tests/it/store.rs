@@ -591,3 +591,25 @@ fn save_then_load_gives_an_equal_session() {
     ));
     assert_eq!(agg.list_sessions().unwrap().len(), 3);
 }
+
+#[test]
+fn database_errors_keep_sqlites_own_error_as_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let err = mpm_aggregate::store::open_writable(&path).unwrap_err();
+    assert_eq!(
+        err.sqlite_code(),
+        Some(rusqlite::ErrorCode::NotADatabase),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+    // A statement that fails keeps its cause too; a message we made has none.
+    let good = dir.path().join("good.db");
+    let conn = mpm_aggregate::store::open_writable(&good).unwrap();
+    let err =
+        mpm_aggregate::store::readonly::prepare(&conn, "SELECT nope FROM events").unwrap_err();
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    let err = mpm_aggregate::store::readonly::prepare(&conn, "-- nothing").unwrap_err();
+    assert!(std::error::Error::source(&err).is_none(), "{err}");
+}
