@@ -176,3 +176,39 @@ impl NormalizedEvent {
         }
     }
 }
+
+/// What the recorder is doing, as its heartbeat row and `status` tell it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecorderState {
+    Connected,
+    Disconnected,
+    #[default]
+    Stopped,
+}
+
+impl RecorderState {
+    /// The word stored in `recorder_state.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecorderState::Connected => "connected",
+            RecorderState::Disconnected => "disconnected",
+            RecorderState::Stopped => "stopped",
+        }
+    }
+
+    /// The state a stored word names (anything unknown reads as stopped).
+    pub fn parse(word: &str) -> RecorderState {
+        match word {
+            "connected" => RecorderState::Connected,
+            "disconnected" => RecorderState::Disconnected,
+            _ => RecorderState::Stopped,
+        }
+    }
+}
+
+impl std::fmt::Display for RecorderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Config;
+use crate::core::event::RecorderState;
 use crate::error::{AggregatorError, Result};
 use crate::store::writer::{RecorderStateUpdate, Writer, WriterMsg, WriterStats};
 
@@ -89,13 +90,12 @@ impl Shared {
         RecorderStateUpdate {
             pid: std::process::id(),
             state: if stopping {
-                "stopped"
+                RecorderState::Stopped
             } else if connected {
-                "connected"
+                RecorderState::Connected
             } else {
-                "disconnected"
-            }
-            .into(),
+                RecorderState::Disconnected
+            },
             connected: connected && !stopping,
             host: self.host.clone(),
             port: self.port,

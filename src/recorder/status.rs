@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::daemon;
 use crate::config::Config;
+use crate::core::event::RecorderState;
 use crate::core::time::parse_stored;
 use crate::error::Result;
 use crate::store::queries::store_figures;
@@ -22,7 +23,7 @@ const HEARTBEAT_STALE_SECS: i64 = 15;
 pub struct AggregatorStatus {
     pub running: bool,
     pub connected: bool,
-    pub state: String,
+    pub state: RecorderState,
     pub pid: Option<i64>,
     pub uptime_seconds: Option<i64>,
     pub started_at: Option<String>,
@@ -45,7 +46,7 @@ pub struct AggregatorStatus {
 /// Reads the status for the database and activity directory of `config`.
 pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
     let mut status = AggregatorStatus {
-        state: "stopped".into(),
+        state: RecorderState::Stopped,
         save_directory: config.activity_directory.clone(),
         database: config.database.clone(),
         dashboard_host: config.dashboard_host.clone(),
@@ -93,12 +94,13 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
             .is_some_and(|t| (Utc::now() - t).num_seconds() < HEARTBEAT_STALE_SECS);
         let alive = pid
             .is_some_and(|p| p == i64::from(std::process::id()) || daemon::process_alive(p as i32));
-        status.running = state != "stopped" && fresh && alive;
+        let state = RecorderState::parse(&state);
+        status.running = state != RecorderState::Stopped && fresh && alive;
         status.connected = status.running && connected;
         status.state = if status.running {
             state
         } else {
-            "stopped".into()
+            RecorderState::Stopped
         };
         status.pid = pid.filter(|_| status.running);
         status.uptime_seconds = started_at

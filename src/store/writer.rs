@@ -135,7 +135,7 @@ pub struct DocumentImport {
 #[derive(Debug, Clone, Default)]
 pub struct RecorderStateUpdate {
     pub pid: u32,
-    pub state: String,
+    pub state: crate::core::event::RecorderState,
     pub connected: bool,
     pub host: String,
     pub port: u16,
@@ -1058,7 +1058,7 @@ impl WriterState {
                 )?
                 .execute(params![
                     r.pid,
-                    r.state,
+                    r.state.as_str(),
                     r.connected,
                     r.host,
                     r.port,
