@@ -11,6 +11,13 @@ use crate::ingest::NormalizeOptions;
 use crate::store::writer::Writer;
 
 pub fn run(config: &Config, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
+    let projects;
+    let files = if files.is_empty() {
+        projects = [claude_code_projects()?];
+        &projects[..]
+    } else {
+        files
+    };
     // Session files go there: fail now, not after the import.
     crate::recorder::check_activity_dir(&config.activity_directory)?;
     let writer = Writer::spawn(crate::documents::writer_config(config))?;
@@ -52,4 +59,18 @@ pub fn run(config: &Config, files: &[PathBuf], out: &mut dyn Write) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// Claude Code's projects folder, when no file is named.
+fn claude_code_projects() -> Result<PathBuf> {
+    match crate::ingest::transcript_files::default_projects_dir() {
+        Some(dir) if dir.is_dir() => Ok(dir),
+        Some(dir) => Err(AggregatorError::InvalidFormat(format!(
+            "no file given, and no Claude Code transcripts at {} (name the files to import)",
+            dir.display()
+        ))),
+        None => Err(AggregatorError::InvalidFormat(
+            "no file given, and no home folder to find Claude Code's transcripts in".into(),
+        )),
+    }
 }

@@ -110,10 +110,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = query::Format::Table)]
         format: query::Format,
     },
-    /// Import capture JSONL files, session exports or session files of the Python original
+    /// Import Claude Code transcripts, hook payloads, monitor captures, session exports or the Python original's files
+    ///
+    /// Example: mpm-aggregate import ~/.claude/projects hooks.jsonl
     Import {
-        /// Files to import, - for standard input (.gz is read transparently)
-        #[arg(required = true)]
+        /// Files or folders to import: a transcript, a session folder or a projects folder;
+        /// JSON lines of hook payloads or monitor captures; session documents; - for standard
+        /// input (.gz is read transparently). None: Claude Code's projects folder
+        /// (~/.claude/projects, or $CLAUDE_CONFIG_DIR/projects)
         files: Vec<PathBuf>,
     },
     /// Delete sessions (events, delegations, metrics, files) older than N days

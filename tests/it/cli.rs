@@ -885,6 +885,31 @@ fn the_import_report_tells_what_was_merged_from_another_source() {
 }
 
 #[test]
+fn import_without_a_file_reads_claude_codes_projects_folder() {
+    let run = fixture(CLAUDE_CODE_RUN);
+    let (id, want) = claude_code_truth();
+    let env = Env::empty();
+    // No projects folder yet: a clear error that names where it looked.
+    let home = tempfile::tempdir().unwrap();
+    let err = failure_stderr(env.cmd(&["import"]).env("CLAUDE_CONFIG_DIR", home.path()));
+    assert!(err.contains("no Claude Code transcripts at"), "{err}");
+    // Claude Code's layout: <config dir>/projects/<project>/<session>.jsonl.
+    let projects = home.path().join("projects");
+    for file in walk(&run.join("transcripts")) {
+        let to = projects.join(file.strip_prefix(run.join("transcripts")).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+    }
+    env.cmd(&["import"])
+        .env("CLAUDE_CONFIG_DIR", home.path())
+        .assert()
+        .success();
+    let doc = env.json(&["export", &id, "-o", "-"]);
+    assert_eq!(doc["metrics"]["tokens"], want["tokens"]);
+    assert_eq!(doc["metrics"]["tool_calls"], want["tool_calls"]);
+}
+
+#[test]
 fn a_users_price_file_prices_what_the_built_in_table_does_not() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
