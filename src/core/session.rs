@@ -470,10 +470,14 @@ pub fn finalize(state: &mut SessionState, end: DateTime<Utc>, completed_seq: i64
 }
 
 /// Whether an event reopens a completed session: a new turn (any non-meta
-/// event, or SessionStart). Hook bookkeeping and notifications that follow a
-/// `Stop` do not, nor what a transcript tells after the fact.
-pub fn reopens(event: &NormalizedEvent) -> bool {
-    (event.category != Category::Meta || event.event_type == "SessionStart")
+/// event, or SessionStart) after the session ended. Hook bookkeeping and
+/// notifications that follow a `Stop` do not, nor what a source tells later of
+/// a time before the end (a transcript's sub-agent file read after its main one).
+pub fn reopens(state: &SessionState, event: &NormalizedEvent) -> bool {
+    state.completed
+        && !finalizes(event)
+        && state.end_time.is_none_or(|end| event.timestamp > end)
+        && (event.category != Category::Meta || event.event_type == "SessionStart")
         && !matches!(event.event_type.as_str(), "SubagentStop" | "StopFailure")
 }
 
@@ -816,6 +820,36 @@ mod tests {
         assert!(
             by_agent(&s, "qa").is_running(),
             "a turn's Stop leaves a background sub-agent running"
+        );
+    }
+
+    #[test]
+    fn only_a_later_turn_reopens_an_ended_session() {
+        let mut s = run(&[
+            ev(
+                "UserPromptSubmit",
+                0,
+                Facts {
+                    prompt: Some("hi".into()),
+                    ..Facts::default()
+                },
+            ),
+            ev("Stop", 5, Facts::default()),
+        ]);
+        assert!(s.completed);
+        // Work read later but done before the end (a sub-agent's transcript).
+        assert!(!reopens(
+            &s,
+            &ev("PreToolUse", 3, tool("Read", "r1", Some("A")))
+        ));
+        // Bookkeeping after the end.
+        assert!(!reopens(&s, &ev("Notification", 9, Facts::default())));
+        // A new turn.
+        assert!(reopens(&s, &ev("UserPromptSubmit", 9, Facts::default())));
+        s.completed = false;
+        assert!(
+            !reopens(&s, &ev("UserPromptSubmit", 9, Facts::default())),
+            "not ended"
         );
     }
 

@@ -609,7 +609,7 @@ impl WriterState {
             .entry(session_id.to_string())
             .or_insert_with(|| SessionState::new(event.timestamp));
         state.touched_batch = batch;
-        if state.completed && session::reopens(event) && !session::finalizes(event) {
+        if session::reopens(state, event) {
             state.completed = false;
             state.end_time = None;
         }
