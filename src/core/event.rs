@@ -38,6 +38,10 @@ pub struct NormalizedEvent {
     /// roughly in time order; a random key would dirty a random page per insert.
     pub dedup_key: [u8; 24],
     pub received_at: DateTime<Utc>,
+    /// The timestamp is the happening's own: the payload's, or the arrival of
+    /// a live event. False for an imported payload that carried none (raw hook
+    /// payloads): its time is the import's, which says nothing of when it happened.
+    pub time_known: bool,
 }
 
 impl NormalizedEvent {

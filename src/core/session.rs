@@ -72,6 +72,10 @@ pub struct SessionState {
     /// is by identity and an event without `agent_id` is the main thread's (see
     /// [`SessionState::attributes_by_identity`]).
     pub ids_seen: i64,
+    /// Some of the session's events carry their true time: the import times of
+    /// those that carry none (imported raw hooks) must not stretch the session.
+    /// Known before a replay, and then only (not stored).
+    pub ignore_unknown_times: bool,
     pub metrics: Metrics,
     /// Running delegations and the few that ended last, oldest first.
     pub delegations: Vec<DelegationState>,
@@ -101,6 +105,7 @@ impl SessionState {
             metadata: "{}".into(),
             sources: Vec::new(),
             ids_seen: 0,
+            ignore_unknown_times: false,
             metrics: Metrics::default(),
             delegations: Vec::new(),
             dirty: true,
@@ -255,11 +260,13 @@ pub fn apply_event(
         .breakdown
         .entry(event.category.as_str().to_string())
         .or_insert(0) += 1;
-    if event.timestamp > state.last_event_time {
-        state.last_event_time = event.timestamp;
-    }
-    if event.timestamp < state.start_time {
-        state.start_time = event.timestamp;
+    if event.time_known || !state.ignore_unknown_times {
+        if event.timestamp > state.last_event_time {
+            state.last_event_time = event.timestamp;
+        }
+        if event.timestamp < state.start_time {
+            state.start_time = event.timestamp;
+        }
     }
     state.ids_seen |= ids_of(event);
     push_distinct(&mut state.sources, event.origin);
@@ -490,6 +497,16 @@ pub fn finalizes(event: &NormalizedEvent) -> bool {
         || event.socket_event == "session.end"
 }
 
+/// When a finalizing event ends its session: its own time, or, when the time
+/// it carries is only an import's, the session's last known one.
+pub fn end_time_of(state: &SessionState, event: &NormalizedEvent) -> DateTime<Utc> {
+    if event.time_known || !state.ignore_unknown_times {
+        event.timestamp
+    } else {
+        state.last_event_time
+    }
+}
+
 /// Whether a finalizing event ends only a turn (`Stop`), not the session.
 pub fn ends_turn_only(event: &NormalizedEvent) -> bool {
     event.event_type == "Stop"
@@ -521,6 +538,7 @@ mod tests {
             facts,
             dedup_key: [0; 24],
             received_at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+            time_known: true,
         }
     }
 

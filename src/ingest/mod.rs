@@ -49,6 +49,14 @@ impl StoredEvent<'_> {
             Some("import") => "import",
             _ => "monitor",
         };
+        // An imported payload without a time of its own was stamped with the
+        // import's; a merge with a timed observation brings one.
+        let has_time = |o: Option<&Map<String, Value>>| {
+            o.and_then(|o| o.get("timestamp"))
+                .and_then(crate::core::time::parse_timestamp)
+                .is_some()
+        };
+        let time_known = origin != "import" || has_time(data.as_ref()) || has_time(top.as_ref());
         NormalizedEvent {
             session_id: Some(self.session_id.to_string()),
             timestamp,
@@ -66,6 +74,7 @@ impl StoredEvent<'_> {
             origin,
             dedup_key: [0; 24],
             received_at: timestamp,
+            time_known,
         }
     }
 }

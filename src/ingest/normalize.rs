@@ -493,6 +493,7 @@ fn normalize_one(
         facts,
         dedup_key,
         received_at,
+        time_known: own_time.is_some() || matches!(salt, DedupSalt::ReceivedAt),
     }))
 }
 

@@ -75,6 +75,7 @@ pub fn load(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<Sess
                 claude_version: r.get(21)?,
                 sources: json_list(&r.get::<_, String>(22)?),
                 ids_seen: r.get(23)?,
+                ignore_unknown_times: false,
                 metrics: Metrics {
                     breakdown: json_or_default(r.get(14)?),
                     agents_used: json_list(&r.get::<_, Option<String>>(15)?.unwrap_or_default()),

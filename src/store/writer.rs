@@ -622,7 +622,8 @@ impl WriterState {
                 .execute([gone])?;
         }
         if session::finalizes(event) {
-            self.finalize_session_at(session_id, event.timestamp, session::ends_turn_only(event))?;
+            let end = session::end_time_of(state, event);
+            self.finalize_session_at(session_id, end, session::ends_turn_only(event))?;
         }
         Ok(())
     }
@@ -684,6 +685,7 @@ impl WriterState {
         if let Some((_, first)) = rows.first() {
             let mut fresh = SessionState::new(first.timestamp);
             fresh.ids_seen = old.ids_seen;
+            fresh.ignore_unknown_times = rows.iter().any(|(_, e)| e.time_known);
             self.cache.sessions.insert(session_id.to_string(), fresh);
         }
         let batch = self.batch;

@@ -910,6 +910,28 @@ fn import_without_a_file_reads_claude_codes_projects_folder() {
 }
 
 #[test]
+fn hooks_imported_without_times_do_not_stretch_a_session_the_transcripts_time() {
+    let run = fixture(CLAUDE_CODE_RUN);
+    let (id, _) = claude_code_truth();
+    let times = |files: &[PathBuf]| {
+        let env = Env::empty();
+        for f in files {
+            env.cmd(&["import", &f.to_string_lossy()])
+                .assert()
+                .success();
+        }
+        let doc = env.json(&["export", &id, "-o", "-"]);
+        (doc["start_time"].clone(), doc["end_time"].clone())
+    };
+    let transcripts = run.join("transcripts");
+    let hooks = run.join("hooks.jsonl");
+    let truth = times(std::slice::from_ref(&transcripts));
+    assert!(truth.1.is_string(), "ended: {truth:?}");
+    assert_eq!(times(&[hooks.clone(), transcripts.clone()]), truth);
+    assert_eq!(times(&[transcripts, hooks]), truth);
+}
+
+#[test]
 fn a_users_price_file_prices_what_the_built_in_table_does_not() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
