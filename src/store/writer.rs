@@ -511,6 +511,20 @@ impl WriterState {
             }
             return Ok(());
         }
+        let match_key = self.match_key(event)?;
+        if let Some(key) = &match_key {
+            match self.content_match(event, key)? {
+                ContentMatch::Duplicate => {
+                    self.stats.duplicates += 1;
+                    return Ok(());
+                }
+                ContentMatch::Merged => {
+                    self.stats.merged += 1;
+                    return Ok(());
+                }
+                ContentMatch::None => {}
+            }
+        }
         let batch = self.batch;
         let session = match &event.session_id {
             Some(id) => self.cache.get_or_load(&self.conn, id)?,
@@ -527,8 +541,8 @@ impl WriterState {
             .prepare_cached(
                 "INSERT OR IGNORE INTO events (session_id, timestamp, event_type, category, tool_name, socket_event, raw_type,
                         subtype, source, correlation_id, delegation_id, data, envelope, received_at, dedup_key,
-                        identity, origin, agent_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                        identity, origin, agent_id, match_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?
             .execute(params![
                 event.session_id,
@@ -549,6 +563,7 @@ impl WriterState {
                 event.identity,
                 event.origin,
                 event.facts.agent_id,
+                match_key,
             ])?;
         if inserted == 0 {
             if self.merge_observation(event)? {
@@ -621,7 +636,8 @@ impl WriterState {
         let (Some(session_id), Some(identity)) = (&event.session_id, &event.identity) else {
             return Ok(false);
         };
-        let existing: Option<(i64, String, Option<String>, String, Vec<u8>)> = self
+        type Stored = (i64, String, Option<String>, String, Vec<u8>);
+        let existing: Option<Stored> = self
             .conn
             .prepare_cached(
                 "SELECT id, data, origin, timestamp, dedup_key FROM events WHERE session_id = ?1 AND identity = ?2",
@@ -633,7 +649,7 @@ impl WriterState {
         let Some((row, data, origin, timestamp, key)) = existing else {
             return Ok(false);
         };
-        if key == event.dedup_key {
+        if key == event.dedup_key || !self.remember_observation(event, row)? {
             return Ok(false);
         }
         let merged = merge_data(&data, &event.data);
@@ -650,6 +666,174 @@ impl WriterState {
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
         self.rebuild.insert(session_id.clone());
         Ok(true)
+    }
+
+    /// The key under which an observation meets its counterpart of the other
+    /// kind (with ids / without), or `None`: events that are not tool calls,
+    /// prompts or stops, and events of a transcript without ids (a transcript
+    /// identifies every happening it tells; what it leaves without an id is
+    /// its own bookkeeping). A `Stop` is keyed by its turn's prompt row: the
+    /// one of its `prompt_id`, or, without one, the last prompt before it.
+    fn match_key(&mut self, event: &NormalizedEvent) -> rusqlite::Result<Option<String>> {
+        let (Some(key), Some(session_id)) = (&event.facts.content_key, &event.session_id) else {
+            return Ok(None);
+        };
+        if event.identity.is_none() && event.origin == "transcript" {
+            return Ok(None);
+        }
+        if key != "stop" {
+            return Ok(Some(key.clone()));
+        }
+        let prompt_row: Option<i64> = match (&event.identity, &event.facts.prompt_id) {
+            (Some(_), Some(prompt_id)) => self
+                .conn
+                .prepare_cached("SELECT id FROM events WHERE session_id = ?1 AND identity = ?2")?
+                .query_row(params![session_id, format!("prompt:{prompt_id}")], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            (None, _) => self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM events
+                     WHERE session_id = ?1 AND event_type = 'UserPromptSubmit' AND timestamp <= ?2
+                       AND (identity IS NOT NULL OR match_key IS NOT NULL)
+                     ORDER BY timestamp DESC, id DESC LIMIT 1",
+                )?
+                .query_row(params![session_id, event.timestamp_text()], |r| r.get(0))
+                .optional()?,
+            _ => None,
+        };
+        Ok(prompt_row.map(|row| format!("stop:{row}")))
+    }
+
+    /// One happening seen by a source with ids and by one without (SPEC section
+    /// 7): an observation is merged into the earliest stored observation of the
+    /// other kind with the same key that has not met its counterpart yet, so
+    /// repeated identical calls pair up in order. Two observations without ids
+    /// never merge (they are two happenings), nor two with ids (their ids
+    /// decide), nor an observation with ids into an event that already has another.
+    fn content_match(
+        &mut self,
+        event: &NormalizedEvent,
+        key: &str,
+    ) -> rusqlite::Result<ContentMatch> {
+        let Some(session_id) = &event.session_id else {
+            return Ok(ContentMatch::None);
+        };
+        let counterpart = |conn: &Connection, sql: &str| -> rusqlite::Result<Option<i64>> {
+            conn.prepare_cached(sql)?
+                .query_row(params![session_id, key], |r| r.get(0))
+                .optional()
+        };
+        let row = match &event.identity {
+            None => {
+                let seen: bool = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key = ?1)
+                             OR EXISTS (SELECT 1 FROM merged_observations WHERE dedup_key = ?1)",
+                    )?
+                    .query_row([&event.dedup_key[..]], |r| r.get(0))?;
+                if seen {
+                    return Ok(ContentMatch::Duplicate);
+                }
+                counterpart(
+                    &self.conn,
+                    "SELECT id FROM events
+                     WHERE session_id = ?1 AND match_key = ?2 AND identity IS NOT NULL
+                     ORDER BY timestamp, id LIMIT 1",
+                )?
+            }
+            Some(identity) => {
+                let Some(row) = counterpart(
+                    &self.conn,
+                    "SELECT id FROM events
+                     WHERE session_id = ?1 AND match_key = ?2 AND identity IS NULL
+                     ORDER BY timestamp, id LIMIT 1",
+                )?
+                else {
+                    return Ok(ContentMatch::None);
+                };
+                let stored: bool = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND identity = ?2)",
+                    )?
+                    .query_row(params![session_id, identity], |r| r.get(0))?;
+                // Already stored: it merges by identity (the normal path).
+                (!stored).then_some(row)
+            }
+        };
+        let Some(row) = row else {
+            return Ok(ContentMatch::None);
+        };
+        self.pair(row, event)?;
+        Ok(ContentMatch::Merged)
+    }
+
+    /// Merges an observation into the stored event `row` of the same
+    /// happening met by content: what it adds to the data and envelope (what is
+    /// stored wins), its ids, its source, and a transcript's true time. The
+    /// event has then met its counterpart (no key any more).
+    fn pair(&mut self, row: i64, event: &NormalizedEvent) -> rusqlite::Result<()> {
+        let (data, envelope, origin, timestamp): (String, Option<String>, Option<String>, String) =
+            self.conn
+                .prepare_cached(
+                    "SELECT data, envelope, origin, timestamp FROM events WHERE id = ?1",
+                )?
+                .query_row([row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let data = merge_data(&data, &event.data);
+        let envelope = match (envelope, &event.envelope) {
+            (Some(stored), Some(new)) => Some(merge_data(&stored, new)),
+            (stored, new) => stored.or_else(|| new.clone()),
+        };
+        let origin = merge_origins(origin.as_deref(), event.origin);
+        let timestamp = if event.origin == "transcript" {
+            event.timestamp_text()
+        } else {
+            timestamp
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE events SET data = ?2, envelope = ?3, origin = ?4, timestamp = ?5,
+                        identity = coalesce(identity, ?6), agent_id = coalesce(agent_id, ?7),
+                        correlation_id = coalesce(correlation_id, ?8), tool_name = coalesce(tool_name, ?9),
+                        match_key = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                row,
+                data,
+                envelope,
+                origin,
+                timestamp,
+                event.identity,
+                event.facts.agent_id,
+                event.correlation_id,
+                event.facts.tool_name,
+            ])?;
+        self.remember_observation(event, row)?;
+        if let Some(session_id) = &event.session_id {
+            self.rebuild.insert(session_id.clone());
+        }
+        Ok(())
+    }
+
+    /// Records the duplicate key of an observation merged into `row`; false
+    /// when it was merged before (a second delivery: a duplicate).
+    fn remember_observation(
+        &mut self,
+        event: &NormalizedEvent,
+        row: i64,
+    ) -> rusqlite::Result<bool> {
+        let added = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO merged_observations (dedup_key, event_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![&event.dedup_key[..], row])?;
+        Ok(added > 0)
     }
 
     /// Rebuilds a session's projection from its stored events, in time order:
@@ -1018,6 +1202,16 @@ impl WriterState {
         }
         self.cache.evict(self.batch);
     }
+}
+
+/// What [`WriterState::content_match`] did with an observation.
+enum ContentMatch {
+    /// Seen before (stored, or merged into another event).
+    Duplicate,
+    /// Merged into the stored observation of the same happening.
+    Merged,
+    /// No counterpart waiting: store it.
+    None,
 }
 
 /// Adds to a stored event's data what another observation tells and it lacks

@@ -25,10 +25,11 @@ fn path_of(run: &Path, source: Source) -> PathBuf {
 }
 
 fn config_in(dir: &Path) -> mpm_aggregate::Config {
-    let mut config = mpm_aggregate::Config::default();
-    config.database = dir.join("rec.db");
-    config.activity_directory = dir.join("activity");
-    config
+    mpm_aggregate::Config {
+        database: dir.join("rec.db"),
+        activity_directory: dir.join("activity"),
+        ..Default::default()
+    }
 }
 
 fn json_of(text: Option<String>) -> Value {
@@ -70,15 +71,25 @@ fn check_run(run: &Path, sources: &[Source]) {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
     for source in sources {
-        import_with(&config, &[path_of(&run, *source)]);
+        import_with(&config, &[path_of(run, *source)]);
     }
     let with_transcript = sources.contains(&Source::Transcripts);
     let ctx = format!("{run_name} {sources:?}");
     let db = open(&config.database);
     for (id, want) in expected.as_object().unwrap() {
-        let (prompts, tool_calls, failures, tools, files, api_calls, tokens, models, cost_usd, claude_code): (
-            i64, i64, i64, String, String, i64, Option<String>, String, Option<f64>, Option<String>,
-        ) = db
+        type Figures = (
+            i64,
+            i64,
+            i64,
+            String,
+            String,
+            i64,
+            Option<String>,
+            String,
+            Option<f64>,
+            Option<String>,
+        );
+        let (prompts, tool_calls, failures, tools, files, api_calls, tokens, models, cost_usd, claude_code): Figures = db
             .query_row(
                 "SELECT prompts, tool_calls, tool_failures, tools_used, files_modified, api_calls, tokens, models,
                         cost_usd, claude_code FROM metrics WHERE session_id = ?1",
@@ -146,6 +157,29 @@ fn check_run(run: &Path, sources: &[Source]) {
                 "{ctx}: tool call {what}"
             );
         }
+        // One event per turn's end and per prompt a person submitted, whatever the sources.
+        let count = |sql: &str| -> i64 {
+            db.query_row(
+                &format!("SELECT count(*) FROM events WHERE session_id = ?1 AND {sql}"),
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            count("event_type = 'Stop'"),
+            want["turns"].as_i64().unwrap(),
+            "{ctx}: Stop events"
+        );
+        assert_eq!(
+            count(
+                "event_type = 'UserPromptSubmit' AND json_extract(data, '$.not_a_person') IS NOT 1
+                 AND ltrim(coalesce(json_extract(data, '$.prompt'), json_extract(data, '$.prompt_text'), ''))
+                     NOT LIKE '<task-notification>%'"
+            ) as usize,
+            want["prompts"].as_array().unwrap().len(),
+            "{ctx}: prompt events"
+        );
         if with_transcript {
             assert_eq!(
                 api_calls,
@@ -268,6 +302,16 @@ fn sources_combined_in_any_order_are_one_session() {
     check("a-mpm-fast", &[Transcripts, Monitor]);
     check("a-mpm-fast", &[Monitor, Hooks, Transcripts]);
     check("a-mpm-fast", &[Transcripts, Hooks, Monitor]);
+}
+
+/// claude-mpm's full handler forwards re-shaped events without `tool_use_id`,
+/// failures or prompt ids: with the transcripts, in either order, the session
+/// is exact all the same (its observations are matched by content).
+#[test]
+fn the_full_handler_with_the_transcripts_is_exact() {
+    check("a-mpm-full", &[Monitor, Transcripts]);
+    check("a-mpm-full", &[Transcripts, Monitor]);
+    check("a-mpm-full", &[Monitor, Hooks, Transcripts]);
 }
 
 #[test]
