@@ -19,13 +19,10 @@ CREATE INDEX events_prompts_by_time ON events(session_id, timestamp)
 
 -- Duplicate keys of observations merged into an event stored under another key:
 -- a second delivery of one of them (a history replay, an import again) is a
--- duplicate, not a new event. Deleted with their event.
+-- duplicate, not a new event. A key counts only while its event exists in the
+-- same session (a pruned session's keys are ignored).
 CREATE TABLE merged_observations (
-    dedup_key BLOB PRIMARY KEY,
-    event_id  INTEGER NOT NULL
+    dedup_key  BLOB PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    event_id   INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX merged_observations_by_event ON merged_observations(event_id);
-CREATE TRIGGER merged_observations_follow_events AFTER DELETE ON events
-BEGIN
-    DELETE FROM merged_observations WHERE event_id = old.id;
-END;

@@ -27,6 +27,10 @@ const BATCH_MAX: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
+/// How far apart in time two observations of one happening by two sources may
+/// be and still pair up in order (see `WriterState::counterpart`): claude-mpm's
+/// full handler stamps a tool call up to a few seconds after its transcript line.
+const PAIRING_WINDOW: chrono::Duration = chrono::Duration::seconds(1);
 /// Capacity of the channel: producers wait (backpressure) when it is full.
 pub const CHANNEL_CAPACITY: usize = 4096;
 
@@ -721,38 +725,19 @@ impl WriterState {
         let Some(session_id) = &event.session_id else {
             return Ok(ContentMatch::None);
         };
-        let counterpart = |conn: &Connection, sql: &str| -> rusqlite::Result<Option<i64>> {
-            conn.prepare_cached(sql)?
-                .query_row(params![session_id, key], |r| r.get(0))
-                .optional()
-        };
         let row = match &event.identity {
             None => {
-                let seen: bool = self
+                let stored: bool = self
                     .conn
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key = ?1)
-                             OR EXISTS (SELECT 1 FROM merged_observations WHERE dedup_key = ?1)",
-                    )?
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key = ?1)")?
                     .query_row([&event.dedup_key[..]], |r| r.get(0))?;
-                if seen {
+                if stored || self.merged_before(event)? {
                     return Ok(ContentMatch::Duplicate);
                 }
-                counterpart(
-                    &self.conn,
-                    "SELECT id FROM events
-                     WHERE session_id = ?1 AND match_key = ?2 AND identity IS NOT NULL
-                     ORDER BY timestamp, id LIMIT 1",
-                )?
+                self.counterpart(session_id, key, true, event)?
             }
             Some(identity) => {
-                let Some(row) = counterpart(
-                    &self.conn,
-                    "SELECT id FROM events
-                     WHERE session_id = ?1 AND match_key = ?2 AND identity IS NULL
-                     ORDER BY timestamp, id LIMIT 1",
-                )?
-                else {
+                let Some(row) = self.counterpart(session_id, key, false, event)? else {
                     return Ok(ContentMatch::None);
                 };
                 let stored: bool = self
@@ -770,6 +755,60 @@ impl WriterState {
         };
         self.pair(row, event)?;
         Ok(ContentMatch::Merged)
+    }
+
+    /// The stored observation `event` meets: one with ids (`identified`) or
+    /// one without, of the same key in the session, that has not met its
+    /// counterpart yet. When `event` carries its own time (a transcript line,
+    /// claude-mpm's stamped events), the earliest within [`PAIRING_WINDOW`] of
+    /// it, else the nearest in time: repeated identical calls pair up in order
+    /// when close together, and with their own when far apart, whatever order
+    /// the sources arrive in. Without its own time (a hook payload, stamped on
+    /// arrival) the earliest, so that identical calls pair up in order.
+    fn counterpart(
+        &mut self,
+        session_id: &str,
+        key: &str,
+        identified: bool,
+        event: &NormalizedEvent,
+    ) -> rusqlite::Result<Option<i64>> {
+        let kind = if identified { "NOT NULL" } else { "NULL" };
+        let own_time = event.timestamp.timestamp_millis() != event.received_at.timestamp_millis();
+        let at = event.timestamp_text();
+        let from = format_timestamp(&(event.timestamp - PAIRING_WINDOW));
+        let to = format_timestamp(&(event.timestamp + PAIRING_WINDOW));
+        // ?3 the event's time, ?4 and ?5 the window around it.
+        let probe = |condition: &str, order: &str| -> rusqlite::Result<Option<(i64, String)>> {
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT id, timestamp FROM events
+                     WHERE session_id = ?1 AND match_key = ?2 AND identity IS {kind}
+                       AND {condition} AND ?3 IS NOT NULL AND ?4 IS NOT NULL AND ?5 IS NOT NULL
+                     ORDER BY {order} LIMIT 1"
+                ))?
+                .query_row(params![session_id, key, at, from, to], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+        };
+        if !own_time {
+            return Ok(probe("1", "timestamp, id")?.map(|(id, _)| id));
+        }
+        if let Some((id, _)) = probe("timestamp BETWEEN ?4 AND ?5", "timestamp, id")? {
+            return Ok(Some(id));
+        }
+        let before = probe("timestamp <= ?3", "timestamp DESC, id")?;
+        let after = probe("timestamp > ?3", "timestamp, id")?;
+        let distance = |t: &str| {
+            crate::core::time::parse_stored(t)
+                .map_or(i64::MAX, |t| (t - event.timestamp).num_milliseconds().abs())
+        };
+        Ok(match (before, after) {
+            (Some((b, bt)), Some((a, at))) => {
+                Some(if distance(&at) < distance(&bt) { a } else { b })
+            }
+            (b, a) => b.or(a).map(|(id, _)| id),
+        })
     }
 
     /// Merges an observation into the stored event `row` of the same
@@ -820,6 +859,16 @@ impl WriterState {
         Ok(())
     }
 
+    /// Whether this observation was merged into an event of its session before.
+    fn merged_before(&mut self, event: &NormalizedEvent) -> rusqlite::Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM merged_observations m JOIN events e ON e.id = m.event_id
+                                WHERE m.dedup_key = ?1 AND m.session_id = ?2 AND e.session_id = ?2)",
+            )?
+            .query_row(params![&event.dedup_key[..], event.session_id], |r| r.get(0))
+    }
+
     /// Records the duplicate key of an observation merged into `row`; false
     /// when it was merged before (a second delivery: a duplicate).
     fn remember_observation(
@@ -827,13 +876,18 @@ impl WriterState {
         event: &NormalizedEvent,
         row: i64,
     ) -> rusqlite::Result<bool> {
-        let added = self
-            .conn
+        let Some(session_id) = &event.session_id else {
+            return Ok(true);
+        };
+        if self.merged_before(event)? {
+            return Ok(false);
+        }
+        self.conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO merged_observations (dedup_key, event_id) VALUES (?1, ?2)",
+                "INSERT OR REPLACE INTO merged_observations (dedup_key, session_id, event_id) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![&event.dedup_key[..], row])?;
-        Ok(added > 0)
+            .execute(params![&event.dedup_key[..], session_id, row])?;
+        Ok(true)
     }
 
     /// Rebuilds a session's projection from its stored events, in time order:
