@@ -352,6 +352,9 @@ struct WriterState {
     /// Sessions to rebuild from their events before this batch commits
     /// (an observation was merged into an event already stored).
     rebuild: std::collections::BTreeSet<String>,
+    /// The event holding the last prompt each source without ids sent in a
+    /// session (by session and origin): the turn its next `Stop` ends.
+    last_unidentified_prompt: HashMap<(String, &'static str), i64>,
     /// `PRAGMA data_version` when this connection last looked: a change means
     /// another process (a hook, an import, a prune) committed, so the cache is stale.
     data_version: i64,
@@ -390,6 +393,7 @@ impl WriterState {
             recorder: None,
             last_event_time: None,
             rebuild: Default::default(),
+            last_unidentified_prompt: HashMap::new(),
             data_version: 0,
             prunes: Vec::new(),
             stop: false,
@@ -578,6 +582,9 @@ impl WriterState {
             return Ok(());
         }
         self.stats.stored += 1;
+        if match_key.is_some() {
+            self.note_prompt(event, self.conn.last_insert_rowid());
+        }
         *self
             .type_counts
             .entry(event.event_type.clone())
@@ -696,16 +703,23 @@ impl WriterState {
                     r.get(0)
                 })
                 .optional()?,
-            (None, _) => self
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM events
+            (None, _) => match self
+                .last_unidentified_prompt
+                .get(&(session_id.clone(), event.origin))
+            {
+                Some(row) => Some(*row),
+                // Not seen by this writer (it started since): the last prompt before it.
+                None => self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM events
                      WHERE session_id = ?1 AND event_type = 'UserPromptSubmit' AND timestamp <= ?2
                        AND (identity IS NOT NULL OR match_key IS NOT NULL)
                      ORDER BY timestamp DESC, id DESC LIMIT 1",
-                )?
-                .query_row(params![session_id, event.timestamp_text()], |r| r.get(0))
-                .optional()?,
+                    )?
+                    .query_row(params![session_id, event.timestamp_text()], |r| r.get(0))
+                    .optional()?,
+            },
             _ => None,
         };
         Ok(prompt_row.map(|row| format!("stop:{row}")))
@@ -754,6 +768,7 @@ impl WriterState {
             return Ok(ContentMatch::None);
         };
         self.pair(row, event)?;
+        self.note_prompt(event, row);
         Ok(ContentMatch::Merged)
     }
 
@@ -809,6 +824,23 @@ impl WriterState {
             }
             (b, a) => b.or(a).map(|(id, _)| id),
         })
+    }
+
+    /// Remembers where a prompt without ids went (see `last_unidentified_prompt`).
+    fn note_prompt(&mut self, event: &NormalizedEvent, row: i64) {
+        let (None, Some(session_id), "UserPromptSubmit") = (
+            &event.identity,
+            &event.session_id,
+            event.event_type.as_str(),
+        ) else {
+            return;
+        };
+        if self.last_unidentified_prompt.len() >= 10_000 {
+            // Bounded: a session not in it finds its turn by time.
+            self.last_unidentified_prompt.clear();
+        }
+        self.last_unidentified_prompt
+            .insert((session_id.clone(), event.origin), row);
     }
 
     /// Merges an observation into the stored event `row` of the same

@@ -322,6 +322,67 @@ fn the_full_handler_with_the_transcripts_is_exact() {
     check("a-mpm-full", &[Monitor, Transcripts]);
     check("a-mpm-full", &[Transcripts, Monitor]);
     check("a-mpm-full", &[Monitor, Hooks, Transcripts]);
+    // With the hooks the ids are there too; any order.
+    check("a-mpm-full", &[Hooks, Monitor]);
+    check("a-mpm-full", &[Monitor, Hooks]);
+    check("a-mpm-full", &[Transcripts, Hooks, Monitor]);
+    // A capture or transcript delivered again (a history replay, a second
+    // import) is recognized, though its events were merged into others.
+    check("a-mpm-full", &[Monitor, Transcripts, Monitor, Transcripts]);
+    check("a-mpm-full", &[Transcripts, Monitor, Hooks, Monitor, Hooks]);
+}
+
+/// Alone, the full handler's capture is rebuilt as well as the old rules
+/// allow: every tool call it forwarded is one event (two identical calls stay
+/// two: observations without ids never merge with each other), its sub-agents
+/// are known by `agent_id`, its failures are missing (it drops them).
+#[test]
+fn the_full_handler_alone_keeps_every_call_it_saw() {
+    let run = fixture("claude-code-2.1").join("a-mpm-full");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    import_with(&config, &[path_of(&run, Monitor)]);
+    import_with(&config, &[path_of(&run, Monitor)]);
+    let db = open(&config.database);
+    for (id, want) in expected.as_object().unwrap() {
+        let n = |sql: &str| -> i64 {
+            db.query_row(
+                &format!("SELECT count(*) FROM events WHERE session_id = ?1 AND {sql}"),
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let calls = want["tool_calls"].as_i64().unwrap();
+        let failures = want["tool_failures"].as_i64().unwrap();
+        assert_eq!(n("event_type = 'PreToolUse'"), calls);
+        assert_eq!(n("event_type = 'PostToolUse'"), calls - failures);
+        assert_eq!(
+            n("event_type = 'PreToolUse' AND tool_name = 'Read'"),
+            3,
+            "src/greet.py read twice"
+        );
+        assert_eq!(n("event_type = 'UserPromptSubmit'"), 2);
+        assert_eq!(n("event_type = 'Stop'"), want["turns"].as_i64().unwrap());
+        assert_eq!(n("identity IS NULL AND match_key IS NULL AND event_type IN ('PreToolUse', 'PostToolUse', 'UserPromptSubmit', 'Stop')"), 0, "waiting for their counterparts");
+        let agents: Vec<String> = db
+            .prepare("SELECT agent_id FROM delegations WHERE session_id = ?1 ORDER BY agent_id")
+            .unwrap()
+            .query_map([id], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut want_agents: Vec<String> = want["delegations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["agent_id"].as_str().unwrap().to_string())
+            .collect();
+        want_agents.sort();
+        assert_eq!(agents, want_agents);
+    }
 }
 
 #[test]
