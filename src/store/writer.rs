@@ -27,9 +27,10 @@ const BATCH_MAX: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
-/// How far apart in time two observations of one happening by two sources may
-/// be and still pair up in order (see `WriterState::counterpart`): claude-mpm's
-/// full handler stamps a tool call up to a few seconds after its transcript line.
+/// Two stamps of one happening by two sources are this close (see
+/// `WriterState::counterpart`): claude-mpm's full handler stamps a tool call
+/// well under a second after its transcript line, its end just before the
+/// result line; identical calls this close pair up in order.
 const PAIRING_WINDOW: chrono::Duration = chrono::Duration::seconds(1);
 /// Capacity of the channel: producers wait (backpressure) when it is full.
 pub const CHANNEL_CAPACITY: usize = 4096;
@@ -726,11 +727,12 @@ impl WriterState {
     }
 
     /// One happening seen by a source with ids and by one without (SPEC section
-    /// 7): an observation is merged into the earliest stored observation of the
-    /// other kind with the same key that has not met its counterpart yet, so
-    /// repeated identical calls pair up in order. Two observations without ids
-    /// never merge (they are two happenings), nor two with ids (their ids
-    /// decide), nor an observation with ids into an event that already has another.
+    /// 7): an observation is merged into a stored observation of the other kind
+    /// with the same key that has not met its counterpart yet (which one: see
+    /// [`Self::counterpart`]). Two observations without ids never merge (they
+    /// are two happenings), nor two with ids (their ids decide), nor an
+    /// observation with ids into an event that already has other ids. An
+    /// observation without ids delivered again is a duplicate, even once merged.
     fn content_match(
         &mut self,
         event: &NormalizedEvent,
