@@ -523,10 +523,6 @@ impl WriterState {
         let match_key = self.match_key(event)?;
         if let Some(key) = &match_key {
             match self.content_match(event, key)? {
-                ContentMatch::Duplicate => {
-                    self.stats.duplicates += 1;
-                    return Ok(());
-                }
                 ContentMatch::Merged => {
                     self.stats.merged += 1;
                     return Ok(());
@@ -661,7 +657,9 @@ impl WriterState {
         let Some((row, data, origin, timestamp, key)) = existing else {
             return Ok(false);
         };
-        if key == event.dedup_key || !self.remember_observation(event, row)? {
+        if key == event.dedup_key
+            || !self.remember_observation(&event.dedup_key, session_id, row)?
+        {
             return Ok(false);
         }
         let merged = merge_data(&data, &event.data);
@@ -732,7 +730,8 @@ impl WriterState {
     /// [`Self::counterpart`]). Two observations without ids never merge (they
     /// are two happenings), nor two with ids (their ids decide), nor an
     /// observation with ids into an event that already has other ids. An
-    /// observation without ids delivered again is a duplicate, even once merged.
+    /// observation without ids delivered again is a duplicate, even once
+    /// merged: the merged event carries its duplicate key.
     fn content_match(
         &mut self,
         event: &NormalizedEvent,
@@ -741,34 +740,26 @@ impl WriterState {
         let Some(session_id) = &event.session_id else {
             return Ok(ContentMatch::None);
         };
-        let row = match &event.identity {
-            None => {
-                let stored: bool = self
-                    .conn
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key = ?1)")?
-                    .query_row([&event.dedup_key[..]], |r| r.get(0))?;
-                if stored || self.merged_before(event)? {
-                    return Ok(ContentMatch::Duplicate);
-                }
-                self.counterpart(session_id, key, true, event)?
-            }
-            Some(identity) => {
-                let Some(row) = self.counterpart(session_id, key, false, event)? else {
-                    return Ok(ContentMatch::None);
-                };
-                let stored: bool = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND identity = ?2)",
-                    )?
-                    .query_row(params![session_id, identity], |r| r.get(0))?;
-                // Already stored: it merges by identity (the normal path).
-                (!stored).then_some(row)
-            }
-        };
-        let Some(row) = row else {
+        let identified = event.identity.is_some();
+        let Some(row) = self.counterpart(session_id, key, !identified, event)? else {
             return Ok(ContentMatch::None);
         };
+        let known: bool = match &event.identity {
+            None => self
+                .conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key = ?1)")?
+                .query_row([&event.dedup_key[..]], |r| r.get(0))?,
+            // Already stored: it merges by identity (the normal path).
+            Some(identity) => self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND identity = ?2)",
+                )?
+                .query_row(params![session_id, identity], |r| r.get(0))?,
+        };
+        if known {
+            return Ok(ContentMatch::None);
+        }
         self.pair(row, event)?;
         self.note_prompt(event, row);
         Ok(ContentMatch::Merged)
@@ -791,40 +782,52 @@ impl WriterState {
     ) -> rusqlite::Result<Option<i64>> {
         let kind = if identified { "NOT NULL" } else { "NULL" };
         let own_time = event.timestamp.timestamp_millis() != event.received_at.timestamp_millis();
-        let at = event.timestamp_text();
-        let from = format_timestamp(&(event.timestamp - PAIRING_WINDOW));
-        let to = format_timestamp(&(event.timestamp + PAIRING_WINDOW));
-        // ?3 the event's time, ?4 and ?5 the window around it.
-        let probe = |condition: &str, order: &str| -> rusqlite::Result<Option<(i64, String)>> {
-            self.conn
-                .prepare_cached(&format!(
-                    "SELECT id, timestamp FROM events
-                     WHERE session_id = ?1 AND match_key = ?2 AND identity IS {kind}
-                       AND {condition} AND ?3 IS NOT NULL AND ?4 IS NOT NULL AND ?5 IS NOT NULL
-                     ORDER BY {order} LIMIT 1"
-                ))?
-                .query_row(params![session_id, key, at, from, to], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
+        // One statement, two index probes: the earliest candidate from ?3 on,
+        // and the latest before it.
+        let sql = format!(
+            "SELECT id, timestamp FROM (
+                 SELECT id, timestamp FROM events
+                 WHERE session_id = ?1 AND match_key = ?2 AND identity IS {kind} AND timestamp >= ?3
+                 ORDER BY timestamp, id LIMIT 1)
+             UNION ALL
+             SELECT id, timestamp FROM (
+                 SELECT id, timestamp FROM events
+                 WHERE session_id = ?1 AND match_key = ?2 AND identity IS {kind} AND timestamp < ?3
+                 ORDER BY timestamp DESC, id LIMIT 1)"
+        );
+        let from = if own_time {
+            format_timestamp(&(event.timestamp - PAIRING_WINDOW))
+        } else {
+            String::new()
         };
-        if !own_time {
-            return Ok(probe("1", "timestamp, id")?.map(|(id, _)| id));
-        }
-        if let Some((id, _)) = probe("timestamp BETWEEN ?4 AND ?5", "timestamp, id")? {
-            return Ok(Some(id));
-        }
-        let before = probe("timestamp <= ?3", "timestamp DESC, id")?;
-        let after = probe("timestamp > ?3", "timestamp, id")?;
-        let distance = |t: &str| {
-            crate::core::time::parse_stored(t)
-                .map_or(i64::MAX, |t| (t - event.timestamp).num_milliseconds().abs())
-        };
-        Ok(match (before, after) {
-            (Some((b, bt)), Some((a, at))) => {
-                Some(if distance(&at) < distance(&bt) { a } else { b })
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let found: Vec<(i64, String)> = stmt
+            .query_map(params![session_id, key, from], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let time = |t: &str| crate::core::time::parse_stored(t);
+        let mut later = None;
+        let mut earlier = None;
+        for (id, t) in found {
+            if t.as_str() >= from.as_str() {
+                later = Some((id, time(&t)));
+            } else {
+                earlier = Some((id, time(&t)));
             }
-            (b, a) => b.or(a).map(|(id, _)| id),
+        }
+        if !own_time {
+            return Ok(later.map(|(id, _)| id));
+        }
+        let distance = |t: Option<DateTime<Utc>>| {
+            t.map_or(i64::MAX, |t| (t - event.timestamp).num_milliseconds().abs())
+        };
+        Ok(match (later, earlier) {
+            (Some((id, t)), _) if t.is_some_and(|t| t <= event.timestamp + PAIRING_WINDOW) => {
+                Some(id)
+            }
+            (Some((a, at)), Some((b, bt))) => Some(if distance(at) < distance(bt) { a } else { b }),
+            (a, b) => a.or(b).map(|(id, _)| id),
         })
     }
 
@@ -848,14 +851,20 @@ impl WriterState {
     /// Merges an observation into the stored event `row` of the same
     /// happening met by content: what it adds to the data and envelope (what is
     /// stored wins), its ids, its source, and a transcript's true time. The
-    /// event has then met its counterpart (no key any more).
+    /// event has then met its counterpart (no key any more). The event keeps
+    /// the duplicate key of its observation without ids (so that a second
+    /// delivery of it is found by the unique index); the other one's is kept
+    /// in `merged_observations`.
     fn pair(&mut self, row: i64, event: &NormalizedEvent) -> rusqlite::Result<()> {
-        let (data, envelope, origin, timestamp): (String, Option<String>, Option<String>, String) =
-            self.conn
-                .prepare_cached(
-                    "SELECT data, envelope, origin, timestamp FROM events WHERE id = ?1",
-                )?
-                .query_row([row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        type Stored = (String, Option<String>, Option<String>, String, Vec<u8>);
+        let (data, envelope, origin, timestamp, stored_key): Stored = self
+            .conn
+            .prepare_cached(
+                "SELECT data, envelope, origin, timestamp, dedup_key FROM events WHERE id = ?1",
+            )?
+            .query_row([row], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
         let data = merge_data(&data, &event.data);
         let envelope = match (envelope, &event.envelope) {
             (Some(stored), Some(new)) => Some(merge_data(&stored, new)),
@@ -867,12 +876,17 @@ impl WriterState {
         } else {
             timestamp
         };
+        let (key, other_key) = if event.identity.is_none() {
+            (event.dedup_key.to_vec(), stored_key)
+        } else {
+            (stored_key, event.dedup_key.to_vec())
+        };
         self.conn
             .prepare_cached(
                 "UPDATE events SET data = ?2, envelope = ?3, origin = ?4, timestamp = ?5,
                         identity = coalesce(identity, ?6), agent_id = coalesce(agent_id, ?7),
                         correlation_id = coalesce(correlation_id, ?8), tool_name = coalesce(tool_name, ?9),
-                        match_key = NULL
+                        match_key = NULL, dedup_key = ?10
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -885,42 +899,42 @@ impl WriterState {
                 event.facts.agent_id,
                 event.correlation_id,
                 event.facts.tool_name,
+                key,
             ])?;
-        self.remember_observation(event, row)?;
         if let Some(session_id) = &event.session_id {
+            self.remember_observation(&other_key, session_id, row)?;
             self.rebuild.insert(session_id.clone());
         }
         Ok(())
     }
 
-    /// Whether this observation was merged into an event of its session before.
-    fn merged_before(&mut self, event: &NormalizedEvent) -> rusqlite::Result<bool> {
+    /// Whether an observation with this duplicate key was merged into an event
+    /// of the session before.
+    fn merged_before(&mut self, key: &[u8], session_id: &str) -> rusqlite::Result<bool> {
         self.conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM merged_observations m JOIN events e ON e.id = m.event_id
                                 WHERE m.dedup_key = ?1 AND m.session_id = ?2 AND e.session_id = ?2)",
             )?
-            .query_row(params![&event.dedup_key[..], event.session_id], |r| r.get(0))
+            .query_row(params![key, session_id], |r| r.get(0))
     }
 
     /// Records the duplicate key of an observation merged into `row`; false
     /// when it was merged before (a second delivery: a duplicate).
     fn remember_observation(
         &mut self,
-        event: &NormalizedEvent,
+        key: &[u8],
+        session_id: &str,
         row: i64,
     ) -> rusqlite::Result<bool> {
-        let Some(session_id) = &event.session_id else {
-            return Ok(true);
-        };
-        if self.merged_before(event)? {
+        if self.merged_before(key, session_id)? {
             return Ok(false);
         }
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO merged_observations (dedup_key, session_id, event_id) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![&event.dedup_key[..], session_id, row])?;
+            .execute(params![key, session_id, row])?;
         Ok(true)
     }
 
@@ -1294,11 +1308,10 @@ impl WriterState {
 
 /// What [`WriterState::content_match`] did with an observation.
 enum ContentMatch {
-    /// Seen before (stored, or merged into another event).
-    Duplicate,
     /// Merged into the stored observation of the same happening.
     Merged,
-    /// No counterpart waiting: store it.
+    /// No counterpart waiting, or seen before: the normal path stores it, or
+    /// finds it a duplicate or merges it by identity.
     None,
 }
 

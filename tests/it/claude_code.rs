@@ -497,6 +497,20 @@ fn monitor_captures_replayed_live_then_the_transcripts_are_exact() {
             true,
             &format!("{run_name} live monitor, then transcripts"),
         );
+
+        // The transcripts first, then the monitor live.
+        let both = config_in(&dir.path().join("imported-both"));
+        import_with(&both, &[path_of(&run, Transcripts), path_of(&run, Monitor)]);
+        let stored = count(&both.database, "SELECT count(*) FROM events");
+        let later = dir.path().join("transcripts-then-live");
+        import_with(&config_in(&later), &[path_of(&run, Transcripts)]);
+        let live = record_live(&later, &capture_of(&path_of(&run, Monitor)), stored);
+        check_store(
+            &run,
+            &live.database,
+            true,
+            &format!("{run_name} transcripts, then live monitor"),
+        );
     }
 }
 
