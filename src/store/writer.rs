@@ -32,6 +32,9 @@ const LINGER_BELOW: usize = 256;
 /// well under a second after its transcript line, its end just before the
 /// result line; identical calls this close pair up in order.
 const PAIRING_WINDOW: chrono::Duration = chrono::Duration::seconds(1);
+/// Indexes of `WriterState::waiting`.
+const WITH_IDS: usize = 0;
+const WITHOUT_IDS: usize = 1;
 /// Capacity of the channel: producers wait (backpressure) when it is full.
 pub const CHANNEL_CAPACITY: usize = 4096;
 
@@ -236,6 +239,9 @@ impl Writer {
         rx: flume::Receiver<WriterMsg>,
     ) -> Result<WriterStats> {
         let path = config.database.clone();
+        // Every statement of the write path stays prepared (rusqlite keeps 16
+        // by default, fewer than the path uses: it would prepare them anew).
+        conn.set_prepared_statement_cache_capacity(64);
         let files = session_file::FileWriter::spawn(path.clone(), config.session_files)
             .map_err(|e| AggregatorError::io(&path, e))?;
         // The writer never checkpoints itself: a helper thread does.
@@ -356,6 +362,11 @@ struct WriterState {
     /// The event holding the last prompt each source without ids sent in a
     /// session (by session and origin): the turn its next `Stop` ends.
     last_unidentified_prompt: HashMap<(String, &'static str), i64>,
+    /// Per session, whether observations with ids ([`WITH_IDS`]) and without
+    /// ([`WITHOUT_IDS`]) may be waiting for their counterparts: a session
+    /// fed by one kind of source never looks for the other. Read from the
+    /// database on first use; forgotten when another process writes.
+    waiting: HashMap<String, [bool; 2]>,
     /// `PRAGMA data_version` when this connection last looked: a change means
     /// another process (a hook, an import, a prune) committed, so the cache is stale.
     data_version: i64,
@@ -395,6 +406,7 @@ impl WriterState {
             last_event_time: None,
             rebuild: Default::default(),
             last_unidentified_prompt: HashMap::new(),
+            waiting: HashMap::new(),
             data_version: 0,
             prunes: Vec::new(),
             stop: false,
@@ -581,6 +593,17 @@ impl WriterState {
         self.stats.stored += 1;
         if match_key.is_some() {
             self.note_prompt(event, self.conn.last_insert_rowid());
+            if let Some(w) = event
+                .session_id
+                .as_ref()
+                .and_then(|id| self.waiting.get_mut(id))
+            {
+                w[if event.identity.is_some() {
+                    WITH_IDS
+                } else {
+                    WITHOUT_IDS
+                }] = true;
+            }
         }
         *self
             .type_counts
@@ -741,6 +764,10 @@ impl WriterState {
             return Ok(ContentMatch::None);
         };
         let identified = event.identity.is_some();
+        let other = if identified { WITHOUT_IDS } else { WITH_IDS };
+        if !self.waiting_in(session_id)?[other] {
+            return Ok(ContentMatch::None);
+        }
         let Some(row) = self.counterpart(session_id, key, !identified, event)? else {
             return Ok(ContentMatch::None);
         };
@@ -829,6 +856,26 @@ impl WriterState {
             (Some((a, at)), Some((b, bt))) => Some(if distance(at) < distance(bt) { a } else { b }),
             (a, b) => a.or(b).map(|(id, _)| id),
         })
+    }
+
+    /// Whether observations with ids and without may be waiting in a session
+    /// (see `waiting`).
+    fn waiting_in(&mut self, session_id: &str) -> rusqlite::Result<[bool; 2]> {
+        if let Some(w) = self.waiting.get(session_id) {
+            return Ok(*w);
+        }
+        let w: [bool; 2] = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND match_key IS NOT NULL AND identity IS NOT NULL),
+                        EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND match_key IS NOT NULL AND identity IS NULL)",
+            )?
+            .query_row([session_id], |r| Ok([r.get(0)?, r.get(1)?]))?;
+        if self.waiting.len() >= 10_000 {
+            self.waiting.clear();
+        }
+        self.waiting.insert(session_id.to_string(), w);
+        Ok(w)
     }
 
     /// Remembers where a prompt without ids went (see `last_unidentified_prompt`).
@@ -1205,6 +1252,7 @@ impl WriterState {
         if version != self.data_version {
             self.data_version = version;
             self.cache.sessions.clear();
+            self.waiting.clear();
             self.next_completed_seq = self
                 .conn
                 .query_row(
