@@ -101,6 +101,12 @@ pub struct Facts {
     pub claude_code: Option<ClaudeCodeAccount>,
     /// Claude Code's version (transcripts).
     pub claude_version: Option<String>,
+    /// What the event is by content, for sources without ids (claude-mpm's
+    /// full handler): `pre:<tool>[:<input hash>]`, `end:<tool>`,
+    /// `fail:<tool>`, `prompt:<text hash>`, or `stop` (the store resolves it
+    /// to the turn's prompt). An observation without ids is merged with the
+    /// earliest observation of the same key that has them (see the writer).
+    pub content_key: Option<String>,
 }
 
 /// Tokens of API calls, by kind.

@@ -123,6 +123,105 @@ fn claude_code_account(line: &Map<String, Value>) -> ClaudeCodeAccount {
     }
 }
 
+/// A value as canonical JSON text: object keys sorted, so that two sources
+/// that wrote the same value in another key order give the same text.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&o[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The part of a tool call's input that every source forwards: the raw
+/// `tool_input` of Claude Code (hooks, transcripts) and the summary claude-mpm's
+/// full handler sends as `tool_parameters` (its `extract_tool_parameters`:
+/// the file path, the command cut to 100 characters, the pattern and path,
+/// the URL, the delegation's agent type and description, the whole todo list).
+/// `None` for tools whose summary keeps nothing of the input (Agent, ToolSearch,
+/// any other): their calls are told apart by name and order only.
+fn salient_input(tool: &str, inputs: &[Option<&Map<String, Value>>]) -> Option<String> {
+    let field = |key: &str| inputs.iter().flatten().find_map(|o| o.get(key));
+    let text = |key: &str| field(key).and_then(Value::as_str).unwrap_or("").to_string();
+    Some(match tool {
+        "Write" | "Edit" | "MultiEdit" | "Read" | "NotebookRead" | "NotebookEdit" => {
+            let path = text("file_path");
+            if path.is_empty() {
+                text("notebook_path")
+            } else {
+                path
+            }
+        }
+        "Bash" => text("command").chars().take(100).collect(),
+        "Grep" | "Glob" => format!("{}\u{0}{}", text("pattern"), text("path")),
+        "WebFetch" => text("url"),
+        "Task" => {
+            let agent = text("subagent_type");
+            let agent = if agent == "unknown" {
+                String::new()
+            } else {
+                agent
+            };
+            format!("{agent}\u{0}{}", text("description"))
+        }
+        "TodoWrite" => {
+            let mut out = String::new();
+            canonical(field("todos").unwrap_or(&Value::Null), &mut out);
+            out
+        }
+        _ => return None,
+    })
+}
+
+fn hash_hex(text: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+/// [`Facts::content_key`] of an event.
+fn content_key(
+    event_type: &str,
+    facts: &Facts,
+    tool_input: Option<&Map<String, Value>>,
+    tool_params: Option<&Map<String, Value>>,
+) -> Option<String> {
+    match event_type {
+        "PreToolUse" => {
+            let tool = facts.tool_name.as_deref()?;
+            Some(match salient_input(tool, &[tool_input, tool_params]) {
+                Some(input) => format!("pre:{tool}:{}", hash_hex(&input)),
+                None => format!("pre:{tool}"),
+            })
+        }
+        "PostToolUse" => Some(format!("end:{}", facts.tool_name.as_deref()?)),
+        "PostToolUseFailure" => Some(format!("fail:{}", facts.tool_name.as_deref()?)),
+        "UserPromptSubmit" => Some(format!("prompt:{}", hash_hex(facts.prompt.as_deref()?))),
+        "Stop" => Some("stop".into()),
+        _ => None,
+    }
+}
+
 impl Facts {
     /// [`Facts::extract`] under the name the store uses.
     pub fn extract_from(
@@ -266,6 +365,7 @@ impl Facts {
         if facts.agent_type.is_none() && facts.agent_id.is_some() {
             facts.agent_type = known_agent(first_str(&both, &["agent_type"]));
         }
+        facts.content_key = content_key(event_type, &facts, tool_input, tool_params);
         facts
     }
 }

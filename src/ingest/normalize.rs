@@ -665,6 +665,77 @@ mod tests {
     }
 
     #[test]
+    fn the_full_handler_and_claude_code_give_one_call_the_same_content_key() {
+        let long = format!("echo {}", "x".repeat(150));
+        let full = |tool: &str, params: Value| {
+            event(
+                "tool_event",
+                json!({"type": "tool_event", "subtype": "pre_tool", "session_id": "s",
+                       "timestamp": "2026-11-24T10:47:45.253975+00:00",
+                       "data": {"tool_name": tool, "tool_parameters": params, "session_id": "s"}}),
+            )
+            .facts
+            .content_key
+        };
+        let raw = |tool: &str, input: Value| {
+            event(
+                "claude_event",
+                json!({"hook_event_name": "PreToolUse", "session_id": "s", "tool_name": tool,
+                       "tool_use_id": "toolu_1", "tool_input": input}),
+            )
+            .facts
+            .content_key
+        };
+        let cut: String = long.chars().take(100).collect();
+        let bash_full = full(
+            "Bash",
+            json!({"input_type": "dict", "command": cut, "command_length": long.len()}),
+        );
+        assert_eq!(
+            bash_full,
+            raw("Bash", json!({"command": long, "description": "d"}))
+        );
+        assert_ne!(bash_full, raw("Bash", json!({"command": "ls"})));
+        assert_eq!(
+            full(
+                "Write",
+                json!({"file_path": "/p/a.py", "content_length": 3, "is_create": true})
+            ),
+            raw("Write", json!({"file_path": "/p/a.py", "content": "abc"}))
+        );
+        assert_eq!(
+            full(
+                "TodoWrite",
+                json!({"todos": [{"content": "a", "status": "pending"}], "todo_count": 1})
+            ),
+            raw(
+                "TodoWrite",
+                json!({"todos": [{"status": "pending", "content": "a"}]})
+            )
+        );
+        // The full handler keeps nothing of an Agent call's input: the name only.
+        assert_eq!(
+            full("Agent", json!({"param_keys": ["description", "prompt"]})).as_deref(),
+            Some("pre:Agent")
+        );
+        assert_eq!(
+            raw("Agent", json!({"subagent_type": "qa", "prompt": "p"})).as_deref(),
+            Some("pre:Agent")
+        );
+        let prompt = |payload: Value| event("claude_event", payload).facts.content_key;
+        assert_eq!(
+            prompt(
+                json!({"type": "claude_event", "subtype": "user_prompt", "session_id": "s",
+                          "data": {"prompt_text": "hello there", "prompt_preview": "hello"}})
+            ),
+            prompt(
+                json!({"hook_event_name": "UserPromptSubmit", "session_id": "s",
+                          "prompt_id": "p1", "prompt": "hello there"})
+            )
+        );
+    }
+
+    #[test]
     fn dedup_keys_identify_content() {
         let p = json!({"type": "a", "timestamp": "2026-01-01T00:00:00Z", "session_id": "s", "data": {"x": 1}});
         let k = |p: Value| event("e", p).dedup_key;

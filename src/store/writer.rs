@@ -27,6 +27,14 @@ const BATCH_MAX: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
+/// Two stamps of one happening by two sources are this close (see
+/// `WriterState::counterpart`): claude-mpm's full handler stamps a tool call
+/// well under a second after its transcript line, its end just before the
+/// result line; identical calls this close pair up in order.
+const PAIRING_WINDOW: chrono::Duration = chrono::Duration::seconds(1);
+/// Indexes of `WriterState::waiting`.
+const WITH_IDS: usize = 0;
+const WITHOUT_IDS: usize = 1;
 /// Capacity of the channel: producers wait (backpressure) when it is full.
 pub const CHANNEL_CAPACITY: usize = 4096;
 
@@ -236,6 +244,9 @@ impl Writer {
         rx: flume::Receiver<WriterMsg>,
     ) -> Result<WriterStats> {
         let path = config.database.clone();
+        // Every statement of the write path stays prepared (rusqlite keeps 16
+        // by default, fewer than the path uses: it would prepare them anew).
+        conn.set_prepared_statement_cache_capacity(64);
         let files = session_file::FileWriter::spawn(path.clone(), config.session_files)
             .map_err(|e| AggregatorError::io(&path, e))?;
         // The writer never checkpoints itself: a helper thread does.
@@ -353,6 +364,14 @@ struct WriterState {
     /// Sessions to rebuild from their events before this batch commits
     /// (an observation was merged into an event already stored).
     rebuild: std::collections::BTreeSet<String>,
+    /// The event holding the last prompt each source without ids sent in a
+    /// session (by session and origin): the turn its next `Stop` ends.
+    last_unidentified_prompt: HashMap<(String, &'static str), i64>,
+    /// Per session, whether observations with ids ([`WITH_IDS`]) and without
+    /// ([`WITHOUT_IDS`]) may be waiting for their counterparts: a session
+    /// fed by one kind of source never looks for the other. Read from the
+    /// database on first use; forgotten when another process writes.
+    waiting: HashMap<String, [bool; 2]>,
     /// `PRAGMA data_version` when this connection last looked: a change means
     /// another process (a hook, an import, a prune) committed, so the cache is stale.
     data_version: i64,
@@ -392,6 +411,8 @@ impl WriterState {
             recorder: None,
             last_event_time: None,
             rebuild: Default::default(),
+            last_unidentified_prompt: HashMap::new(),
+            waiting: HashMap::new(),
             data_version: 0,
             prunes: Vec::new(),
             stop: false,
@@ -517,6 +538,16 @@ impl WriterState {
             }
             return Ok(());
         }
+        let match_key = self.match_key(event)?;
+        if let Some(key) = &match_key {
+            match self.content_match(event, key)? {
+                ContentMatch::Merged => {
+                    self.stats.merged += 1;
+                    return Ok(());
+                }
+                ContentMatch::None => {}
+            }
+        }
         let batch = self.batch;
         let session = match &event.session_id {
             Some(id) => self.cache.get_or_load(&self.conn, id)?,
@@ -533,8 +564,8 @@ impl WriterState {
             .prepare_cached(
                 "INSERT OR IGNORE INTO events (session_id, timestamp, event_type, category, tool_name, socket_event, raw_type,
                         subtype, source, correlation_id, delegation_id, data, envelope, received_at, dedup_key,
-                        identity, origin, agent_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                        identity, origin, agent_id, match_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?
             .execute(params![
                 event.session_id,
@@ -555,6 +586,7 @@ impl WriterState {
                 event.identity,
                 event.origin,
                 event.facts.agent_id,
+                match_key,
             ])?;
         if inserted == 0 {
             if self.merge_observation(event)? {
@@ -565,6 +597,20 @@ impl WriterState {
             return Ok(());
         }
         self.stats.stored += 1;
+        if match_key.is_some() {
+            self.note_prompt(event, self.conn.last_insert_rowid());
+            if let Some(w) = event
+                .session_id
+                .as_ref()
+                .and_then(|id| self.waiting.get_mut(id))
+            {
+                w[if event.identity.is_some() {
+                    WITH_IDS
+                } else {
+                    WITHOUT_IDS
+                }] = true;
+            }
+        }
         *self
             .type_counts
             .entry(event.event_type.clone())
@@ -635,7 +681,8 @@ impl WriterState {
         let (Some(session_id), Some(identity)) = (&event.session_id, &event.identity) else {
             return Ok(false);
         };
-        let existing: Option<(i64, String, Option<String>, String, Vec<u8>)> = self
+        type Stored = (i64, String, Option<String>, String, Vec<u8>);
+        let existing: Option<Stored> = self
             .conn
             .prepare_cached(
                 "SELECT id, data, origin, timestamp, dedup_key FROM events WHERE session_id = ?1 AND identity = ?2",
@@ -647,7 +694,9 @@ impl WriterState {
         let Some((row, data, origin, timestamp, key)) = existing else {
             return Ok(false);
         };
-        if key == event.dedup_key {
+        if key == event.dedup_key
+            || !self.remember_observation(&event.dedup_key, session_id, row)?
+        {
             return Ok(false);
         }
         let merged = merge_data(&data, &event.data);
@@ -663,6 +712,290 @@ impl WriterState {
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
         self.rebuild.insert(session_id.clone());
+        Ok(true)
+    }
+
+    /// The key under which an observation meets its counterpart of the other
+    /// kind (with ids / without), or `None`: events that are not tool calls,
+    /// prompts or stops, and events of a transcript without ids (a transcript
+    /// identifies every happening it tells; what it leaves without an id is
+    /// its own bookkeeping). A `Stop` is keyed by its turn's prompt row: the
+    /// one of its `prompt_id`, or, without one, the last prompt before it.
+    fn match_key(&mut self, event: &NormalizedEvent) -> rusqlite::Result<Option<String>> {
+        let (Some(key), Some(session_id)) = (&event.facts.content_key, &event.session_id) else {
+            return Ok(None);
+        };
+        if event.identity.is_none() && event.origin == "transcript" {
+            return Ok(None);
+        }
+        if key != "stop" {
+            return Ok(Some(key.clone()));
+        }
+        let prompt_row: Option<i64> = match (&event.identity, &event.facts.prompt_id) {
+            (Some(_), Some(prompt_id)) => self
+                .conn
+                .prepare_cached("SELECT id FROM events WHERE session_id = ?1 AND identity = ?2")?
+                .query_row(params![session_id, format!("prompt:{prompt_id}")], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            (None, _) => match self
+                .last_unidentified_prompt
+                .get(&(session_id.clone(), event.origin))
+            {
+                Some(row) => Some(*row),
+                // Not seen by this writer (it started since): the last prompt before it.
+                None => self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM events
+                     WHERE session_id = ?1 AND event_type = 'UserPromptSubmit' AND timestamp <= ?2
+                       AND (identity IS NOT NULL OR match_key IS NOT NULL)
+                     ORDER BY timestamp DESC, id DESC LIMIT 1",
+                    )?
+                    .query_row(params![session_id, event.timestamp_text()], |r| r.get(0))
+                    .optional()?,
+            },
+            _ => None,
+        };
+        Ok(prompt_row.map(|row| format!("stop:{row}")))
+    }
+
+    /// One happening seen by a source with ids and by one without (SPEC section
+    /// 7): an observation is merged into a stored observation of the other kind
+    /// with the same key that has not met its counterpart yet (which one: see
+    /// [`Self::counterpart`]). Two observations without ids never merge (they
+    /// are two happenings), nor two with ids (their ids decide), nor an
+    /// observation with ids into an event that already has other ids. An
+    /// observation without ids delivered again is a duplicate, even once
+    /// merged: the merged event carries its duplicate key.
+    fn content_match(
+        &mut self,
+        event: &NormalizedEvent,
+        key: &str,
+    ) -> rusqlite::Result<ContentMatch> {
+        let Some(session_id) = &event.session_id else {
+            return Ok(ContentMatch::None);
+        };
+        let identified = event.identity.is_some();
+        let other = if identified { WITHOUT_IDS } else { WITH_IDS };
+        if !self.waiting_in(session_id)?[other] {
+            return Ok(ContentMatch::None);
+        }
+        let Some(row) = self.counterpart(session_id, key, !identified, event)? else {
+            return Ok(ContentMatch::None);
+        };
+        let known: bool = match &event.identity {
+            None => self
+                .conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key = ?1)")?
+                .query_row([&event.dedup_key[..]], |r| r.get(0))?,
+            // Already stored: it merges by identity (the normal path).
+            Some(identity) => self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND identity = ?2)",
+                )?
+                .query_row(params![session_id, identity], |r| r.get(0))?,
+        };
+        if known {
+            return Ok(ContentMatch::None);
+        }
+        self.pair(row, event)?;
+        self.note_prompt(event, row);
+        Ok(ContentMatch::Merged)
+    }
+
+    /// The stored observation `event` meets: one with ids (`identified`) or
+    /// one without, of the same key in the session, that has not met its
+    /// counterpart yet. When `event` carries its own time (a transcript line,
+    /// claude-mpm's stamped events), the earliest within [`PAIRING_WINDOW`] of
+    /// it, else the nearest in time: repeated identical calls pair up in order
+    /// when close together, and with their own when far apart, whatever order
+    /// the sources arrive in. Without its own time (a hook payload, stamped on
+    /// arrival) the earliest, so that identical calls pair up in order.
+    fn counterpart(
+        &mut self,
+        session_id: &str,
+        key: &str,
+        identified: bool,
+        event: &NormalizedEvent,
+    ) -> rusqlite::Result<Option<i64>> {
+        let kind = if identified { "NOT NULL" } else { "NULL" };
+        let own_time = event.timestamp.timestamp_millis() != event.received_at.timestamp_millis();
+        // One statement, two index probes: the earliest candidate from ?3 on,
+        // and the latest before it.
+        let sql = format!(
+            "SELECT id, timestamp FROM (
+                 SELECT id, timestamp FROM events
+                 WHERE session_id = ?1 AND match_key = ?2 AND identity IS {kind} AND timestamp >= ?3
+                 ORDER BY timestamp, id LIMIT 1)
+             UNION ALL
+             SELECT id, timestamp FROM (
+                 SELECT id, timestamp FROM events
+                 WHERE session_id = ?1 AND match_key = ?2 AND identity IS {kind} AND timestamp < ?3
+                 ORDER BY timestamp DESC, id LIMIT 1)"
+        );
+        let from = if own_time {
+            format_timestamp(&(event.timestamp - PAIRING_WINDOW))
+        } else {
+            String::new()
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let found: Vec<(i64, String)> = stmt
+            .query_map(params![session_id, key, from], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let time = |t: &str| crate::core::time::parse_stored(t);
+        let mut later = None;
+        let mut earlier = None;
+        for (id, t) in found {
+            if t.as_str() >= from.as_str() {
+                later = Some((id, time(&t)));
+            } else {
+                earlier = Some((id, time(&t)));
+            }
+        }
+        if !own_time {
+            return Ok(later.map(|(id, _)| id));
+        }
+        let distance = |t: Option<DateTime<Utc>>| {
+            t.map_or(i64::MAX, |t| (t - event.timestamp).num_milliseconds().abs())
+        };
+        Ok(match (later, earlier) {
+            (Some((id, t)), _) if t.is_some_and(|t| t <= event.timestamp + PAIRING_WINDOW) => {
+                Some(id)
+            }
+            (Some((a, at)), Some((b, bt))) => Some(if distance(at) < distance(bt) { a } else { b }),
+            (a, b) => a.or(b).map(|(id, _)| id),
+        })
+    }
+
+    /// Whether observations with ids and without may be waiting in a session
+    /// (see `waiting`).
+    fn waiting_in(&mut self, session_id: &str) -> rusqlite::Result<[bool; 2]> {
+        if let Some(w) = self.waiting.get(session_id) {
+            return Ok(*w);
+        }
+        let w: [bool; 2] = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND match_key IS NOT NULL AND identity IS NOT NULL),
+                        EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND match_key IS NOT NULL AND identity IS NULL)",
+            )?
+            .query_row([session_id], |r| Ok([r.get(0)?, r.get(1)?]))?;
+        if self.waiting.len() >= 10_000 {
+            self.waiting.clear();
+        }
+        self.waiting.insert(session_id.to_string(), w);
+        Ok(w)
+    }
+
+    /// Remembers where a prompt without ids went (see `last_unidentified_prompt`).
+    fn note_prompt(&mut self, event: &NormalizedEvent, row: i64) {
+        let (None, Some(session_id), "UserPromptSubmit") = (
+            &event.identity,
+            &event.session_id,
+            event.event_type.as_str(),
+        ) else {
+            return;
+        };
+        if self.last_unidentified_prompt.len() >= 10_000 {
+            // Bounded: a session not in it finds its turn by time.
+            self.last_unidentified_prompt.clear();
+        }
+        self.last_unidentified_prompt
+            .insert((session_id.clone(), event.origin), row);
+    }
+
+    /// Merges an observation into the stored event `row` of the same
+    /// happening met by content: what it adds to the data and envelope (what is
+    /// stored wins), its ids, its source, and a transcript's true time. The
+    /// event has then met its counterpart (no key any more). The event keeps
+    /// the duplicate key of its observation without ids (so that a second
+    /// delivery of it is found by the unique index); the other one's is kept
+    /// in `merged_observations`.
+    fn pair(&mut self, row: i64, event: &NormalizedEvent) -> rusqlite::Result<()> {
+        type Stored = (String, Option<String>, Option<String>, String, Vec<u8>);
+        let (data, envelope, origin, timestamp, stored_key): Stored = self
+            .conn
+            .prepare_cached(
+                "SELECT data, envelope, origin, timestamp, dedup_key FROM events WHERE id = ?1",
+            )?
+            .query_row([row], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+        let data = merge_data(&data, &event.data);
+        let envelope = match (envelope, &event.envelope) {
+            (Some(stored), Some(new)) => Some(merge_data(&stored, new)),
+            (stored, new) => stored.or_else(|| new.clone()),
+        };
+        let origin = merge_origins(origin.as_deref(), event.origin);
+        let timestamp = if event.origin == "transcript" {
+            event.timestamp_text()
+        } else {
+            timestamp
+        };
+        let (key, other_key) = if event.identity.is_none() {
+            (event.dedup_key.to_vec(), stored_key)
+        } else {
+            (stored_key, event.dedup_key.to_vec())
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE events SET data = ?2, envelope = ?3, origin = ?4, timestamp = ?5,
+                        identity = coalesce(identity, ?6), agent_id = coalesce(agent_id, ?7),
+                        correlation_id = coalesce(correlation_id, ?8), tool_name = coalesce(tool_name, ?9),
+                        match_key = NULL, dedup_key = ?10
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                row,
+                data,
+                envelope,
+                origin,
+                timestamp,
+                event.identity,
+                event.facts.agent_id,
+                event.correlation_id,
+                event.facts.tool_name,
+                key,
+            ])?;
+        if let Some(session_id) = &event.session_id {
+            self.remember_observation(&other_key, session_id, row)?;
+            self.rebuild.insert(session_id.clone());
+        }
+        Ok(())
+    }
+
+    /// Whether an observation with this duplicate key was merged into an event
+    /// of the session before.
+    fn merged_before(&mut self, key: &[u8], session_id: &str) -> rusqlite::Result<bool> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM merged_observations m JOIN events e ON e.id = m.event_id
+                                WHERE m.dedup_key = ?1 AND m.session_id = ?2 AND e.session_id = ?2)",
+            )?
+            .query_row(params![key, session_id], |r| r.get(0))
+    }
+
+    /// Records the duplicate key of an observation merged into `row`; false
+    /// when it was merged before (a second delivery: a duplicate).
+    fn remember_observation(
+        &mut self,
+        key: &[u8],
+        session_id: &str,
+        row: i64,
+    ) -> rusqlite::Result<bool> {
+        if self.merged_before(key, session_id)? {
+            return Ok(false);
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO merged_observations (dedup_key, session_id, event_id) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key, session_id, row])?;
         Ok(true)
     }
 
@@ -1007,6 +1340,7 @@ impl WriterState {
         if version != self.data_version {
             self.data_version = version;
             self.cache.sessions.clear();
+            self.waiting.clear();
             self.next_completed_seq = self
                 .conn
                 .query_row(
@@ -1106,6 +1440,15 @@ impl WriterState {
         }
         self.cache.evict(self.batch);
     }
+}
+
+/// What [`WriterState::content_match`] did with an observation.
+enum ContentMatch {
+    /// Merged into the stored observation of the same happening.
+    Merged,
+    /// No counterpart waiting, or seen before: the normal path stores it, or
+    /// finds it a duplicate or merges it by identity.
+    None,
 }
 
 /// Adds to a stored event's data what another observation tells and it lacks

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{fixture, import_with, open};
+use crate::common::{count, fixture, import_with, open, reconstruction, wait_until, TestMonitor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Source {
@@ -25,10 +25,11 @@ fn path_of(run: &Path, source: Source) -> PathBuf {
 }
 
 fn config_in(dir: &Path) -> mpm_aggregate::Config {
-    let mut config = mpm_aggregate::Config::default();
-    config.database = dir.join("rec.db");
-    config.activity_directory = dir.join("activity");
-    config
+    mpm_aggregate::Config {
+        database: dir.join("rec.db"),
+        activity_directory: dir.join("activity"),
+        ..Default::default()
+    }
 }
 
 fn json_of(text: Option<String>) -> Value {
@@ -65,20 +66,40 @@ fn check(run_name: &str, sources: &[Source]) {
 /// [`check`] for a run folder anywhere (our own fixtures).
 fn check_run(run: &Path, sources: &[Source]) {
     let run_name = run.file_name().unwrap().to_string_lossy().to_string();
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
     for source in sources {
-        import_with(&config, &[path_of(&run, *source)]);
+        import_with(&config, &[path_of(run, *source)]);
     }
     let with_transcript = sources.contains(&Source::Transcripts);
-    let ctx = format!("{run_name} {sources:?}");
-    let db = open(&config.database);
+    check_store(
+        run,
+        &config.database,
+        with_transcript,
+        &format!("{run_name} {sources:?}"),
+    );
+}
+
+/// Checks the sessions of `database` against the run's `expected.json`; with a
+/// transcript among the sources, its tokens, API calls, models and branch too.
+fn check_store(run: &Path, database: &Path, with_transcript: bool, ctx: &str) {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap();
+    let db = open(database);
     for (id, want) in expected.as_object().unwrap() {
-        let (prompts, tool_calls, failures, tools, files, api_calls, tokens, models, cost_usd, claude_code): (
-            i64, i64, i64, String, String, i64, Option<String>, String, Option<f64>, Option<String>,
-        ) = db
+        type Figures = (
+            i64,
+            i64,
+            i64,
+            String,
+            String,
+            i64,
+            Option<String>,
+            String,
+            Option<f64>,
+            Option<String>,
+        );
+        let (prompts, tool_calls, failures, tools, files, api_calls, tokens, models, cost_usd, claude_code): Figures = db
             .query_row(
                 "SELECT prompts, tool_calls, tool_failures, tools_used, files_modified, api_calls, tokens, models,
                         cost_usd, claude_code FROM metrics WHERE session_id = ?1",
@@ -146,6 +167,29 @@ fn check_run(run: &Path, sources: &[Source]) {
                 "{ctx}: tool call {what}"
             );
         }
+        // One event per turn's end and per prompt a person submitted, whatever the sources.
+        let count = |sql: &str| -> i64 {
+            db.query_row(
+                &format!("SELECT count(*) FROM events WHERE session_id = ?1 AND {sql}"),
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            count("event_type = 'Stop'"),
+            want["turns"].as_i64().unwrap(),
+            "{ctx}: Stop events"
+        );
+        assert_eq!(
+            count(
+                "event_type = 'UserPromptSubmit' AND json_extract(data, '$.not_a_person') IS NOT 1
+                 AND ltrim(coalesce(json_extract(data, '$.prompt'), json_extract(data, '$.prompt_text'), ''))
+                     NOT LIKE '<task-notification>%'"
+            ) as usize,
+            want["prompts"].as_array().unwrap().len(),
+            "{ctx}: prompt events"
+        );
         if with_transcript {
             assert_eq!(
                 api_calls,
@@ -270,6 +314,77 @@ fn sources_combined_in_any_order_are_one_session() {
     check("a-mpm-fast", &[Transcripts, Hooks, Monitor]);
 }
 
+/// claude-mpm's full handler forwards re-shaped events without `tool_use_id`,
+/// failures or prompt ids: with the transcripts, in either order, the session
+/// is exact all the same (its observations are matched by content).
+#[test]
+fn the_full_handler_with_the_transcripts_is_exact() {
+    check("a-mpm-full", &[Monitor, Transcripts]);
+    check("a-mpm-full", &[Transcripts, Monitor]);
+    check("a-mpm-full", &[Monitor, Hooks, Transcripts]);
+    // With the hooks the ids are there too; any order.
+    check("a-mpm-full", &[Hooks, Monitor]);
+    check("a-mpm-full", &[Monitor, Hooks]);
+    check("a-mpm-full", &[Transcripts, Hooks, Monitor]);
+    // A capture or transcript delivered again (a history replay, a second
+    // import) is recognized, though its events were merged into others.
+    check("a-mpm-full", &[Monitor, Transcripts, Monitor, Transcripts]);
+    check("a-mpm-full", &[Transcripts, Monitor, Hooks, Monitor, Hooks]);
+}
+
+/// Alone, the full handler's capture is rebuilt as well as the old rules
+/// allow: every tool call it forwarded is one event (two identical calls stay
+/// two: observations without ids never merge with each other), its sub-agents
+/// are known by `agent_id`, its failures are missing (it drops them).
+#[test]
+fn the_full_handler_alone_keeps_every_call_it_saw() {
+    let run = fixture("claude-code-2.1").join("a-mpm-full");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    import_with(&config, &[path_of(&run, Monitor)]);
+    import_with(&config, &[path_of(&run, Monitor)]);
+    let db = open(&config.database);
+    for (id, want) in expected.as_object().unwrap() {
+        let n = |sql: &str| -> i64 {
+            db.query_row(
+                &format!("SELECT count(*) FROM events WHERE session_id = ?1 AND {sql}"),
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let calls = want["tool_calls"].as_i64().unwrap();
+        let failures = want["tool_failures"].as_i64().unwrap();
+        assert_eq!(n("event_type = 'PreToolUse'"), calls);
+        assert_eq!(n("event_type = 'PostToolUse'"), calls - failures);
+        assert_eq!(
+            n("event_type = 'PreToolUse' AND tool_name = 'Read'"),
+            3,
+            "src/greet.py read twice"
+        );
+        assert_eq!(n("event_type = 'UserPromptSubmit'"), 2);
+        assert_eq!(n("event_type = 'Stop'"), want["turns"].as_i64().unwrap());
+        assert_eq!(n("identity IS NULL AND match_key IS NULL AND event_type IN ('PreToolUse', 'PostToolUse', 'UserPromptSubmit', 'Stop')"), 0, "waiting for their counterparts");
+        let agents: Vec<String> = db
+            .prepare("SELECT agent_id FROM delegations WHERE session_id = ?1 ORDER BY agent_id")
+            .unwrap()
+            .query_map([id], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut want_agents: Vec<String> = want["delegations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["agent_id"].as_str().unwrap().to_string())
+            .collect();
+        want_agents.sort();
+        assert_eq!(agents, want_agents);
+    }
+}
+
 #[test]
 fn importing_a_transcript_twice_changes_nothing() {
     let run = fixture("claude-code-2.1").join("a-mpm-fast");
@@ -301,5 +416,219 @@ fn our_own_real_runs_are_rebuilt_exactly() {
         check_run(&run, &[Transcripts]);
         check_run(&run, &[Hooks, Transcripts]);
         check_run(&run, &[Transcripts, Hooks]);
+    }
+}
+
+/// The lines of a capture file as (Socket.IO event name, payload).
+fn capture_of(path: &Path) -> Vec<(String, Value)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["event"].as_str().unwrap().to_string(), v["data"].clone())
+        })
+        .collect()
+}
+
+/// Replays `lines` from a real Socket.IO server (socketioxide on loopback) to
+/// the recorder, waits until `stored` events are in its store, and stops it.
+/// Returns the recorder's configuration (its database and activity folder).
+fn record_live(dir: &Path, lines: &[(String, Value)], stored: i64) -> mpm_aggregate::Config {
+    use std::time::Duration;
+    let monitor = TestMonitor::start(None, Vec::new());
+    let config = mpm_aggregate::Config {
+        dashboard_host: "127.0.0.1".into(),
+        dashboard_port: monitor.port,
+        status_interval_seconds: 0,
+        ..config_in(dir)
+    };
+    let aggregator = mpm_aggregate::EventAggregator::with_config(config.clone());
+    aggregator.start().expect("the recorder starts");
+    assert!(monitor.wait_for_clients(1, Duration::from_secs(10)));
+    monitor.emit_all(lines);
+    let events = "SELECT count(*) FROM events";
+    assert!(
+        wait_until(Duration::from_secs(20), || count(&config.database, events)
+            >= stored),
+        "{} of {stored} events stored live",
+        count(&config.database, events)
+    );
+    let report = aggregator.stop().expect("the recorder stops");
+    assert_eq!(report.stats.rejected, 0, "{:?}", report.stats);
+    assert_eq!(
+        count(&config.database, events),
+        stored,
+        "{:?}",
+        report.stats
+    );
+    config
+}
+
+/// Each run's monitor capture (claude-mpm's fast hook, and its full handler)
+/// replayed live to the recorder stores what its import stores; with the
+/// transcripts imported afterwards, the session is the run's truth.
+#[test]
+fn monitor_captures_replayed_live_then_the_transcripts_are_exact() {
+    for run_name in ["a-mpm-fast", "a-mpm-full"] {
+        let run = fixture("claude-code-2.1").join(run_name);
+        let dir = tempfile::tempdir().unwrap();
+        let imported = config_in(&dir.path().join("imported"));
+        import_with(&imported, &[path_of(&run, Monitor)]);
+        let stored = count(&imported.database, "SELECT count(*) FROM events");
+        let live = record_live(
+            &dir.path().join("live"),
+            &capture_of(&path_of(&run, Monitor)),
+            stored,
+        );
+        assert_eq!(
+            reconstruction(&live.database),
+            reconstruction(&imported.database),
+            "{run_name}: live replay = import"
+        );
+        if run_name == "a-mpm-fast" {
+            check_store(&run, &live.database, false, "a-mpm-fast live monitor");
+        }
+        import_with(&live, &[path_of(&run, Transcripts)]);
+        check_store(
+            &run,
+            &live.database,
+            true,
+            &format!("{run_name} live monitor, then transcripts"),
+        );
+
+        // The transcripts first, then the monitor live.
+        let both = config_in(&dir.path().join("imported-both"));
+        import_with(&both, &[path_of(&run, Transcripts), path_of(&run, Monitor)]);
+        let stored = count(&both.database, "SELECT count(*) FROM events");
+        let later = dir.path().join("transcripts-then-live");
+        import_with(&config_in(&later), &[path_of(&run, Transcripts)]);
+        let live = record_live(&later, &capture_of(&path_of(&run, Monitor)), stored);
+        check_store(
+            &run,
+            &live.database,
+            true,
+            &format!("{run_name} transcripts, then live monitor"),
+        );
+    }
+}
+
+/// What claude-mpm's fast hook (`claude-hook-fast.sh`) posts to its monitor
+/// for one raw hook payload: a `claude_event` whose `data` is the payload.
+fn as_fast_hook(payload: &Value, n: usize) -> (String, Value) {
+    let event = payload["hook_event_name"].as_str().unwrap_or("unknown");
+    let subtype = match event {
+        "PreToolUse" => "pre_tool",
+        "PostToolUse" => "post_tool",
+        "UserPromptSubmit" => "user_prompt",
+        "SessionStart" => "session_start",
+        "Stop" => "stop",
+        "SubagentStop" => "subagent_stop",
+        "Notification" => "notification",
+        other => other,
+    };
+    let tool = payload["tool_name"].as_str().unwrap_or("");
+    let now = chrono::Utc::now();
+    let millis = now.timestamp_millis() as usize + n;
+    let correlation = format!("{}_{millis}", if tool.is_empty() { event } else { tool });
+    (
+        "claude_event".into(),
+        serde_json::json!({
+            "type": "hook",
+            "subtype": subtype,
+            "hook_event_name": event,
+            "tool_name": tool,
+            "session_id": payload["session_id"],
+            "correlation_id": correlation,
+            "timestamp": now.format("%Y-%m-%dT%H:%M:%S.000Z").to_string(),
+            "source": "fast_hook",
+            "data": payload,
+        }),
+    )
+}
+
+/// What a store holds of a run regardless of arrival times: the session's
+/// figures, its delegations, and its events by kind, identity and agent.
+fn time_free(database: &Path) -> Value {
+    let db = open(database);
+    let rows = |sql: &str| -> Vec<Value> {
+        let mut stmt = db.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => serde_json::json!(x),
+                        rusqlite::types::ValueRef::Real(x) => serde_json::json!(x),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            serde_json::json!(String::from_utf8_lossy(t))
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => serde_json::json!(b.len()),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Value>>>()
+                .map(Value::Array)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    };
+    serde_json::json!({
+        "sessions": rows("SELECT session_id, status, working_directory, git_branch, initial_prompt, final_response, event_count
+                          FROM sessions ORDER BY session_id"),
+        "metrics": rows("SELECT session_id, total_delegations, successful_delegations, failed_delegations, tools_used,
+                                files_modified, agents_used, prompts, tool_calls, tool_failures, api_calls, tokens
+                         FROM metrics ORDER BY session_id"),
+        "delegations": rows("SELECT session_id, agent_type, agent_id, start_ref, success, error, event_count, tool_operations,
+                                    files_modified, response_preview, tool_calls, tool_failures, background
+                             FROM delegations ORDER BY session_id, agent_type, agent_id"),
+        "events": rows("SELECT e.session_id, e.event_type, e.category, e.tool_name, e.identity, e.agent_id, d.agent_id, count(*)
+                        FROM events e LEFT JOIN delegations d ON d.id = e.delegation_id
+                        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"),
+    })
+}
+
+/// The raw hook payloads, sent live as claude-mpm's fast hook sends them (each
+/// the `data` of a `claude_event`), rebuild what importing `hooks.jsonl` does;
+/// and so with the transcripts after them.
+#[test]
+fn hook_payloads_replayed_live_as_the_fast_hook_sends_them_equal_their_import() {
+    for run_name in ["a-mpm-fast", "a-mpm-full"] {
+        let run = fixture("claude-code-2.1").join(run_name);
+        let dir = tempfile::tempdir().unwrap();
+        let imported = config_in(&dir.path().join("imported"));
+        import_with(&imported, &[path_of(&run, Hooks)]);
+        let stored = count(&imported.database, "SELECT count(*) FROM events");
+        let lines: Vec<(String, Value)> = std::fs::read_to_string(path_of(&run, Hooks))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(n, l)| as_fast_hook(&serde_json::from_str(l).unwrap(), n))
+            .collect();
+        let live = record_live(&dir.path().join("live"), &lines, stored);
+        let ctx = format!("{run_name} hooks live");
+        check_store(&run, &live.database, false, &ctx);
+        assert_eq!(
+            time_free(&live.database),
+            time_free(&imported.database),
+            "{ctx} = hooks imported"
+        );
+        for config in [&live, &imported] {
+            import_with(config, &[path_of(&run, Transcripts)]);
+        }
+        check_store(
+            &run,
+            &live.database,
+            true,
+            &format!("{ctx}, then transcripts"),
+        );
+        assert_eq!(
+            time_free(&live.database),
+            time_free(&imported.database),
+            "{ctx}, then transcripts = hooks imported, then transcripts"
+        );
     }
 }
