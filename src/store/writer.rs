@@ -361,6 +361,8 @@ struct WriterState {
     replies: Vec<flume::Sender<WriterStats>>,
     recorder: Option<RecorderStateUpdate>,
     last_event_time: Option<DateTime<Utc>>,
+    /// A session is being rebuilt from its events: its finalizations are not new.
+    replaying: bool,
     /// Sessions to rebuild from their events before this batch commits
     /// (an observation was merged into an event already stored).
     rebuild: std::collections::BTreeSet<String>,
@@ -410,6 +412,7 @@ impl WriterState {
             replies: Vec::new(),
             recorder: None,
             last_event_time: None,
+            replaying: false,
             rebuild: Default::default(),
             last_unidentified_prompt: HashMap::new(),
             waiting: HashMap::new(),
@@ -711,8 +714,22 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        self.rebuild.insert(session_id.clone());
+        self.rebuild_with_source(session_id, event.origin)?;
         Ok(true)
+    }
+
+    /// Marks a session for rebuilding at the end of the batch, after an
+    /// observation from `origin` was merged into one of its events: that
+    /// source contributed, though it added no event of its own.
+    fn rebuild_with_source(&mut self, session_id: &str, origin: &str) -> rusqlite::Result<()> {
+        if let Some(state) = self.cache.get_or_load(&self.conn, session_id)? {
+            if !state.sources.iter().any(|s| s == origin) {
+                state.sources.push(origin.to_string());
+                state.dirty = true;
+            }
+        }
+        self.rebuild.insert(session_id.to_string());
+        Ok(())
     }
 
     /// The key under which an observation meets its counterpart of the other
@@ -964,7 +981,7 @@ impl WriterState {
             ])?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
-            self.rebuild.insert(session_id.clone());
+            self.rebuild_with_source(session_id, event.origin)?;
         }
         Ok(())
     }
@@ -1014,15 +1031,21 @@ impl WriterState {
             .execute([session_id])?;
         let rows = super::queries::stored_events(&self.conn, session_id)?;
         // What kinds of id the whole session carries is known before the
-        // replay: attribution of its first events depends on it.
+        // replay: attribution of its first events depends on it. What is not
+        // rebuilt from events (its file, its metadata, its place among the
+        // completed sessions, the sources merged in) carries over.
         if let Some((_, first)) = rows.first() {
             let mut fresh = SessionState::new(first.timestamp);
             fresh.ids_seen = old.ids_seen;
             fresh.ignore_unknown_times = rows.iter().any(|(_, e)| e.time_known);
+            fresh.file_path.clone_from(&old.file_path);
+            fresh.metadata.clone_from(&old.metadata);
+            fresh.completed_seq = old.completed_seq;
+            fresh.sources.clone_from(&old.sources);
             self.cache.sessions.insert(session_id.to_string(), fresh);
         }
         let batch = self.batch;
-        let mut finalized_before = self.finalized.len();
+        self.replaying = true;
         for (row, event) in rows {
             let decision = {
                 let state = self.cache.sessions.get(session_id);
@@ -1038,36 +1061,38 @@ impl WriterState {
                     .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
                     .execute(params![id, row])?;
             }
-            self.project(session_id, &event, row, decision, batch)?;
+            let projected = self.project(session_id, &event, row, decision, batch);
+            if projected.is_err() {
+                self.replaying = false;
+            }
+            projected?;
         }
-        // Finalizations during a replay are not new: the file is written once below.
-        while self.finalized.len() > finalized_before {
-            self.finalized.pop();
-            self.stats.sessions_finalized -= 1;
-        }
-        finalized_before = self.finalized.len();
-        let _ = finalized_before;
+        self.replaying = false;
         let Some(state) = self.cache.sessions.get_mut(session_id) else {
             return Ok(());
         };
-        state.file_path = old.file_path.clone();
-        state.metadata = old.metadata.clone();
-        state.completed_seq = old.completed_seq.or(state.completed_seq);
         state.dirty = true;
         let still_ended = old.completed
             && !state.completed
             && old.end_time.is_some_and(|e| e >= state.last_event_time);
         if still_ended {
+            // Ended by the sweeper or a stop, not by an event: still ended.
             let end = old.end_time.unwrap_or(state.last_event_time);
-            self.finalize_session_at(session_id, end, false)?;
-        } else if state.completed {
+            self.replaying = true;
+            let ended = self.finalize_session_at(session_id, end, false);
+            self.replaying = false;
+            ended?;
+        }
+        if self
+            .cache
+            .sessions
+            .get(session_id)
+            .is_some_and(|s| s.completed)
+        {
+            // Its file shows the rebuilt session.
             self.finalized.push(session_id.to_string());
         }
         Ok(())
-    }
-
-    fn finalize_session(&mut self, session_id: &str, end: DateTime<Utc>) -> rusqlite::Result<()> {
-        self.finalize_session_at(session_id, end, false)
     }
 
     fn finalize_session_at(
@@ -1076,11 +1101,18 @@ impl WriterState {
         end: DateTime<Utc>,
         turn_only: bool,
     ) -> rusqlite::Result<()> {
-        let seq = self.next_completed_seq;
         let Some(state) = self.cache.get_or_load(&self.conn, session_id)? else {
             return Ok(());
         };
-        self.next_completed_seq += 1;
+        // A replay ends the session where it ended before: same place among
+        // the completed ones, no new report, no file until the replay is over.
+        let seq = match (self.replaying, state.completed_seq) {
+            (true, Some(seq)) => seq,
+            _ => {
+                self.next_completed_seq += 1;
+                self.next_completed_seq - 1
+            }
+        };
         session::finalize(state, end, seq, turn_only);
         state.touched_batch = self.batch;
         if state.file_path.is_none() {
@@ -1104,8 +1136,10 @@ impl WriterState {
                 state.file_path = Some(path.to_string_lossy().into_owned());
             }
         }
-        self.stats.sessions_finalized += 1;
-        self.finalized.push(session_id.to_string());
+        if !self.replaying {
+            self.stats.sessions_finalized += 1;
+            self.finalized.push(session_id.to_string());
+        }
         Ok(())
     }
 
@@ -1126,7 +1160,7 @@ impl WriterState {
         for (id, last) in rows {
             let last = crate::core::time::parse_stored(&last).unwrap_or(now);
             if idle_for.is_none_or(|idle| now - last >= idle) {
-                self.finalize_session(&id, last)?;
+                self.finalize_session_at(&id, last, false)?;
                 ids.push(id);
             }
         }
@@ -1316,7 +1350,7 @@ impl WriterState {
             Some(end) => {
                 self.cache.flush_all(&self.conn)?;
                 self.cache.sessions.remove(&id);
-                self.finalize_session(&id, end)?;
+                self.finalize_session_at(&id, end, false)?;
             }
             None => {
                 if let Some(state) = self.cache.sessions.get_mut(&id) {
@@ -1381,8 +1415,8 @@ impl WriterState {
                 .prepare_cached(
                     "INSERT INTO recorder_state (id, pid, state, connected, host, port, activity_directory, started_at, heartbeat_at,
                             stopped_at, events_received, events_stored, duplicates, rejected, control_events, filtered,
-                            last_event_time, last_error, connections)
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                            last_event_time, last_error, connections, merged)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                      ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, state = excluded.state, connected = excluded.connected,
                             host = excluded.host, port = excluded.port, activity_directory = excluded.activity_directory,
                             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at,
@@ -1390,7 +1424,8 @@ impl WriterState {
                             duplicates = excluded.duplicates, rejected = excluded.rejected, control_events = excluded.control_events,
                             filtered = excluded.filtered,
                             last_event_time = coalesce(excluded.last_event_time, recorder_state.last_event_time),
-                            last_error = excluded.last_error, connections = excluded.connections",
+                            last_error = excluded.last_error, connections = excluded.connections,
+                            merged = excluded.merged",
                 )?
                 .execute(params![
                     r.pid,
@@ -1411,6 +1446,7 @@ impl WriterState {
                     self.last_event_time.as_ref().map(format_timestamp),
                     r.last_error,
                     r.connections as i64,
+                    s.merged as i64,
                 ])?;
         }
         Ok(())

@@ -632,3 +632,69 @@ fn hook_payloads_replayed_live_as_the_fast_hook_sends_them_equal_their_import() 
         );
     }
 }
+
+#[test]
+fn a_source_whose_every_observation_merged_is_still_listed() {
+    let run = fixture("claude-code-2.1").join("a-mpm-fast");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    import_with(&config, &[run.join("transcripts")]);
+    // Only the hook payloads that the transcripts told already: all merge.
+    let tool_hooks: String = std::fs::read_to_string(run.join("hooks.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.contains("\"hook_event_name\": \"PreToolUse\"")
+                || l.contains("\"hook_event_name\":\"PreToolUse\"")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!tool_hooks.is_empty());
+    let file = dir.path().join("tool-hooks.jsonl");
+    std::fs::write(&file, tool_hooks).unwrap();
+    let report = import_with(&config, &[file]);
+    assert_eq!((report.stored, report.merged > 0), (0, true), "{report:?}");
+    let sources: String = open(&config.database)
+        .query_row("SELECT sources FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        json_of(Some(sources)),
+        serde_json::json!(["transcript", "import"])
+    );
+}
+
+/// The recorder merging live hooks into what the transcripts stored before:
+/// every received item is stored, a duplicate, merged, rejected or control.
+#[test]
+fn live_observations_merged_into_stored_events_are_counted_by_the_recorder() {
+    let run = fixture("claude-code-2.1").join("a-mpm-fast");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = config_in(&dir.path().join("expected"));
+    import_with(
+        &expected,
+        &[path_of(&run, Transcripts), path_of(&run, Hooks)],
+    );
+    let total = count(&expected.database, "SELECT count(*) FROM events");
+    let live_dir = dir.path().join("live");
+    import_with(&config_in(&live_dir), &[path_of(&run, Transcripts)]);
+    let lines: Vec<(String, Value)> = std::fs::read_to_string(path_of(&run, Hooks))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(n, l)| as_fast_hook(&serde_json::from_str(l).unwrap(), n))
+        .collect();
+    let live = record_live(&live_dir, &lines, total);
+    let (received, stored, duplicates, merged, rejected, control): (i64, i64, i64, i64, i64, i64) =
+        open(&live.database)
+            .query_row(
+                "SELECT events_received, events_stored, duplicates, merged, rejected, control_events
+                 FROM recorder_state",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+    assert!(merged > 0, "the hooks told what the transcripts had told");
+    assert_eq!(stored + duplicates + merged + rejected + control, received);
+    check_store(&run, &live.database, true, "transcripts, then hooks live");
+}
