@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::category::DELEGATION_TOOLS;
+use super::category::{is_tool_event, DELEGATION_TOOLS};
 use super::event::{NormalizedEvent, Tokens};
 
 /// The two halves of a delegation's start and of its end; bits record which were seen.
@@ -418,6 +418,40 @@ pub fn apply(d: &mut DelegationState, event: &NormalizedEvent, half: i64, closes
         d.success = Some(d.succeeded());
         if d.error.as_deref() == Some(UNFINISHED) {
             d.error = None;
+        }
+    }
+}
+
+/// Counts an event of the delegation's own work: its tool calls and
+/// failures, files, API calls and tokens.
+pub fn count_work(d: &mut DelegationState, event: &NormalizedEvent) {
+    let facts = &event.facts;
+    d.dirty = true;
+    d.event_count += 1;
+    if let Some(t) = facts
+        .tool_name
+        .as_deref()
+        .filter(|_| is_tool_event(&event.event_type))
+    {
+        if !d.tools.iter().any(|x| x == t) {
+            d.tools.push(t.to_string());
+        }
+    }
+    match event.event_type.as_str() {
+        "PreToolUse" => d.tool_calls += 1,
+        "PostToolUseFailure" => d.tool_failures += 1,
+        "ApiCall" => {
+            d.api_calls += 1;
+            d.tokens.add(&facts.tokens);
+            if d.model.is_none() {
+                d.model.clone_from(&facts.model);
+            }
+        }
+        _ => {}
+    }
+    if let Some(f) = &facts.file_written {
+        if !d.files.contains(f) {
+            d.files.push(f.clone());
         }
     }
 }

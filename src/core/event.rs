@@ -132,6 +132,14 @@ impl Tokens {
     /// payload's). The 1-hour part of the cache writes comes from its
     /// `cache_creation` split, never more than the writes themselves.
     pub fn from_usage(usage: &serde_json::Value) -> Tokens {
+        usage
+            .as_object()
+            .map(Tokens::from_usage_map)
+            .unwrap_or_default()
+    }
+
+    /// [`Tokens::from_usage`] of the object itself.
+    pub fn from_usage_map(usage: &serde_json::Map<String, serde_json::Value>) -> Tokens {
         let n = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_i64).unwrap_or(0);
         let cache_creation = n(usage.get("cache_creation_input_tokens"));
         let split = usage.get("cache_creation");

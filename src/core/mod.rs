@@ -6,7 +6,8 @@
 //!
 //! - [`time`]: every timestamp form in, ISO-8601 milliseconds `Z` out.
 //! - [`category`]: Claude Code's hook event kinds and the category of an event.
-//! - [`event`]: the canonical event every source is turned into, and its facts.
+//! - [`event`]: the canonical event every source is turned into.
+//! - [`facts`]: what an event's payload tells, read once.
 //! - [`delegation`]: the delegation state machine (ids first, heuristic halves for id-less sources).
 //! - [`session`]: the session projection: what an event changes in a session and its metrics.
 //! - [`model`]: the document value types of the reference API.
@@ -14,6 +15,7 @@
 pub mod category;
 pub mod delegation;
 pub mod event;
+pub mod facts;
 pub mod model;
 pub mod pricing;
 pub mod session;

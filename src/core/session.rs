@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::category::Category;
+use super::category::{is_tool_event, Category};
 use super::delegation::{self, DelegationState, Transition};
 use super::event::{ClaudeCodeAccount, NormalizedEvent, Tokens};
 
@@ -255,11 +255,7 @@ pub fn apply_event(
 ) -> Vec<(i64, i64)> {
     state.dirty = true;
     state.event_count += 1;
-    *state
-        .metrics
-        .breakdown
-        .entry(event.category.as_str().to_string())
-        .or_insert(0) += 1;
+    count(&mut state.metrics, event);
     if event.time_known || !state.ignore_unknown_times {
         if event.timestamp > state.last_event_time {
             state.last_event_time = event.timestamp;
@@ -271,13 +267,7 @@ pub fn apply_event(
     state.ids_seen |= ids_of(event);
     push_distinct(&mut state.sources, event.origin);
     let facts = &event.facts;
-    let event_type = event.event_type.as_str();
-    if event_type == "UserPromptSubmit" && !facts.not_a_person && facts.prompt.is_some() {
-        state.metrics.prompts += 1;
-        if state.initial_prompt.is_none() {
-            state.initial_prompt.clone_from(&facts.prompt);
-        }
-    } else if state.initial_prompt.is_none() && !facts.not_a_person {
+    if state.initial_prompt.is_none() && is_person_prompt(event) {
         state.initial_prompt.clone_from(&facts.prompt);
     }
     if state.working_directory.is_none() {
@@ -299,40 +289,10 @@ pub fn apply_event(
     if facts.claude_version.is_some() {
         state.claude_version.clone_from(&facts.claude_version);
     }
-    if matches!(event_type, "Stop" | "SessionEnd") && facts.response.is_some() {
+    if matches!(event.event_type.as_str(), "Stop" | "SessionEnd") && facts.response.is_some() {
         state.final_response.clone_from(&facts.response);
     }
-    if let Some(account) = &facts.claude_code {
-        state.metrics.claude_code = Some(account.clone());
-    }
-    let is_tool_call = matches!(
-        event_type,
-        "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
-    );
-    if let Some(t) = facts.tool_name.as_deref().filter(|_| is_tool_call) {
-        push_distinct(&mut state.metrics.tools_used, t);
-    }
-    if event_type == "PreToolUse" {
-        state.metrics.tool_calls += 1;
-    }
-    if event_type == "PostToolUseFailure" {
-        state.metrics.tool_failures += 1;
-    }
-    if let Some(f) = &facts.file_written {
-        push_distinct(&mut state.metrics.files_modified, f);
-    }
-    if event_type == "ApiCall" {
-        let m = &mut state.metrics;
-        m.api_calls += 1;
-        m.tokens.add(&facts.tokens);
-        if let Some(model) = &facts.model {
-            push_distinct(&mut m.models, model);
-            m.tokens_by_model
-                .entry(model.clone())
-                .or_default()
-                .add(&facts.tokens);
-        }
-    }
+    let is_tool_call = is_tool_event(&event.event_type);
 
     let half = decision.half;
     let mut attributed = decision.attributed;
@@ -368,61 +328,77 @@ pub fn apply_event(
         }
     }
 
-    // A sub-agent's own `Agent` call (a nested delegation) is also one of its
-    // tool calls: it counts toward the sub-agent that made it.
-    if is_tool_call && half != 0 {
-        if let Some(parent) = facts.agent_id.as_deref() {
-            if let Some(d) = state
-                .delegations
-                .iter_mut()
-                .find(|d| d.agent_id.as_deref() == Some(parent))
-            {
-                d.dirty = true;
-                if let Some(t) = facts.tool_name.as_deref() {
-                    push_distinct(&mut d.tools, t);
-                }
-                match event_type {
-                    "PreToolUse" => d.tool_calls += 1,
-                    "PostToolUseFailure" => d.tool_failures += 1,
-                    _ => {}
-                }
-            }
-        }
-    }
-
     // Work done by (or, without ids, while) a delegation counts toward it; the
-    // transition events themselves do not.
-    if half == 0 {
-        if let Some(i) = attributed {
-            let d = &mut state.delegations[i];
-            d.dirty = true;
-            d.event_count += 1;
-            if is_tool_call {
-                if let Some(t) = facts.tool_name.as_deref() {
-                    push_distinct(&mut d.tools, t);
-                }
-            }
-            if event_type == "PreToolUse" {
-                d.tool_calls += 1;
-            }
-            if event_type == "PostToolUseFailure" {
-                d.tool_failures += 1;
-            }
-            if let Some(f) = &facts.file_written {
-                push_distinct(&mut d.files, f);
-            }
-            if event_type == "ApiCall" {
-                d.api_calls += 1;
-                d.tokens.add(&facts.tokens);
-                if d.model.is_none() {
-                    d.model.clone_from(&facts.model);
-                }
-            }
-        }
+    // transition events themselves do not, but a sub-agent's own `Agent` call
+    // (a nested delegation) is one of its tool calls.
+    let worker = if half == 0 {
+        attributed
+    } else if is_tool_call {
+        facts.agent_id.as_deref().and_then(|parent| {
+            state
+                .delegations
+                .iter()
+                .position(|d| d.agent_id.as_deref() == Some(parent))
+        })
+    } else {
+        None
+    };
+    if let Some(i) = worker {
+        delegation::count_work(&mut state.delegations[i], event);
     }
     let merged = merge_same_agents(state);
     state.trim_ended();
     merged
+}
+
+/// A prompt a person submitted (not one Claude Code submitted itself).
+pub fn is_person_prompt(event: &NormalizedEvent) -> bool {
+    event.event_type == "UserPromptSubmit"
+        && !event.facts.not_a_person
+        && event.facts.prompt.is_some()
+}
+
+/// What one event adds to the figures of a session (SPEC sections 4 and 7):
+/// every metric rule, once. The document types of the reference API count
+/// through it too (`SessionMetrics::update`).
+pub fn count(m: &mut Metrics, event: &NormalizedEvent) {
+    let facts = &event.facts;
+    let event_type = event.event_type.as_str();
+    *m.breakdown
+        .entry(event.category.as_str().to_string())
+        .or_insert(0) += 1;
+    if is_person_prompt(event) {
+        m.prompts += 1;
+    }
+    if let Some(t) = facts
+        .tool_name
+        .as_deref()
+        .filter(|_| is_tool_event(event_type))
+    {
+        push_distinct(&mut m.tools_used, t);
+    }
+    match event_type {
+        "PreToolUse" => m.tool_calls += 1,
+        "PostToolUseFailure" => m.tool_failures += 1,
+        _ => {}
+    }
+    if let Some(f) = &facts.file_written {
+        push_distinct(&mut m.files_modified, f);
+    }
+    if event_type == "ApiCall" {
+        m.api_calls += 1;
+        m.tokens.add(&facts.tokens);
+        if let Some(model) = &facts.model {
+            push_distinct(&mut m.models, model);
+            m.tokens_by_model
+                .entry(model.clone())
+                .or_default()
+                .add(&facts.tokens);
+        }
+    }
+    if let Some(account) = &facts.claude_code {
+        m.claude_code = Some(account.clone());
+    }
 }
 
 /// Folds delegations that name the same `agent_id` into the first of them (see

@@ -5,7 +5,6 @@
 //! import reader, and only compact, already-serialized events cross the channel
 //! to the single writer.
 
-mod facts;
 mod normalize;
 pub mod transcript;
 pub mod transcript_files;
@@ -40,7 +39,7 @@ impl StoredEvent<'_> {
         let data: Option<Map<String, Value>> = serde_json::from_str(self.data).ok();
         let top: Option<Map<String, Value>> =
             self.envelope.and_then(|e| serde_json::from_str(e).ok());
-        let facts = crate::core::Facts::extract_from(self.event_type, data.as_ref(), top.as_ref());
+        let facts = crate::core::Facts::extract(self.event_type, data.as_ref(), top.as_ref());
         let timestamp = crate::core::time::parse_stored(self.timestamp).unwrap_or_default();
         // The first source that observed it stands for it (sources are kept per session).
         let origin = match self.origin.and_then(|o| o.split(',').next()) {

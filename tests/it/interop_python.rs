@@ -98,7 +98,7 @@ fn history_from_a_monitor_that_answers_like_claude_mpm() {
     let port = free_port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/monitor.py");
     let mut server = KillOnDrop(
-        Command::new(&python)
+        Command::new(python)
             .args([script, "--port", &port.to_string(), "--capture"])
             .arg(fixture(CAPTURE))
             .args(["--history", "mpm", "--preload", "25"])

@@ -613,3 +613,38 @@ fn database_errors_keep_sqlites_own_error_as_their_source() {
     let err = mpm_aggregate::store::readonly::prepare(&conn, "-- nothing").unwrap_err();
     assert!(std::error::Error::source(&err).is_none(), "{err}");
 }
+
+/// The document types of the reference count by the store's rules: a session
+/// built event by event with `AgentSession::add_event` has the figures the
+/// store computes from the same payloads (one set of metric rules).
+#[test]
+fn add_event_counts_as_the_store_does() {
+    let hooks = fixture("claude-code-2.1/a-mpm-fast/hooks.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    import_with(&config, std::slice::from_ref(&hooks));
+    let payloads: Vec<serde_json::Value> = std::fs::read_to_string(&hooks)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = payloads[0]["session_id"].as_str().unwrap();
+    let mut built = mpm_aggregate::AgentSession::new(id, chrono::Utc::now());
+    for p in &payloads {
+        built.add_event(p["hook_event_name"].as_str().unwrap(), p.clone(), None);
+    }
+    let stored = aggregator(&config).get_session(id).unwrap();
+    let (b, s) = (&built.metrics, &stored.metrics);
+    assert_eq!(b.total_events, s.total_events);
+    assert_eq!(b.event_breakdown, s.event_breakdown);
+    assert_eq!(
+        (b.prompts, b.tool_calls, b.tool_failures),
+        (s.prompts, s.tool_calls, s.tool_failures)
+    );
+    assert_eq!(
+        (&b.tools_used, &b.files_modified),
+        (&s.tools_used, &s.files_modified)
+    );
+    assert_eq!(built.initial_prompt, stored.initial_prompt);
+}

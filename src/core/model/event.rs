@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::{category_for, Category};
+use crate::core::time::parse_timestamp_str;
+use crate::core::{category_for, Category, Facts, NormalizedEvent};
 
 /// A single event within a session.
 ///
@@ -44,6 +45,31 @@ impl SessionEvent {
     /// The tool this event is about, if any.
     pub fn tool_name(&self) -> Option<&str> {
         self.data.get("tool_name").and_then(Value::as_str)
+    }
+
+    /// The event as the core's rules read it: its facts read from its data.
+    pub fn to_canonical(&self) -> NormalizedEvent {
+        let facts = Facts::extract(&self.event_type, self.data.as_object(), None);
+        let timestamp = parse_timestamp_str(&self.timestamp).unwrap_or_default();
+        NormalizedEvent {
+            session_id: self.session_id.clone(),
+            timestamp,
+            event_type: self.event_type.clone(),
+            category: self.category,
+            socket_event: String::new(),
+            raw_type: None,
+            subtype: None,
+            source: None,
+            correlation_id: self.correlation_id.clone(),
+            data: String::new(),
+            envelope: None,
+            identity: NormalizedEvent::identity_of(&self.event_type, &facts),
+            origin: "import",
+            facts,
+            dedup_key: [0; 24],
+            received_at: timestamp,
+            time_known: true,
+        }
     }
 
     /// The event as a JSON object with the keys of the reference.

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::SessionEvent;
 use super::{string_list, tokens_field};
-use crate::core::category::WRITE_TOOLS;
 use crate::core::event::{ClaudeCodeAccount, Tokens};
+use crate::core::session::{count, Metrics};
 
 /// Session statistics, as kept in the `metrics` table.
 ///
@@ -67,29 +67,39 @@ fn push_distinct(list: &mut Vec<String>, item: &str) {
 }
 
 impl SessionMetrics {
-    /// Counts one more event: its category, tool and written file.
+    /// Counts one more event, by the same rules as the store
+    /// ([`crate::core::session::count`]): its category, prompt, tool call,
+    /// failure, written file, API call and tokens.
     pub fn update(&mut self, event: &SessionEvent) {
+        let mut one = Metrics::default();
+        count(&mut one, &event.to_canonical());
         self.total_events += 1;
-        *self
-            .event_breakdown
-            .entry(event.category.as_str().to_string())
-            .or_insert(0) += 1;
-        if matches!(event.event_type.as_str(), "PreToolUse" | "PostToolUse") {
-            if let Some(tool) = event.tool_name() {
-                push_distinct(&mut self.tools_used, tool);
-                if WRITE_TOOLS.contains(&tool) {
-                    let input = event
-                        .data
-                        .get("tool_input")
-                        .or_else(|| event.data.get("tool_parameters"));
-                    let path = input
-                        .and_then(|i| i.get("file_path").or_else(|| i.get("notebook_path")))
-                        .and_then(Value::as_str);
-                    if let Some(path) = path {
-                        push_distinct(&mut self.files_modified, path);
-                    }
-                }
+        for (category, n) in one.breakdown {
+            *self.event_breakdown.entry(category).or_insert(0) += n as u64;
+        }
+        self.prompts += one.prompts as u64;
+        self.tool_calls += one.tool_calls as u64;
+        self.tool_failures += one.tool_failures as u64;
+        self.api_calls += one.api_calls as u64;
+        for tool in one.tools_used {
+            push_distinct(&mut self.tools_used, &tool);
+        }
+        for file in one.files_modified {
+            push_distinct(&mut self.files_modified, &file);
+        }
+        for model in one.models {
+            push_distinct(&mut self.models, &model);
+        }
+        if one.api_calls > 0 {
+            self.tokens
+                .get_or_insert_with(Tokens::default)
+                .add(&one.tokens);
+            for (model, tokens) in one.tokens_by_model {
+                self.tokens_by_model.entry(model).or_default().add(&tokens);
             }
+        }
+        if one.claude_code.is_some() {
+            self.claude_code = one.claude_code;
         }
     }
 
@@ -135,7 +145,7 @@ impl SessionMetrics {
     }
 
     /// Only the figures of SPEC section 7 of a document's metrics (the rest default).
-    pub fn claude_code_figures(v: &Value) -> Self {
+    fn claude_code_figures(v: &Value) -> Self {
         let n = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
         let tokens_by_model = v
             .get("tokens_by_model")

@@ -96,10 +96,11 @@ impl AgentSession {
     ) -> &SessionEvent {
         let ts = timestamp.map_or_else(|| format_timestamp(&Utc::now()), str::to_string);
         let event = SessionEvent::new(event_type, data, &ts, Some(&self.session_id));
-        if self.initial_prompt.is_none() && event_type == "UserPromptSubmit" {
-            self.initial_prompt = ["prompt", "prompt_text"]
-                .iter()
-                .find_map(|k| str_field(&event.data, k));
+        if self.initial_prompt.is_none() {
+            let canonical = event.to_canonical();
+            if crate::core::session::is_person_prompt(&canonical) {
+                self.initial_prompt = canonical.facts.prompt;
+            }
         }
         self.metrics.update(&event);
         self.events.push(event);
@@ -264,11 +265,14 @@ impl AgentSession {
                 .map(SessionMetrics::from_value)
                 .unwrap_or_default()
         } else {
-            let mut m = obj
-                .get("metrics")
-                .map(SessionMetrics::claude_code_figures)
-                .unwrap_or_default();
+            // Counted from the events by the store's rules; the cost, which
+            // needs the price table, is the document's.
+            let mut m = SessionMetrics::default();
             events.iter().for_each(|e| m.update(e));
+            m.cost_usd = obj
+                .get("metrics")
+                .and_then(|v| v.get("cost_usd"))
+                .and_then(Value::as_f64);
             m
         };
         if !delegations.is_empty() {

@@ -1,11 +1,12 @@
-//! The few facts the store needs from an event's payload, read once by the
-//! normalizer so the writer never has to look inside the JSON again.
+//! The facts of an event read from its payload, once: what every rule of the
+//! core needs (tool, ids, prompt, response, tokens, …), so that no later step
+//! looks inside the JSON again. Pure: the normalizer, the store's replays and
+//! the document types all read events through this one reader.
 
 use serde_json::{Map, Value};
 
-use crate::core::category::{is_tool_event, DELEGATION_TOOLS, WRITE_TOOLS};
-use crate::core::event::{ClaudeCodeAccount, Tokens};
-use crate::core::Facts;
+use super::category::{is_tool_event, DELEGATION_TOOLS, WRITE_TOOLS};
+use super::event::{ClaudeCodeAccount, Facts, Tokens};
 
 /// Longest text kept in a fact (prompts, responses); the full text stays in `data`.
 const MAX_FACT_CHARS: usize = 16 * 1024;
@@ -87,17 +88,6 @@ fn int(obj: Option<&Map<String, Value>>, key: &str) -> i64 {
     obj.and_then(|o| o.get(key))
         .and_then(Value::as_i64)
         .unwrap_or(0)
-}
-
-/// Tokens of an API response's `usage` object.
-fn tokens_of(usage: Option<&Map<String, Value>>) -> Tokens {
-    Tokens {
-        input: int(usage, "input_tokens"),
-        output: int(usage, "output_tokens"),
-        cache_creation: int(usage, "cache_creation_input_tokens"),
-        cache_read: int(usage, "cache_read_input_tokens"),
-        cache_creation_1h: int(obj(usage, "cache_creation"), "ephemeral_1h_input_tokens"),
-    }
 }
 
 /// Claude Code's own account from a `cost-state` line: tokens summed over its models.
@@ -223,15 +213,6 @@ fn content_key(
 }
 
 impl Facts {
-    /// [`Facts::extract`] under the name the store uses.
-    pub fn extract_from(
-        event_type: &str,
-        data: Option<&Map<String, Value>>,
-        top: Option<&Map<String, Value>>,
-    ) -> Facts {
-        Facts::extract(event_type, data, top)
-    }
-
     /// Reads the facts of an event of canonical type `event_type` from its
     /// `data` object and the payload's top level.
     pub fn extract(
@@ -338,7 +319,7 @@ impl Facts {
                     facts.message_id = first_str(&both, &["message_id"]);
                     facts.model = first_str(&both, &["model"]);
                     let usage = obj(data, "usage").or_else(|| obj(top, "usage"));
-                    facts.tokens = tokens_of(usage);
+                    facts.tokens = usage.map(Tokens::from_usage_map).unwrap_or_default();
                 }
                 "CostState" => {
                     let line = obj(data, "cost_state").or_else(|| obj(top, "cost_state"));
