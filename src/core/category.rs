@@ -157,24 +157,26 @@ hook_events!(
     Compact,
 );
 
+impl HookEvent {
+    /// One half of a tool call: its start or its end (failed or not).
+    pub fn is_tool_call(&self) -> bool {
+        matches!(
+            self,
+            HookEvent::PreToolUse | HookEvent::PostToolUse | HookEvent::PostToolUseFailure
+        )
+    }
+}
+
 impl fmt::Display for HookEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// Whether the canonical event type is one half of a tool call: its start
-/// (`PreToolUse`) or its end (`PostToolUse`, or `PostToolUseFailure` for a failed one).
+/// Whether the canonical event type is one half of a tool call (see
+/// [`HookEvent::is_tool_call`]).
 pub fn is_tool_event(event_type: &str) -> bool {
-    matches!(
-        event_type,
-        "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
-    )
-}
-
-/// Whether the event type ends a tool call.
-pub fn ends_tool_call(event_type: &str) -> bool {
-    matches!(event_type, "PostToolUse" | "PostToolUseFailure")
+    HookEvent::parse(event_type).is_tool_call()
 }
 
 /// The category of an event from its canonical type and, for tool calls, its tool.

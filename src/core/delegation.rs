@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::category::{is_tool_event, DELEGATION_TOOLS};
+use super::category::{HookEvent, DELEGATION_TOOLS};
 use super::event::{NormalizedEvent, Tokens};
 
 /// The two halves of a delegation's start and of its end; bits record which were seen.
@@ -120,15 +120,15 @@ pub fn half_of(event: &NormalizedEvent) -> Option<i64> {
             .as_deref()
             .is_some_and(|t| DELEGATION_TOOLS.contains(&t))
     };
-    match event.event_type.as_str() {
-        "PreToolUse" if is_delegation_tool() => Some(PRE_TASK),
-        "PostToolUse" | "PostToolUseFailure" if is_delegation_tool() => Some(POST_TASK),
-        "SubagentStart" => Some(SUBAGENT_START),
-        "SubagentStop" | "StopFailure"
-            if event.facts.agent_id.is_some() || event.event_type == "SubagentStop" =>
-        {
-            Some(SUBAGENT_STOP)
+    match event.kind {
+        HookEvent::PreToolUse if is_delegation_tool() => Some(PRE_TASK),
+        HookEvent::PostToolUse | HookEvent::PostToolUseFailure if is_delegation_tool() => {
+            Some(POST_TASK)
         }
+        HookEvent::SubagentStart => Some(SUBAGENT_START),
+        HookEvent::SubagentStop => Some(SUBAGENT_STOP),
+        // A sub-agent that ends on an error fires StopFailure instead.
+        HookEvent::StopFailure if event.facts.agent_id.is_some() => Some(SUBAGENT_STOP),
         _ => None,
     }
 }
@@ -405,7 +405,7 @@ pub fn apply(d: &mut DelegationState, event: &NormalizedEvent, half: i64, closes
                     facts
                         .error
                         .clone()
-                        .unwrap_or_else(|| format!("{} reported an error", event.event_type)),
+                        .unwrap_or_else(|| format!("{} reported an error", event.kind)),
                 );
             }
         }
@@ -431,16 +431,16 @@ pub fn count_work(d: &mut DelegationState, event: &NormalizedEvent) {
     if let Some(t) = facts
         .tool_name
         .as_deref()
-        .filter(|_| is_tool_event(&event.event_type))
+        .filter(|_| event.kind.is_tool_call())
     {
         if !d.tools.iter().any(|x| x == t) {
             d.tools.push(t.to_string());
         }
     }
-    match event.event_type.as_str() {
-        "PreToolUse" => d.tool_calls += 1,
-        "PostToolUseFailure" => d.tool_failures += 1,
-        "ApiCall" => {
+    match event.kind {
+        HookEvent::PreToolUse => d.tool_calls += 1,
+        HookEvent::PostToolUseFailure => d.tool_failures += 1,
+        HookEvent::ApiCall => {
             d.api_calls += 1;
             d.tokens.add(&facts.tokens);
             if d.model.is_none() {

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::category::Category;
+use super::category::{Category, HookEvent};
 use super::time::format_timestamp;
 
 /// A canonical event, serialized and ready for the writer.
@@ -13,7 +13,9 @@ use super::time::format_timestamp;
 pub struct NormalizedEvent {
     pub session_id: Option<String>,
     pub timestamp: DateTime<Utc>,
-    pub event_type: String,
+    /// Its canonical type (`events.event_type`): a Claude Code hook name,
+    /// a kind only a transcript tells, or another name kept as it came.
+    pub kind: HookEvent,
     pub category: Category,
     /// The Socket.IO event name it arrived under (`history` elements keep their own).
     pub socket_event: String,
@@ -179,17 +181,19 @@ pub struct ClaudeCodeAccount {
 
 impl NormalizedEvent {
     /// The identity of a happening from its type and ids (see [`NormalizedEvent::identity`]).
-    pub fn identity_of(event_type: &str, facts: &Facts) -> Option<String> {
+    pub fn identity_of(kind: &HookEvent, facts: &Facts) -> Option<String> {
         let with =
             |prefix: &str, id: &Option<String>| id.as_ref().map(|id| format!("{prefix}:{id}"));
-        match event_type {
-            "PreToolUse" => with("pre", &facts.tool_use_id),
-            "PostToolUse" | "PostToolUseFailure" => with("end", &facts.tool_use_id),
-            "SubagentStart" => with("start", &facts.agent_id),
-            "SubagentStop" => with("stop", &facts.agent_id),
-            "UserPromptSubmit" => with("prompt", &facts.prompt_id),
-            "Stop" => with("turn", &facts.prompt_id),
-            "ApiCall" => with("api", &facts.message_id),
+        match kind {
+            HookEvent::PreToolUse => with("pre", &facts.tool_use_id),
+            HookEvent::PostToolUse | HookEvent::PostToolUseFailure => {
+                with("end", &facts.tool_use_id)
+            }
+            HookEvent::SubagentStart => with("start", &facts.agent_id),
+            HookEvent::SubagentStop => with("stop", &facts.agent_id),
+            HookEvent::UserPromptSubmit => with("prompt", &facts.prompt_id),
+            HookEvent::Stop => with("turn", &facts.prompt_id),
+            HookEvent::ApiCall => with("api", &facts.message_id),
             _ => None,
         }
     }

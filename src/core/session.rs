@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::category::{is_tool_event, Category};
+use super::category::{Category, HookEvent};
 use super::delegation::{self, DelegationState, Transition};
 use super::event::{ClaudeCodeAccount, NormalizedEvent, Tokens};
 
@@ -289,10 +289,10 @@ pub fn apply_event(
     if facts.claude_version.is_some() {
         state.claude_version.clone_from(&facts.claude_version);
     }
-    if matches!(event.event_type.as_str(), "Stop" | "SessionEnd") && facts.response.is_some() {
+    if matches!(event.kind, HookEvent::Stop | HookEvent::SessionEnd) && facts.response.is_some() {
         state.final_response.clone_from(&facts.response);
     }
-    let is_tool_call = is_tool_event(&event.event_type);
+    let is_tool_call = event.kind.is_tool_call();
 
     let half = decision.half;
     let mut attributed = decision.attributed;
@@ -353,7 +353,7 @@ pub fn apply_event(
 
 /// A prompt a person submitted (not one Claude Code submitted itself).
 pub fn is_person_prompt(event: &NormalizedEvent) -> bool {
-    event.event_type == "UserPromptSubmit"
+    event.kind == HookEvent::UserPromptSubmit
         && !event.facts.not_a_person
         && event.facts.prompt.is_some()
 }
@@ -363,7 +363,6 @@ pub fn is_person_prompt(event: &NormalizedEvent) -> bool {
 /// through it too (`SessionMetrics::update`).
 pub fn count(m: &mut Metrics, event: &NormalizedEvent) {
     let facts = &event.facts;
-    let event_type = event.event_type.as_str();
     *m.breakdown
         .entry(event.category.as_str().to_string())
         .or_insert(0) += 1;
@@ -373,19 +372,19 @@ pub fn count(m: &mut Metrics, event: &NormalizedEvent) {
     if let Some(t) = facts
         .tool_name
         .as_deref()
-        .filter(|_| is_tool_event(event_type))
+        .filter(|_| event.kind.is_tool_call())
     {
         push_distinct(&mut m.tools_used, t);
     }
-    match event_type {
-        "PreToolUse" => m.tool_calls += 1,
-        "PostToolUseFailure" => m.tool_failures += 1,
+    match event.kind {
+        HookEvent::PreToolUse => m.tool_calls += 1,
+        HookEvent::PostToolUseFailure => m.tool_failures += 1,
         _ => {}
     }
     if let Some(f) = &facts.file_written {
         push_distinct(&mut m.files_modified, f);
     }
-    if event_type == "ApiCall" {
+    if event.kind == HookEvent::ApiCall {
         m.api_calls += 1;
         m.tokens.add(&facts.tokens);
         if let Some(model) = &facts.model {
@@ -460,16 +459,15 @@ pub fn reopens(state: &SessionState, event: &NormalizedEvent) -> bool {
     state.completed
         && !finalizes(event)
         && state.end_time.is_none_or(|end| event.timestamp > end)
-        && (event.category != Category::Meta || event.event_type == "SessionStart")
-        && !matches!(event.event_type.as_str(), "SubagentStop" | "StopFailure")
+        && (event.category != Category::Meta || event.kind == HookEvent::SessionStart)
+        && !matches!(event.kind, HookEvent::SubagentStop | HookEvent::StopFailure)
 }
 
 /// Whether an event finalizes its session.
 pub fn finalizes(event: &NormalizedEvent) -> bool {
-    matches!(
-        event.event_type.as_str(),
-        "Stop" | "SessionEnd" | "session.end"
-    ) || (event.raw_type.as_deref() == Some("session") && event.subtype.as_deref() == Some("end"))
+    matches!(event.kind, HookEvent::Stop | HookEvent::SessionEnd)
+        || event.kind.as_str() == "session.end"
+        || (event.raw_type.as_deref() == Some("session") && event.subtype.as_deref() == Some("end"))
         || event.socket_event == "session.end"
 }
 
@@ -485,7 +483,7 @@ pub fn end_time_of(state: &SessionState, event: &NormalizedEvent) -> DateTime<Ut
 
 /// Whether a finalizing event ends only a turn (`Stop`), not the session.
 pub fn ends_turn_only(event: &NormalizedEvent) -> bool {
-    event.event_type == "Stop"
+    event.kind == HookEvent::Stop
 }
 
 #[cfg(test)]
@@ -500,7 +498,7 @@ mod tests {
         NormalizedEvent {
             session_id: Some("s".into()),
             timestamp: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
-            event_type: event_type.into(),
+            kind: HookEvent::parse(event_type),
             category: crate::core::category_for(event_type, facts.tool_name.as_deref()),
             socket_event: "hook_event".into(),
             raw_type: None,
@@ -509,7 +507,7 @@ mod tests {
             correlation_id: None,
             data: "{}".into(),
             envelope: None,
-            identity: NormalizedEvent::identity_of(event_type, &facts),
+            identity: NormalizedEvent::identity_of(&HookEvent::parse(event_type), &facts),
             origin: "hook",
             facts,
             dedup_key: [0; 24],

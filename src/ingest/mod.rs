@@ -59,7 +59,7 @@ impl StoredEvent<'_> {
         NormalizedEvent {
             session_id: Some(self.session_id.to_string()),
             timestamp,
-            event_type: self.event_type.to_string(),
+            kind: crate::core::HookEvent::parse(self.event_type),
             category: self.category.parse().unwrap_or(Category::Meta),
             socket_event: self.socket_event.to_string(),
             raw_type: self.raw_type.clone(),

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::core::time::parse_timestamp;
-use crate::core::{category_for, Facts, NormalizedEvent};
+use crate::core::{category_for, Facts, HookEvent, NormalizedEvent};
 
 /// Longest session id accepted. Real ids are 36-character UUIDs.
 pub const MAX_SESSION_ID_LEN: usize = 256;
@@ -470,7 +470,8 @@ fn normalize_one(
     dedup_key[..8].copy_from_slice(&(key_time.max(0) as u64).to_be_bytes());
     dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
 
-    let identity = NormalizedEvent::identity_of(&event_type, &facts);
+    let kind = HookEvent::parse(&event_type);
+    let identity = NormalizedEvent::identity_of(&kind, &facts);
     let origin = if source.as_deref() == Some("transcript") {
         "transcript"
     } else {
@@ -479,7 +480,7 @@ fn normalize_one(
     Outcome::Event(Box::new(NormalizedEvent {
         session_id,
         timestamp,
-        event_type,
+        kind,
         category,
         socket_event: socket_event.to_string(),
         raw_type,
@@ -530,7 +531,7 @@ mod tests {
             "session_id": "s1", "source": "hook", "correlation_id": "c1", "cwd": "/p",
             "data": {"tool_name": "Write", "tool_parameters": {"file_path": "/p/a.py"}, "session_id": "s1"}}),
         );
-        assert_eq!(e.event_type, "PreToolUse");
+        assert_eq!(e.kind, HookEvent::PreToolUse);
         assert_eq!(e.category, Category::File);
         assert_eq!(e.session_id.as_deref(), Some("s1"));
         assert_eq!(e.correlation_id.as_deref(), Some("c1"));
@@ -548,7 +549,7 @@ mod tests {
             "timestamp": 1795494251480i64, "data": {"prompt": "hi", "sessionId": "s2"}}),
         );
         assert_eq!(
-            (e.event_type.as_str(), e.category),
+            (e.kind.as_str(), e.category),
             ("UserPromptSubmit", Category::Prompt)
         );
         assert_eq!(e.session_id.as_deref(), Some("s2"));
@@ -559,7 +560,7 @@ mod tests {
             json!({"type": "PreToolUse", "timestamp": "2026-01-01T00:00:00Z", "data": {"tool_name": "Bash", "session": "s3"}}),
         );
         assert_eq!(
-            (e.event_type.as_str(), e.category),
+            (e.kind.as_str(), e.category),
             ("PreToolUse", Category::Tool)
         );
         assert_eq!(e.session_id.as_deref(), Some("s3"));
@@ -570,7 +571,7 @@ mod tests {
             "tool_input": {"subagent_type": "qa", "prompt": "test it"}}),
         );
         assert_eq!(
-            (e.event_type.as_str(), e.category),
+            (e.kind.as_str(), e.category),
             ("PreToolUse", Category::Delegation)
         );
         assert_eq!(e.facts.agent_type.as_deref(), Some("qa"));
@@ -582,7 +583,7 @@ mod tests {
             json!({"type": "x", "data": {"hook_data": {"session_id": "s5"}}}),
         );
         assert_eq!(e.session_id.as_deref(), Some("s5"));
-        assert_eq!(e.event_type, "x");
+        assert_eq!(e.kind.as_str(), "x");
     }
 
     #[test]
@@ -600,7 +601,7 @@ mod tests {
         );
         assert_eq!(out.len(), 3);
         assert!(
-            matches!(&out[0], Outcome::Event(e) if e.event_type == "Stop" && e.socket_event == "claude_event")
+            matches!(&out[0], Outcome::Event(e) if e.kind == HookEvent::Stop && e.socket_event == "claude_event")
         );
         assert!(matches!(&out[1], Outcome::Event(e) if e.category == Category::Todo));
         assert!(matches!(&out[2], Outcome::Rejected(_)));

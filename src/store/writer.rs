@@ -573,7 +573,7 @@ impl WriterState {
             .execute(params![
                 event.session_id,
                 event.timestamp_text(),
-                event.event_type,
+                event.kind.as_str(),
                 event.category.as_str(),
                 event.facts.tool_name,
                 event.socket_event,
@@ -616,7 +616,7 @@ impl WriterState {
         }
         *self
             .type_counts
-            .entry(event.event_type.clone())
+            .entry(event.kind.as_str().to_string())
             .or_insert(0) += 1;
         if self.last_event_time.is_none_or(|t| event.timestamp > t) {
             self.last_event_time = Some(event.timestamp);
@@ -673,6 +673,13 @@ impl WriterState {
         if session::finalizes(event) {
             let end = session::end_time_of(state, event);
             self.finalize_session_at(session_id, end, session::ends_turn_only(event))?;
+        } else if state.completed
+            && !self.replaying
+            && !self.finalized.iter().any(|id| id == session_id)
+        {
+            // Stored after the end without reopening (a Stop's bookkeeping): the
+            // session file is written again, so that it holds every event.
+            self.finalized.push(session_id.to_string());
         }
         Ok(())
     }
@@ -911,11 +918,9 @@ impl WriterState {
 
     /// Remembers where a prompt without ids went (see `last_unidentified_prompt`).
     fn note_prompt(&mut self, event: &NormalizedEvent, row: i64) {
-        let (None, Some(session_id), "UserPromptSubmit") = (
-            &event.identity,
-            &event.session_id,
-            event.event_type.as_str(),
-        ) else {
+        let (None, Some(session_id), "UserPromptSubmit") =
+            (&event.identity, &event.session_id, event.kind.as_str())
+        else {
             return;
         };
         if self.last_unidentified_prompt.len() >= 10_000 {

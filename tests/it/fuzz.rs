@@ -156,8 +156,8 @@ fn class(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Event(e) => format!(
             "event:{}:{}:session={}:envelope={}",
-            if HOOKS.contains(&e.event_type.as_str()) {
-                e.event_type.as_str()
+            if HOOKS.contains(&e.kind.as_str()) {
+                e.kind.as_str()
             } else {
                 "other"
             },
@@ -245,7 +245,7 @@ fn check(outcomes: &[Outcome]) -> Result<(), TestCaseError> {
                 }
                 let year = chrono::Datelike::year(&e.timestamp);
                 prop_assert!((1970..=2200).contains(&year));
-                prop_assert!(!e.event_type.is_empty());
+                prop_assert!(!e.kind.as_str().is_empty());
             }
             Outcome::Rejected(r) => prop_assert!(!r.reason.is_empty()),
             Outcome::Control(_) => {}

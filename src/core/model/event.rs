@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::time::parse_timestamp_str;
-use crate::core::{category_for, Category, Facts, NormalizedEvent};
+use crate::core::{category_for, Category, Facts, HookEvent, NormalizedEvent};
 
 /// A single event within a session.
 ///
@@ -50,11 +50,13 @@ impl SessionEvent {
     /// The event as the core's rules read it: its facts read from its data.
     pub fn to_canonical(&self) -> NormalizedEvent {
         let facts = Facts::extract(&self.event_type, self.data.as_object(), None);
+        let kind = HookEvent::parse(&self.event_type);
         let timestamp = parse_timestamp_str(&self.timestamp).unwrap_or_default();
         NormalizedEvent {
             session_id: self.session_id.clone(),
             timestamp,
-            event_type: self.event_type.clone(),
+            identity: NormalizedEvent::identity_of(&kind, &facts),
+            kind,
             category: self.category,
             socket_event: String::new(),
             raw_type: None,
@@ -63,7 +65,6 @@ impl SessionEvent {
             correlation_id: self.correlation_id.clone(),
             data: String::new(),
             envelope: None,
-            identity: NormalizedEvent::identity_of(&self.event_type, &facts),
             origin: "import",
             facts,
             dedup_key: [0; 24],
