@@ -203,9 +203,7 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
                 .delegations
                 .iter()
                 .position(|d| d.agent_id.as_deref() == Some(agent.as_str())),
-            // A transcript tells every sub-agent line by its file: a line
-            // without `agent_id` is the main thread's.
-            (None, Some(s)) if !s.attributes_by_identity() && event.origin != "transcript" => {
+            (None, Some(s)) if !(s.attributes_by_identity() || tells_its_agent(event)) => {
                 s.running_index_latest()
             }
             _ => None,
@@ -225,6 +223,17 @@ fn names_an_unknown_agent(delegations: &[DelegationState], event: &NormalizedEve
             .iter()
             .any(|d| d.agent_id.as_deref() == Some(agent))
     })
+}
+
+/// Whether the event's own source would name its sub-agent if it had one, so
+/// that without `agent_id` it is the main thread's: a transcript tells every
+/// sub-agent line by its file, and Claude Code 2.1's hooks put `agent_id` on
+/// everything inside a sub-agent (they are told by their `prompt_id`, which
+/// older hook shapes and claude-mpm's full handler lack). Decided by the event
+/// itself, whatever its session has seen so far: with several writers, the
+/// session's first sub-agent events may arrive after this one.
+fn tells_its_agent(event: &NormalizedEvent) -> bool {
+    event.origin == "transcript" || event.facts.prompt_id.is_some()
 }
 
 /// The kinds of Claude Code ids an event carries (bits of `ids_seen`).
@@ -843,6 +852,49 @@ mod tests {
             !reopens(&s, &ev("UserPromptSubmit", 9, Facts::default())),
             "not ended"
         );
+    }
+
+    #[test]
+    fn the_main_threads_work_is_its_own_before_any_sub_agent_event_arrives() {
+        // Claude Code 2.1 hooks (told by their prompt_id): without agent_id
+        // an event is the main thread's, even while a delegation runs and no
+        // event of its sub-agent has arrived yet (another writer has them).
+        let main_thread = Facts {
+            prompt_id: Some("p".into()),
+            ..tool("TodoWrite", "t9", None)
+        };
+        let s = run(&[
+            ev(
+                "PreToolUse",
+                0,
+                Facts {
+                    prompt_id: Some("p".into()),
+                    ..agent_call("t1", "engineer")
+                },
+            ),
+            ev("PreToolUse", 1, main_thread),
+        ]);
+        assert_eq!(by_agent(&s, "engineer").tool_calls, 0);
+        // An older shape without ids: the old rule, work while it runs is its.
+        let s = run(&[
+            ev(
+                "PreToolUse",
+                0,
+                Facts {
+                    tool_name: Some("Task".into()),
+                    ..bare("engineer")
+                },
+            ),
+            ev(
+                "PreToolUse",
+                1,
+                Facts {
+                    tool_name: Some("Read".into()),
+                    ..Facts::default()
+                },
+            ),
+        ]);
+        assert_eq!(by_agent(&s, "engineer").tool_calls, 1);
     }
 
     #[test]

@@ -207,37 +207,56 @@ pub fn store_figures(conn: &Connection) -> Result<StoreFigures> {
     Ok(figures)
 }
 
-/// Every event of a session, read back as canonical events in time order
-/// (row ids alongside), for rebuilding the session.
-pub fn stored_events(
+/// The ids of a session's events in time order (the order a rebuild replays
+/// them in), and whether any of them carries a time of its own (see
+/// `NormalizedEvent::time_known`). Only ids are held, so a rebuild's memory
+/// stays small for any session size.
+pub fn replay_order(conn: &Connection, session_id: &str) -> rusqlite::Result<(Vec<i64>, bool)> {
+    let ids = conn
+        .prepare_cached("SELECT id FROM events WHERE session_id = ?1 ORDER BY timestamp, id")?
+        .query_map([session_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let any_timed: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND (origin IS NULL
+                 OR origin NOT LIKE 'import%' OR json_extract(data, '$.timestamp') IS NOT NULL
+                 OR json_extract(envelope, '$.timestamp') IS NOT NULL))",
+        )?
+        .query_row([session_id], |r| r.get(0))?;
+    Ok((ids, any_timed))
+}
+
+/// One stored event read back as a canonical event, its facts read again
+/// from its data (for rebuilding its session).
+pub fn stored_event(
     conn: &Connection,
     session_id: &str,
-) -> rusqlite::Result<Vec<(i64, crate::core::NormalizedEvent)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, timestamp, event_type, category, socket_event, raw_type, subtype, correlation_id,
+    id: i64,
+) -> rusqlite::Result<crate::core::NormalizedEvent> {
+    conn.prepare_cached(
+        "SELECT timestamp, event_type, category, socket_event, raw_type, subtype, correlation_id,
                 data, envelope, identity, origin
-         FROM events WHERE session_id = ?1 ORDER BY timestamp, id",
-    )?;
-    let rows = stmt.query_map([session_id], |r| {
-        let envelope: Option<String> = r.get(9)?;
-        let origin: Option<String> = r.get(11)?;
+         FROM events WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        let envelope: Option<String> = r.get(8)?;
+        let origin: Option<String> = r.get(10)?;
         let stored = crate::ingest::StoredEvent {
             session_id,
-            timestamp: &r.get::<_, String>(1)?,
-            event_type: &r.get::<_, String>(2)?,
-            category: &r.get::<_, String>(3)?,
-            socket_event: &r.get::<_, String>(4)?,
-            raw_type: r.get(5)?,
-            subtype: r.get(6)?,
-            correlation_id: r.get(7)?,
-            data: &r.get::<_, String>(8)?,
+            timestamp: &r.get::<_, String>(0)?,
+            event_type: &r.get::<_, String>(1)?,
+            category: &r.get::<_, String>(2)?,
+            socket_event: &r.get::<_, String>(3)?,
+            raw_type: r.get(4)?,
+            subtype: r.get(5)?,
+            correlation_id: r.get(6)?,
+            data: &r.get::<_, String>(7)?,
             envelope: envelope.as_deref(),
-            identity: r.get(10)?,
+            identity: r.get(9)?,
             origin: origin.as_deref(),
         };
-        Ok((r.get(0)?, stored.to_event()))
-    })?;
-    rows.collect()
+        Ok(stored.to_event())
+    })
 }
 
 /// The newest event time in the store: `max(timestamp)` of `events`, read

@@ -1034,15 +1034,16 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET delegation_id = NULL WHERE session_id = ?1 AND delegation_id IS NOT NULL")?
             .execute([session_id])?;
-        let rows = super::queries::stored_events(&self.conn, session_id)?;
+        let (order, any_timed) = super::queries::replay_order(&self.conn, session_id)?;
         // What kinds of id the whole session carries is known before the
         // replay: attribution of its first events depends on it. What is not
         // rebuilt from events (its file, its metadata, its place among the
         // completed sessions, the sources merged in) carries over.
-        if let Some((_, first)) = rows.first() {
+        if let Some(&first) = order.first() {
+            let first = super::queries::stored_event(&self.conn, session_id, first)?;
             let mut fresh = SessionState::new(first.timestamp);
             fresh.ids_seen = old.ids_seen;
-            fresh.ignore_unknown_times = rows.iter().any(|(_, e)| e.time_known);
+            fresh.ignore_unknown_times = any_timed;
             fresh.file_path.clone_from(&old.file_path);
             fresh.metadata.clone_from(&old.metadata);
             fresh.completed_seq = old.completed_seq;
@@ -1051,28 +1052,9 @@ impl WriterState {
         }
         let batch = self.batch;
         self.replaying = true;
-        for (row, event) in rows {
-            let decision = {
-                let state = self.cache.sessions.get(session_id);
-                session::decide(state, &event, self.config.capture.agent_delegations)
-            };
-            if let Some(i) = decision.attributed {
-                let id = self
-                    .cache
-                    .sessions
-                    .get(session_id)
-                    .map(|s| s.delegations[i].id);
-                self.conn
-                    .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
-                    .execute(params![id, row])?;
-            }
-            let projected = self.project(session_id, &event, row, decision, batch);
-            if projected.is_err() {
-                self.replaying = false;
-            }
-            projected?;
-        }
+        let replayed = self.replay(session_id, order, batch);
         self.replaying = false;
+        replayed?;
         let Some(state) = self.cache.sessions.get_mut(session_id) else {
             return Ok(());
         };
@@ -1096,6 +1078,30 @@ impl WriterState {
         {
             // Its file shows the rebuilt session.
             self.finalized.push(session_id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Feeds a session's stored events (`order`: their ids in time order)
+    /// to its projection again, one at a time.
+    fn replay(&mut self, session_id: &str, order: Vec<i64>, batch: u64) -> rusqlite::Result<()> {
+        for row in order {
+            let event = super::queries::stored_event(&self.conn, session_id, row)?;
+            let decision = {
+                let state = self.cache.sessions.get(session_id);
+                session::decide(state, &event, self.config.capture.agent_delegations)
+            };
+            if let Some(i) = decision.attributed {
+                let id = self
+                    .cache
+                    .sessions
+                    .get(session_id)
+                    .map(|s| s.delegations[i].id);
+                self.conn
+                    .prepare_cached("UPDATE events SET delegation_id = ?1 WHERE id = ?2")?
+                    .execute(params![id, row])?;
+            }
+            self.project(session_id, &event, row, decision, batch)?;
         }
         Ok(())
     }
