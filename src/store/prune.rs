@@ -70,6 +70,13 @@ pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Res
         "DELETE FROM events WHERE session_id IS NULL AND received_at < ?1",
         params![cutoff],
     )? as u64;
+    // Keys of observations merged into events that are gone now.
+    if report.events > 0 {
+        conn.execute(
+            "DELETE FROM merged_observations WHERE event_id NOT IN (SELECT id FROM events)",
+            [],
+        )?;
+    }
     report.rejected += conn.execute(
         "DELETE FROM rejected_events WHERE received_at < ?1",
         params![cutoff],

@@ -698,3 +698,31 @@ fn live_observations_merged_into_stored_events_are_counted_by_the_recorder() {
     assert_eq!(stored + duplicates + merged + rejected + control, received);
     check_store(&run, &live.database, true, "transcripts, then hooks live");
 }
+
+#[test]
+fn pruning_a_session_forgets_the_observations_merged_into_it() {
+    let run = fixture("claude-code-2.1").join("a-mpm-full");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    import_with(
+        &config,
+        &[path_of(&run, Monitor), path_of(&run, Transcripts)],
+    );
+    let merged = "SELECT count(*) FROM merged_observations";
+    assert!(count(&config.database, merged) > 0);
+    rusqlite::Connection::open(&config.database)
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET stored_at = '2020-01-01T00:00:00.000Z'",
+            [],
+        )
+        .unwrap();
+    let writer = mpm_aggregate::store::writer::Writer::spawn(
+        mpm_aggregate::documents::writer_config(&config),
+    )
+    .unwrap();
+    let report = writer.prune(30).unwrap();
+    writer.shutdown().unwrap();
+    assert_eq!(report.sessions, 1);
+    assert_eq!(count(&config.database, merged), 0);
+}
