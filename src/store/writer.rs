@@ -62,7 +62,10 @@ impl WriterConfig {
     pub fn from_config(config: &crate::config::Config) -> Self {
         WriterConfig {
             database: config.database.clone(),
-            activity_directory: config.activity_directory.clone(),
+            // Stored in `sessions.file_path`: absolute, so that a prune run
+            // from another directory finds the files an import named.
+            activity_directory: std::path::absolute(&config.activity_directory)
+                .unwrap_or_else(|_| config.activity_directory.clone()),
             compress_sessions: config.compress_sessions,
             capture: config.capture,
             session_files: None,
@@ -349,17 +352,30 @@ impl Drop for Writer {
     }
 }
 
+/// Everything the writer thread owns (nothing here is shared with another
+/// thread: producers reach it only through the channel).
 struct WriterState {
+    /// The one connection that writes, inside a transaction per batch.
     conn: Connection,
     config: WriterConfig,
+    /// The projection of the sessions touched lately (see `upkeep`).
     cache: SessionCache,
+    /// Counters since the writer started (what `flush` answers).
     stats: WriterStats,
+    /// Number of the current batch (cache eviction keeps this batch's sessions).
     batch: u64,
+    /// The next `sessions.completed_seq`: the order in which sessions ended
+    /// (`get_completed_sessions` reads it).
     next_completed_seq: i64,
+    /// Stored events by type, added to `event_type_counts` at the end of a batch.
     type_counts: HashMap<String, i64>,
+    /// Sessions whose file is to be written once this batch commits.
     finalized: Vec<String>,
+    /// `flush` requests answered once this batch commits.
     replies: Vec<flume::Sender<WriterStats>>,
+    /// The recorder's latest state, written to its row at the end of a batch.
     recorder: Option<RecorderStateUpdate>,
+    /// The newest event time stored by this writer (for the recorder's row).
     last_event_time: Option<DateTime<Utc>>,
     /// A session is being rebuilt from its events: its finalizations are not new.
     replaying: bool,
@@ -382,8 +398,11 @@ struct WriterState {
         flume::Sender<std::result::Result<prune::PruneReport, String>>,
         prune::PruneReport,
     )>,
+    /// A shutdown was asked: commit what came before it and stop.
     stop: bool,
+    /// The thread that writes session files from SQL after commits.
     files: session_file::FileWriter,
+    /// The thread that copies the WAL back into the database.
     checkpointer: super::checkpoint::Checkpointer,
 }
 

@@ -416,6 +416,10 @@ fn our_own_real_runs_are_rebuilt_exactly() {
         check_run(&run, &[Transcripts]);
         check_run(&run, &[Hooks, Transcripts]);
         check_run(&run, &[Transcripts, Hooks]);
+        // Recorded through claude-mpm's fast hook: its capture too.
+        check_run(&run, &[Monitor]);
+        check_run(&run, &[Monitor, Transcripts]);
+        check_run(&run, &[Transcripts, Hooks, Monitor]);
     }
 }
 

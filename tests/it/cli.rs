@@ -932,6 +932,42 @@ fn hooks_imported_without_times_do_not_stretch_a_session_the_transcripts_time() 
 }
 
 #[test]
+fn prune_from_another_directory_removes_the_files_an_import_named() {
+    // The import runs with relative paths; the prune from elsewhere, with absolute ones.
+    let env = Env::with_fixtures();
+    let file: String = rusqlite::Connection::open(env.path("rec.db"))
+        .unwrap()
+        .query_row(
+            "SELECT file_path FROM sessions WHERE session_id LIKE '9f1c%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(Path::new(&file).is_absolute(), "{file}");
+    assert!(Path::new(&file).exists());
+    rusqlite::Connection::open(env.path("rec.db"))
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET stored_at = '2020-01-01T00:00:00.000Z' WHERE session_id LIKE '9f1c%'",
+            [],
+        )
+        .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut prune = Command::cargo_bin("mpm-aggregate").unwrap();
+    prune
+        .current_dir(elsewhere.path())
+        .arg("--db")
+        .arg(env.path("rec.db"))
+        .arg("--activity-dir")
+        .arg(env.path("activity"))
+        .args(["prune", "--older-than-days", "30"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 session files"));
+    assert!(!Path::new(&file).exists());
+}
+
+#[test]
 fn a_users_price_file_prices_what_the_built_in_table_does_not() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
