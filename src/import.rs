@@ -176,6 +176,11 @@ pub fn import_files(
     opts: &NormalizeOptions,
     progress: bool,
 ) -> Result<ImportReport> {
+    // What is read from a file was not observed live.
+    let opts = &NormalizeOptions {
+        origin: crate::ingest::Source::Import,
+        ..*opts
+    };
     let before = writer.flush()?;
     let mut tally = Tally::default();
     let mut documents = 0;
@@ -279,12 +284,7 @@ fn send_outcomes(
     outcomes: Vec<Outcome>,
     tally: &mut Tally,
 ) -> Result<()> {
-    for mut outcome in outcomes {
-        if let Outcome::Event(e) = &mut outcome {
-            if e.origin == "monitor" {
-                e.origin = "import";
-            }
-        }
+    for outcome in outcomes {
         send(writer, path, tally, outcome.into())?;
     }
     Ok(())
@@ -605,13 +605,7 @@ fn import_document(
                     &mut DedupSalt::Occurrences(&mut seen),
                 ) {
                     match outcome {
-                        Outcome::Event(mut ev) => {
-                            // Read from a file, not observed live (as `send_outcomes` says).
-                            if ev.origin == "monitor" {
-                                ev.origin = "import";
-                            }
-                            events.push(*ev)
-                        }
+                        Outcome::Event(ev) => events.push(*ev),
                         Outcome::Rejected(r) => {
                             send(writer, path, tally, WriterMsg::Rejected(Box::new(r)))?
                         }

@@ -23,6 +23,7 @@ pub fn run(config: &Config, files: &[PathBuf], out: &mut dyn Write) -> Result<()
     let writer = Writer::spawn(crate::documents::writer_config(config))?;
     let opts = NormalizeOptions {
         max_event_bytes: config.max_event_bytes,
+        ..NormalizeOptions::default()
     };
     let report = import_files(&writer, files, &opts, std::io::stderr().is_terminal());
     let stats = writer.shutdown();

@@ -33,8 +33,8 @@ pub struct NormalizedEvent {
     /// `prompt_id`, `turn:` + `prompt_id` (a turn's `Stop`), `api:` + `message.id`.
     /// `None` for events that carry no such id (they are deduplicated by content).
     pub identity: Option<String>,
-    /// Which source observed it: `monitor`, `hook`, `transcript` or `import`.
-    pub origin: &'static str,
+    /// Which source observed it.
+    pub origin: Source,
     /// Duplicate key: the event time (ms, big-endian) then a 128-bit content
     /// hash. Time first keeps the unique index append-mostly, as events arrive
     /// roughly in time order; a random key would dirty a random page per insert.
@@ -109,6 +109,47 @@ pub struct Facts {
     /// to the turn's prompt). An observation without ids is merged with the
     /// earliest observation of the same key that has them (see the writer).
     pub content_key: Option<String>,
+}
+
+/// Which source observed an event (SPEC section 7): the monitor live, a hook
+/// (`mpm-aggregate hook`, HTTP hooks), a transcript, or a file imported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Source {
+    #[default]
+    Monitor,
+    Hook,
+    Transcript,
+    Import,
+}
+
+impl Source {
+    /// The word stored in `events.origin` and `sessions.sources`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Monitor => "monitor",
+            Source::Hook => "hook",
+            Source::Transcript => "transcript",
+            Source::Import => "import",
+        }
+    }
+
+    /// The source a stored word names.
+    pub fn parse(word: &str) -> Option<Source> {
+        [
+            Source::Monitor,
+            Source::Hook,
+            Source::Transcript,
+            Source::Import,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Tokens of API calls, by kind.

@@ -22,4 +22,4 @@ pub mod session;
 pub mod time;
 
 pub use category::{category_for, Category, HookEvent};
-pub use event::{Facts, NormalizedEvent};
+pub use event::{Facts, NormalizedEvent, Source};

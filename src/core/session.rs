@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::category::{Category, HookEvent};
 use super::delegation::{self, DelegationState, Transition};
-use super::event::{ClaudeCodeAccount, NormalizedEvent, Tokens};
+use super::event::{ClaudeCodeAccount, NormalizedEvent, Source, Tokens};
 
 /// Bits of [`SessionState::ids_seen`].
 const IDS_OF_TOOLS: i64 = 1;
@@ -233,7 +233,7 @@ fn names_an_unknown_agent(delegations: &[DelegationState], event: &NormalizedEve
 /// itself, whatever its session has seen so far: with several writers, the
 /// session's first sub-agent events may arrive after this one.
 fn tells_its_agent(event: &NormalizedEvent) -> bool {
-    event.origin == "transcript" || event.facts.prompt_id.is_some()
+    event.origin == Source::Transcript || event.facts.prompt_id.is_some()
 }
 
 /// The kinds of Claude Code ids an event carries (bits of `ids_seen`).
@@ -274,7 +274,7 @@ pub fn apply_event(
         }
     }
     state.ids_seen |= ids_of(event);
-    push_distinct(&mut state.sources, event.origin);
+    push_distinct(&mut state.sources, event.origin.as_str());
     let facts = &event.facts;
     if state.initial_prompt.is_none() && is_person_prompt(event) {
         state.initial_prompt.clone_from(&facts.prompt);
@@ -517,7 +517,7 @@ mod tests {
             data: "{}".into(),
             envelope: None,
             identity: NormalizedEvent::identity_of(&HookEvent::parse(event_type), &facts),
-            origin: "hook",
+            origin: Source::Hook,
             facts,
             dedup_key: [0; 24],
             received_at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),

@@ -9,7 +9,7 @@ mod normalize;
 pub mod transcript;
 pub mod transcript_files;
 
-pub use crate::core::{Category, NormalizedEvent};
+pub use crate::core::{Category, NormalizedEvent, Source};
 pub use normalize::{
     normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome, Rejection,
     MAX_SESSION_ID_LEN,
@@ -42,12 +42,11 @@ impl StoredEvent<'_> {
         let facts = crate::core::Facts::extract(self.event_type, data.as_ref(), top.as_ref());
         let timestamp = crate::core::time::parse_stored(self.timestamp).unwrap_or_default();
         // The first source that observed it stands for it (sources are kept per session).
-        let origin = match self.origin.and_then(|o| o.split(',').next()) {
-            Some("hook") => "hook",
-            Some("transcript") => "transcript",
-            Some("import") => "import",
-            _ => "monitor",
-        };
+        let origin = self
+            .origin
+            .and_then(|o| o.split(',').next())
+            .and_then(Source::parse)
+            .unwrap_or_default();
         // An imported payload without a time of its own was stamped with the
         // import's; a merge with a timed observation brings one.
         let has_time = |o: Option<&Map<String, Value>>| {
@@ -55,7 +54,8 @@ impl StoredEvent<'_> {
                 .and_then(crate::core::time::parse_timestamp)
                 .is_some()
         };
-        let time_known = origin != "import" || has_time(data.as_ref()) || has_time(top.as_ref());
+        let time_known =
+            origin != Source::Import || has_time(data.as_ref()) || has_time(top.as_ref());
         NormalizedEvent {
             session_id: Some(self.session_id.to_string()),
             timestamp,

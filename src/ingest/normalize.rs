@@ -13,24 +13,28 @@ use serde_json::{Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::core::time::parse_timestamp;
-use crate::core::{category_for, Facts, HookEvent, NormalizedEvent};
+use crate::core::{category_for, Facts, HookEvent, NormalizedEvent, Source};
 
 /// Longest session id accepted. Real ids are 36-character UUIDs.
 pub const MAX_SESSION_ID_LEN: usize = 256;
 /// How much of a rejected payload is kept in the rejected table.
 const MAX_REJECTED_PAYLOAD: usize = 64 * 1024;
 
-/// Limits applied while normalizing.
+/// Limits applied while normalizing, and where the input comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct NormalizeOptions {
     /// Largest accepted event (serialized `data` plus envelope), in bytes.
     pub max_event_bytes: usize,
+    /// The source its events are said to come from (a payload that says it
+    /// is a transcript's is one whatever the caller).
+    pub origin: Source,
 }
 
 impl Default for NormalizeOptions {
     fn default() -> Self {
         NormalizeOptions {
             max_event_bytes: 16 * 1024 * 1024,
+            origin: Source::Monitor,
         }
     }
 }
@@ -473,9 +477,9 @@ fn normalize_one(
     let kind = HookEvent::parse(&event_type);
     let identity = NormalizedEvent::identity_of(&kind, &facts);
     let origin = if source.as_deref() == Some("transcript") {
-        "transcript"
+        Source::Transcript
     } else {
-        "monitor"
+        opts.origin
     };
     Outcome::Event(Box::new(NormalizedEvent {
         session_id,
@@ -642,6 +646,7 @@ mod tests {
             Utc::now(),
             &NormalizeOptions {
                 max_event_bytes: 4096,
+                ..NormalizeOptions::default()
             },
             &mut DedupSalt::ReceivedAt,
         );

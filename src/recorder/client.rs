@@ -222,6 +222,7 @@ async fn on_received(shared: &Shared, item: Received, history: &mut HistoryWait)
     let at = Utc::now();
     let opts = NormalizeOptions {
         max_event_bytes: shared.max_event_bytes,
+        ..NormalizeOptions::default()
     };
     let outcomes =
         match item {

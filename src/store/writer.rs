@@ -18,6 +18,7 @@ use crate::core::delegation::Transition;
 use crate::core::model::AgentSession;
 use crate::core::session::{self, SessionState};
 use crate::core::time::format_timestamp;
+use crate::core::Source;
 use crate::error::{AggregatorError, Result};
 use crate::ingest::{NormalizedEvent, Outcome, Rejection};
 
@@ -384,7 +385,7 @@ struct WriterState {
     rebuild: std::collections::BTreeSet<String>,
     /// The event holding the last prompt each source without ids sent in a
     /// session (by session and origin): the turn its next `Stop` ends.
-    last_unidentified_prompt: HashMap<(String, &'static str), i64>,
+    last_unidentified_prompt: HashMap<(String, Source), i64>,
     /// Per session, whether observations with ids ([`WITH_IDS`]) and without
     /// ([`WITHOUT_IDS`]) may be waiting for their counterparts: a session
     /// fed by one kind of source never looks for the other. Read from the
@@ -606,7 +607,7 @@ impl WriterState {
                 format_timestamp(&event.received_at),
                 &event.dedup_key[..],
                 event.identity,
-                event.origin,
+                event.origin.as_str(),
                 event.facts.agent_id,
                 match_key,
             ])?;
@@ -729,10 +730,10 @@ impl WriterState {
             return Ok(false);
         }
         let merged = merge_data(&data, &event.data);
-        let origins = merge_origins(origin.as_deref(), event.origin);
+        let origins = merge_origins(origin.as_deref(), event.origin.as_str());
         // A transcript's time is the true time of the happening; the others
         // are arrival times (SPEC section 7).
-        let timestamp = if event.origin == "transcript" {
+        let timestamp = if event.origin == Source::Transcript {
             event.timestamp_text()
         } else {
             timestamp
@@ -740,7 +741,7 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        self.rebuild_with_source(session_id, event.origin)?;
+        self.rebuild_with_source(session_id, event.origin.as_str())?;
         Ok(true)
     }
 
@@ -768,7 +769,7 @@ impl WriterState {
         let (Some(key), Some(session_id)) = (&event.facts.content_key, &event.session_id) else {
             return Ok(None);
         };
-        if event.identity.is_none() && event.origin == "transcript" {
+        if event.identity.is_none() && event.origin == Source::Transcript {
             return Ok(None);
         }
         if key != "stop" {
@@ -972,8 +973,8 @@ impl WriterState {
             (Some(stored), Some(new)) => Some(merge_data(&stored, new)),
             (stored, new) => stored.or_else(|| new.clone()),
         };
-        let origin = merge_origins(origin.as_deref(), event.origin);
-        let timestamp = if event.origin == "transcript" {
+        let origin = merge_origins(origin.as_deref(), event.origin.as_str());
+        let timestamp = if event.origin == Source::Transcript {
             event.timestamp_text()
         } else {
             timestamp
@@ -1005,7 +1006,7 @@ impl WriterState {
             ])?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
-            self.rebuild_with_source(session_id, event.origin)?;
+            self.rebuild_with_source(session_id, event.origin.as_str())?;
         }
         Ok(())
     }

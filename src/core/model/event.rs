@@ -65,7 +65,7 @@ impl SessionEvent {
             correlation_id: self.correlation_id.clone(),
             data: String::new(),
             envelope: None,
-            origin: "import",
+            origin: crate::core::Source::Import,
             facts,
             dedup_key: [0; 24],
             received_at: timestamp,

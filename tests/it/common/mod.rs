@@ -359,6 +359,7 @@ pub fn import_with(
     .expect("writer starts");
     let opts = mpm_aggregate::ingest::NormalizeOptions {
         max_event_bytes: config.max_event_bytes,
+        ..Default::default()
     };
     let report =
         mpm_aggregate::import::import_files(&writer, files, &opts, false).expect("import succeeds");
