@@ -546,6 +546,19 @@ impl Env {
     }
 }
 
+/// A copy of the run's transcripts under `to` (Claude Code's layout kept),
+/// each file passed through `rewrite`.
+fn copy_transcripts(run: &Path, to: &Path, rewrite: impl Fn(String) -> String) {
+    for file in walk(&run.join("transcripts")) {
+        let target = to.join(file.strip_prefix(run.join("transcripts")).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, rewrite(std::fs::read_to_string(&file).unwrap())).unwrap();
+    }
+}
+
+/// The model of the run renamed to one no price table knows.
+const UNKNOWN_MODEL: &str = "claude-nobody-knows-1";
+
 /// The run's truth: its one session id and `expected.json`'s reconstruction of it.
 fn claude_code_truth() -> (String, Value) {
     let expected: Value = serde_json::from_str(
@@ -786,16 +799,9 @@ fn an_unknown_model_has_no_cost_anywhere() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
     let model = want["models"][0].as_str().unwrap();
-    let unknown = "claude-nobody-knows-1";
+    let unknown = UNKNOWN_MODEL;
     let copy = tempfile::tempdir().unwrap();
-    for file in walk(&run.join("transcripts")) {
-        let to = copy
-            .path()
-            .join(file.strip_prefix(run.join("transcripts")).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        let text = std::fs::read_to_string(&file).unwrap();
-        std::fs::write(&to, text.replace(model, unknown)).unwrap();
-    }
+    copy_transcripts(&run, copy.path(), |text| text.replace(model, unknown));
     let env = Env::with_claude_code_run(&run, copy.path());
     let doc = env.json(&["export", &id, "-o", "-"]);
     assert_eq!(doc["metrics"]["tokens"], want["tokens"]);
@@ -895,11 +901,7 @@ fn import_without_a_file_reads_claude_codes_projects_folder() {
     assert!(err.contains("no Claude Code transcripts at"), "{err}");
     // Claude Code's layout: <config dir>/projects/<project>/<session>.jsonl.
     let projects = home.path().join("projects");
-    for file in walk(&run.join("transcripts")) {
-        let to = projects.join(file.strip_prefix(run.join("transcripts")).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &to).unwrap();
-    }
+    copy_transcripts(&run, &projects, |text| text);
     env.cmd(&["import"])
         .env("CLAUDE_CONFIG_DIR", home.path())
         .assert()
@@ -972,21 +974,9 @@ fn a_users_price_file_prices_what_the_built_in_table_does_not() {
     let run = fixture(CLAUDE_CODE_RUN);
     let (id, want) = claude_code_truth();
     let model = want["models"][0].as_str().unwrap();
-    let unknown = "claude-nobody-knows-1";
+    let unknown = UNKNOWN_MODEL;
     let copy = tempfile::tempdir().unwrap();
-    for file in walk(&run.join("transcripts")) {
-        let to = copy
-            .path()
-            .join(file.strip_prefix(run.join("transcripts")).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::write(
-            &to,
-            std::fs::read_to_string(&file)
-                .unwrap()
-                .replace(model, unknown),
-        )
-        .unwrap();
-    }
+    copy_transcripts(&run, copy.path(), |text| text.replace(model, unknown));
     let env = Env::empty();
     std::fs::create_dir_all(env.path(".claude-mpm")).unwrap();
     std::fs::write(
