@@ -4,10 +4,9 @@
 
 use crate::common;
 
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
 use assert_cmd::Command;
 use common::*;
 use serde_json::Value;
@@ -159,22 +158,7 @@ fn foreground_recorder_stops_cleanly_on_sigterm() {
         "[event_aggregator]\nstatus_interval_seconds = 1\n",
     )
     .unwrap();
-    let child = StdCommand::cargo_bin("mpm-aggregate")
-        .unwrap()
-        .current_dir(dir.path())
-        .args([
-            "--config",
-            "c.toml",
-            "--db",
-            "rec.db",
-            "--activity-dir",
-            "activity",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &monitor.port.to_string(),
-        ])
+    let child = start_command(dir.path(), monitor.port, &["--config", "c.toml"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -40,22 +40,7 @@ struct Recorder(Child);
 
 impl Recorder {
     fn start(dir: &Path, port: u16, extra: &[&str]) -> Recorder {
-        let child = StdCommand::cargo_bin("mpm-aggregate")
-            .unwrap()
-            .current_dir(dir)
-            .env_remove("RUST_LOG")
-            .args(extra)
-            .args([
-                "--db",
-                "rec.db",
-                "--activity-dir",
-                "activity",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
+        let child = start_command(dir, port, extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("recorder.log")).unwrap())
             .spawn()

@@ -239,27 +239,25 @@ pub struct ForegroundRecorder {
     output: PathBuf,
 }
 
+/// `mpm-aggregate EXTRA --db rec.db --activity-dir activity start --host
+/// 127.0.0.1 --port PORT`, run in `dir`: a foreground recorder of a test.
+pub fn start_command(dir: &Path, port: u16, extra: &[&str]) -> std::process::Command {
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut c = std::process::Command::cargo_bin("mpm-aggregate").expect("binary");
+    c.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .args(extra)
+        .args(["--db", "rec.db", "--activity-dir", "activity", "start"])
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(port.to_string());
+    c
+}
+
 impl ForegroundRecorder {
     pub fn start(dir: &Path, port: u16, extra: &[&str]) -> ForegroundRecorder {
-        use assert_cmd::cargo::CommandCargoExt;
         let output = dir.join("recorder.out");
         let out = std::fs::File::create(&output).expect("output file");
-        let child = std::process::Command::cargo_bin("mpm-aggregate")
-            .expect("binary")
-            .current_dir(dir)
-            .env_remove("RUST_LOG")
-            .args(extra)
-            .args([
-                "--db",
-                "rec.db",
-                "--activity-dir",
-                "activity",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-            ])
-            .arg(port.to_string())
+        let child = start_command(dir, port, extra)
             .stdout(out.try_clone().expect("clone"))
             .stderr(out)
             .spawn()
