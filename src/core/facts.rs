@@ -250,6 +250,14 @@ impl Facts {
                     &["file_path", "notebook_path", "path"],
                 );
             }
+            if event_type == "PostToolUseFailure" {
+                facts.is_error = true;
+                facts.error =
+                    first_str(&both, &["error"]).or_else(|| Some("tool call failed".into()));
+            }
+            // What a delegation's call tells of its sub-agent: who, how it was
+            // asked, launched in the background or not, its answer and outcome.
+            // (Other tools' outputs are left in the data: nothing counts them.)
             if tool.is_some_and(|t| DELEGATION_TOOLS.contains(&t)) {
                 facts.agent_type = known_agent(
                     first_str(&[tool_params, tool_input], &["subagent_type"])
@@ -259,8 +267,6 @@ impl Facts {
                 facts.instructions = first_str(&[tool_params, tool_input, delegation], &["prompt"]);
                 facts.description =
                     first_str(&[tool_params, tool_input, delegation], &["description"]);
-            }
-            if tool.is_some_and(|t| DELEGATION_TOOLS.contains(&t)) {
                 facts.background = [tool_input, tool_params]
                     .iter()
                     .flatten()
@@ -274,21 +280,15 @@ impl Facts {
                 {
                     facts.background = true;
                 }
-            }
-            if event_type == "PostToolUseFailure" {
-                facts.is_error = true;
-                facts.error =
-                    first_str(&both, &["error"]).or_else(|| Some("tool call failed".into()));
-            }
-            if event_type == "PostToolUse" {
-                let response = [data, top].iter().flatten().find_map(|o| {
-                    ["tool_response", "tool_output", "output", "result"]
-                        .iter()
-                        .find_map(|k| o.get(*k).and_then(response_text))
-                });
-                facts.response = response;
-                let nested = [obj(data, "tool_response"), obj(top, "tool_response")];
-                facts.is_error = reports_error(&both) || reports_error(&nested);
+                if event_type == "PostToolUse" {
+                    facts.response = [data, top].iter().flatten().find_map(|o| {
+                        ["tool_response", "tool_output", "output", "result"]
+                            .iter()
+                            .find_map(|k| o.get(*k).and_then(response_text))
+                    });
+                    let nested = [response, obj(top, "tool_response")];
+                    facts.is_error = reports_error(&both) || reports_error(&nested);
+                }
             }
         } else {
             match event_type {
