@@ -46,12 +46,11 @@ pub struct SubagentMeta {
     pub request_shape: Option<String>,
     /// `finished`: Claude Code sets it when the agent ended, successfully or not.
     pub finished: Option<bool>,
-    pub raw: Value,
 }
 
 impl SubagentMeta {
     /// Reads the fields of a parsed `.meta.json`; unknown or mistyped fields
-    /// are simply absent (the object is kept whole in `raw`).
+    /// are simply absent.
     pub fn from_json(agent_id: &str, meta: &Value) -> Self {
         let s = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_owned);
         SubagentMeta {
@@ -64,7 +63,6 @@ impl SubagentMeta {
             spawn_depth: meta.get("spawnDepth").and_then(Value::as_u64),
             request_shape: s("requestShape"),
             finished: meta.get("finished").and_then(Value::as_bool),
-            raw: meta.clone(),
         }
     }
 
@@ -72,7 +70,6 @@ impl SubagentMeta {
     pub fn bare(agent_id: &str) -> Self {
         SubagentMeta {
             agent_id: agent_id.to_owned(),
-            raw: Value::Null,
             ..SubagentMeta::default()
         }
     }
