@@ -32,6 +32,10 @@ pub fn pair_window() -> Duration {
     Duration::seconds(30)
 }
 
+/// The agent type of a delegation whose source did not tell it (stored as
+/// such in `delegations.agent_type`, which is never empty).
+pub const UNKNOWN_AGENT: &str = "unknown";
+
 /// Characters of a response kept as `response_preview`.
 pub const RESPONSE_PREVIEW_CHARS: usize = 200;
 /// Error recorded on delegations still running when their session is finalized.
@@ -184,7 +188,7 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
                 .filter(|(_, d)| {
                     d.halves & PRE_TASK == 0
                         && d.start_ref.is_none()
-                        && (d.agent_type == "unknown"
+                        && (d.agent_type == UNKNOWN_AGENT
                             || facts
                                 .agent_type
                                 .as_deref()
@@ -223,7 +227,7 @@ pub fn call_waiting_for(delegations: &[DelegationState], event: &NormalizedEvent
     delegations
         .iter()
         .enumerate()
-        .filter(|(_, d)| waiting(d) && (d.agent_type == wanted || d.agent_type == "unknown"))
+        .filter(|(_, d)| waiting(d) && (d.agent_type == wanted || d.agent_type == UNKNOWN_AGENT))
         // The same type first, then the earliest.
         .min_by_key(|(_, d)| (d.agent_type != wanted, d.start_time, d.id))
         .map(|(i, _)| i)
@@ -238,7 +242,7 @@ fn decide_by_pairing(
     let agent = event.facts.agent_type.as_deref();
     let reference = event_ref(event);
     let agent_fits = |d: &DelegationState| {
-        agent.is_none() || d.agent_type == "unknown" || Some(d.agent_type.as_str()) == agent
+        agent.is_none() || d.agent_type == UNKNOWN_AGENT || Some(d.agent_type.as_str()) == agent
     };
     let ref_fits = |d: &DelegationState| match (reference, d.start_ref.as_deref()) {
         (Some(a), Some(b)) => a == b,
@@ -316,7 +320,7 @@ pub fn open(event: &NormalizedEvent, half: i64, id: i64) -> DelegationState {
         agent_type: facts
             .agent_type
             .clone()
-            .unwrap_or_else(|| "unknown".to_string()),
+            .unwrap_or_else(|| UNKNOWN_AGENT.to_string()),
         start_time: event.timestamp,
         dirty: true,
         ..DelegationState::default()
@@ -341,7 +345,7 @@ pub fn apply(d: &mut DelegationState, event: &NormalizedEvent, half: i64, closes
     let facts = &event.facts;
     d.dirty = true;
     d.halves |= half;
-    if d.agent_type == "unknown" {
+    if d.agent_type == UNKNOWN_AGENT {
         if let Some(a) = &facts.agent_type {
             d.agent_type.clone_from(a);
         }
@@ -475,7 +479,7 @@ pub fn absorb(into: &mut DelegationState, other: DelegationState) {
             }
         }
     }
-    if into.agent_type == "unknown" {
+    if into.agent_type == UNKNOWN_AGENT {
         into.agent_type = other.agent_type;
     }
     if other.halves & PRE_TASK != 0 {

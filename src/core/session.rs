@@ -18,7 +18,7 @@ const IDS_OF_TOOLS: i64 = 1;
 const IDS_OF_AGENTS: i64 = 2;
 
 /// Ended delegations kept in memory for pairing late second halves.
-const RECENTLY_ENDED_KEPT: usize = 8;
+pub const RECENTLY_ENDED_KEPT: usize = 8;
 
 /// The figures of a session, kept as events arrive.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -332,7 +332,7 @@ pub fn apply_event(
         state.metrics.successful_delegations += after.0 - before.0;
         state.metrics.failed_delegations += after.1 - before.1;
         let agent = state.delegations[i].agent_type.clone();
-        if agent != "unknown" {
+        if agent != delegation::UNKNOWN_AGENT {
             push_distinct(&mut state.metrics.agents_used, &agent);
         }
     }

@@ -19,9 +19,6 @@ use crate::core::pricing::PricingTable;
 use crate::core::session::{Metrics, SessionState};
 use crate::core::time::{format_timestamp, parse_stored};
 
-/// Ended id-less delegations loaded for pairing late second halves.
-const RECENTLY_ENDED_LOADED: i64 = 8;
-
 fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
@@ -112,35 +109,38 @@ pub fn load(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<Sess
          ORDER BY start_time, id",
     )?;
     state.delegations = stmt
-        .query_map(params![session_id, RECENTLY_ENDED_LOADED], |r| {
-            Ok(DelegationState {
-                id: r.get(0)?,
-                agent_type: r.get(1)?,
-                instructions: r.get(2)?,
-                description: r.get(3)?,
-                start_time: ts(&r.get::<_, String>(4)?),
-                end_time: r.get::<_, Option<String>>(5)?.map(|s| ts(&s)),
-                success: r.get(6)?,
-                error: r.get(7)?,
-                event_count: r.get(8)?,
-                tools: json_list(&r.get::<_, String>(9)?),
-                files: json_list(&r.get::<_, String>(10)?),
-                response_preview: r.get(11)?,
-                start_ref: r.get(12)?,
-                halves: r.get(13)?,
-                agent_id: r.get(14)?,
-                parent_agent_id: r.get(15)?,
-                background: r.get(16)?,
-                call_failed: r.get(17)?,
-                stop_failed: r.get(18)?,
-                tool_calls: r.get(19)?,
-                tool_failures: r.get(20)?,
-                api_calls: r.get(21)?,
-                tokens: json_or_default::<Tokens>(r.get(22)?),
-                model: r.get(23)?,
-                dirty: false,
-            })
-        })?
+        .query_map(
+            params![session_id, crate::core::session::RECENTLY_ENDED_KEPT as i64],
+            |r| {
+                Ok(DelegationState {
+                    id: r.get(0)?,
+                    agent_type: r.get(1)?,
+                    instructions: r.get(2)?,
+                    description: r.get(3)?,
+                    start_time: ts(&r.get::<_, String>(4)?),
+                    end_time: r.get::<_, Option<String>>(5)?.map(|s| ts(&s)),
+                    success: r.get(6)?,
+                    error: r.get(7)?,
+                    event_count: r.get(8)?,
+                    tools: json_list(&r.get::<_, String>(9)?),
+                    files: json_list(&r.get::<_, String>(10)?),
+                    response_preview: r.get(11)?,
+                    start_ref: r.get(12)?,
+                    halves: r.get(13)?,
+                    agent_id: r.get(14)?,
+                    parent_agent_id: r.get(15)?,
+                    background: r.get(16)?,
+                    call_failed: r.get(17)?,
+                    stop_failed: r.get(18)?,
+                    tool_calls: r.get(19)?,
+                    tool_failures: r.get(20)?,
+                    api_calls: r.get(21)?,
+                    tokens: json_or_default::<Tokens>(r.get(22)?),
+                    model: r.get(23)?,
+                    dirty: false,
+                })
+            },
+        )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some(state))
 }
@@ -157,7 +157,7 @@ pub fn insert_delegation(
     )?
     .execute(params![
         session_id,
-        event.facts.agent_type.as_deref().unwrap_or("unknown"),
+        event.facts.agent_type.as_deref().unwrap_or(crate::core::delegation::UNKNOWN_AGENT),
         event.timestamp_text(),
         half
     ])?;
