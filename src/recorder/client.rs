@@ -398,28 +398,25 @@ pub async fn supervise(
                 tracing::warn!("lost the connection to the monitor at {url} ({why}); reconnecting");
             }
             Err(reason) => {
-                let e = AggregatorError::Connection {
-                    url: url.clone(),
-                    reason,
-                };
                 attempts += 1;
                 if let Some(r) = ready.take() {
                     if force {
                         // Started anyway: the caller says it is waiting.
                         let _ = r.send(Ok(()));
                     } else {
-                        let e = match e {
-                            AggregatorError::Connection { url, reason } => AggregatorError::Connection {
-                                url,
-                                reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
-                            },
-                            other => other,
+                        let e = AggregatorError::Connection {
+                            url: url.clone(),
+                            reason: format!("{reason} (is claude-mpm's monitor running there? --force starts anyway and keeps retrying)"),
                         };
                         let message = e.to_string();
                         let _ = r.send(Err(e));
                         return Err(AggregatorError::Recorder(message));
                     }
                 }
+                let e = AggregatorError::Connection {
+                    url: url.clone(),
+                    reason,
+                };
                 tracing::debug!("connection attempt {attempts} failed: {e}");
                 shared.set_connected(false, Some(e.to_string()));
             }
