@@ -481,6 +481,16 @@ fn prune_deletes_old_sessions_with_their_rows_and_files() {
             .with_timezone(&chrono::Utc))
     .num_days() as u64;
     let report = writer.prune(days).unwrap();
+    // Answered only once the deletion is committed: another connection sees
+    // it already, and the file went only after that.
+    assert_eq!(
+        count(
+            &config.database,
+            "SELECT count(*) FROM sessions WHERE session_id LIKE '9f1c%'"
+        ),
+        0
+    );
+    assert!(!Path::new(&old_file).exists());
     writer.shutdown().unwrap();
     assert_eq!(
         (
