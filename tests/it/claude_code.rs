@@ -421,6 +421,18 @@ fn our_own_real_runs_are_rebuilt_exactly() {
         check_run(&run, &[Monitor, Transcripts]);
         check_run(&run, &[Transcripts, Hooks, Monitor]);
     }
+    // A background sub-agent, a sub-agent failing on an API error, `/compact`
+    // (recorded without claude-mpm: hooks and transcripts only).
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/transcript-fixtures/t-background-error-compact");
+    for sources in [
+        &[Hooks][..],
+        &[Transcripts],
+        &[Hooks, Transcripts],
+        &[Transcripts, Hooks],
+    ] {
+        check_run(&run, sources);
+    }
 }
 
 /// The lines of a capture file as (Socket.IO event name, payload).
