@@ -4,6 +4,7 @@
 //! output going away (`| head`) ends the command quietly with status 0.
 
 mod export;
+mod hooks;
 mod import;
 mod output;
 mod prune;
@@ -125,6 +126,9 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = at_least_one_day)]
         older_than_days: u64,
     },
+    /// Install, remove or show our hook in Claude Code's settings (records without claude-mpm)
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
 }
 
 /// `--sort` of `sessions`.
@@ -333,6 +337,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Query { sql, format } => query::run(&config, &sql, format, &mut out),
         Command::Import { files } => import::run(&config, &files, &mut out),
         Command::Prune { older_than_days } => prune::run(&config, older_than_days, &mut out),
+        Command::Hooks(command) => hooks::run(&config, &command, &mut out),
     }?;
     out.flush().map_err(output::stdout_error)
 }
