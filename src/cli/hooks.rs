@@ -676,7 +676,15 @@ fn install(config: &Config, args: &InstallArgs, out: &mut dyn Write) -> Result<(
         )?;
         return Ok(());
     }
-    let backup = save_backup(&settings)?;
+    // The backup keeps the file as it was before our hook was added: a
+    // file that already holds ours (another database, the other form) is
+    // that backup plus our hook, so the backup stays what uninstall restores.
+    let had_ours = census(&settings.value).events > 0;
+    let backup = if had_ours {
+        None
+    } else {
+        save_backup(&settings)?
+    };
     write_atomically(&settings.path, &text)?;
     say!(
         out,
@@ -684,6 +692,11 @@ fn install(config: &Config, args: &InstallArgs, out: &mut dyn Write) -> Result<(
     );
     match backup {
         Some(b) => say!(out, "the previous file is saved as {}", b.display()),
+        None if had_ours => say!(
+            out,
+            "our earlier hook is replaced; {} still holds the file from before it",
+            settings.backup_path().display()
+        ),
         None => say!(out, "(the file is new: no backup)"),
     }
     Ok(())

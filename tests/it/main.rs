@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod daemon;
 mod fuzz;
+mod hooks_install;
 mod interop_python;
 mod layers;
 mod real_claude;
