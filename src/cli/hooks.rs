@@ -289,13 +289,13 @@ impl Settings {
             Err(e) => return Err(AggregatorError::io(&path, e)),
         };
         let value = match &text {
-            Some(t) if !t.trim().is_empty() => parse_settings(t).map_err(|reason| {
+            Some(t) => parse_settings(t).map_err(|reason| {
                 AggregatorError::InvalidFormat(format!(
                     "{}: {reason}; left as it is",
                     path.display()
                 ))
             })?,
-            _ => Json::Obj(Vec::new()),
+            None => Json::Obj(Vec::new()),
         };
         Ok(Settings { path, text, value })
     }
@@ -317,6 +317,9 @@ impl Settings {
 
 /// Parses a settings file and checks the shape of its `hooks`.
 fn parse_settings(text: &str) -> std::result::Result<Json, String> {
+    if text.trim().is_empty() {
+        return Ok(Json::Obj(Vec::new()));
+    }
     let value: Json = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
     let Json::Obj(_) = value else {
         return Err("not a JSON object".into());
@@ -348,6 +351,17 @@ fn parse_settings(text: &str) -> std::result::Result<Json, String> {
 /// Writes `text` in place of the file, through a temporary file beside it,
 /// keeping the old file's permissions.
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    // A settings file that is a link (a dotfiles folder) stays a link: the
+    // file it points to is the one replaced.
+    let resolved;
+    let path = if path.is_symlink() {
+        resolved = path
+            .canonicalize()
+            .map_err(|e| AggregatorError::io(path, e))?;
+        resolved.as_path()
+    } else {
+        path
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| AggregatorError::io(dir, e))?;
     }

@@ -437,3 +437,36 @@ fn a_malformed_settings_file_is_an_error_and_left_untouched() {
         assert!(out.lines().next().unwrap().contains("unreadable"), "{out}");
     }
 }
+
+#[test]
+fn a_linked_settings_file_stays_a_link() {
+    let env = Env::new();
+    let dotfiles = env.dir.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    let original = users_settings();
+    std::fs::write(dotfiles.join("settings.json"), &original).unwrap();
+    std::os::unix::fs::symlink(dotfiles.join("settings.json"), env.user_settings()).unwrap();
+    env.run(&["hooks", "install"]);
+    assert!(env.user_settings().is_symlink());
+    let target = std::fs::read_to_string(dotfiles.join("settings.json")).unwrap();
+    assert!(target.contains(&env.our_command()));
+    env.run(&["hooks", "uninstall"]);
+    assert!(env.user_settings().is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(dotfiles.join("settings.json")).unwrap(),
+        original
+    );
+}
+
+#[test]
+fn an_empty_settings_file_comes_back_empty() {
+    let env = Env::new();
+    std::fs::write(env.user_settings(), "").unwrap();
+    env.run(&["hooks", "install"]);
+    assert_eq!(
+        commands(&read_json(&env.user_settings()), "Stop"),
+        vec![env.our_command()]
+    );
+    env.run(&["hooks", "uninstall"]);
+    assert_eq!(std::fs::read_to_string(env.user_settings()).unwrap(), "");
+}
