@@ -35,6 +35,9 @@ const TOOL_EVENTS: &[&str] = &[
 const HTTP_MARKER: &str = "X-Mpm-Aggregate";
 /// Seconds Claude Code waits for our `http` hook (its default is ten minutes).
 const HTTP_TIMEOUT_SECS: u64 = 5;
+/// Events for which Claude Code runs no `http` hook: with `--http` these get
+/// the command form (which writes the same database).
+const NO_HTTP_EVENTS: &[&str] = &["SessionStart", "Setup"];
 /// The backup of the file as it was before our last change, beside it.
 const BACKUP_SUFFIX: &str = ".mpm-aggregate.bak";
 
@@ -481,7 +484,29 @@ fn split_words(line: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
-/// The hook object we install.
+/// The hook object we install: the command, or with `--http` the http
+/// hook and, for the events that take no http hook, the command.
+struct OurHooks {
+    command: Json,
+    http: Option<Json>,
+}
+
+impl OurHooks {
+    fn new(config: &Config, http: Option<&str>) -> Result<OurHooks> {
+        Ok(OurHooks {
+            command: our_hook(config, None)?,
+            http: http.map(|url| our_hook(config, Some(url))).transpose()?,
+        })
+    }
+
+    fn for_event(&self, event: &str) -> &Json {
+        match &self.http {
+            Some(h) if !NO_HTTP_EVENTS.contains(&event) => h,
+            _ => &self.command,
+        }
+    }
+}
+
 fn our_hook(config: &Config, http: Option<&str>) -> Result<Json> {
     if let Some(url) = http {
         let parsed = url::Url::parse(url)
@@ -578,7 +603,7 @@ fn strip_ours(settings: &Json) -> (Json, usize) {
 
 /// The settings with `hook` on every Claude Code hook event (after any
 /// earlier hook of ours was taken out): one more entry per event.
-fn with_ours(settings: &Json, hook: &Json) -> Json {
+fn with_ours(settings: &Json, hooks: &OurHooks) -> Json {
     let (stripped, _) = strip_ours(settings);
     let Json::Obj(mut fields) = stripped else {
         unreachable!("settings are checked to be an object")
@@ -594,6 +619,7 @@ fn with_ours(settings: &Json, hook: &Json) -> Json {
         unreachable!("hooks is checked to be an object")
     };
     for event in &HookEvent::NAMED[..CLAUDE_CODE_EVENTS] {
+        let hook = hooks.for_event(event);
         let entry = if TOOL_EVENTS.contains(event) {
             Json::obj(&[
                 ("matcher", Json::Str("*".into())),
@@ -658,14 +684,22 @@ fn census(settings: &Json) -> Census {
 
 fn install(config: &Config, args: &InstallArgs, out: &mut dyn Write) -> Result<()> {
     let settings = Settings::read(args.scope.path()?)?;
-    let hook = our_hook(config, args.http.as_deref())?;
-    let new = with_ours(&settings.value, &hook);
-    let what = match ours(&hook) {
-        Some(Ours::Http { url }) => format!("http hook to {url}"),
-        _ => format!(
-            "hook command `{}`",
-            hook.get("command").and_then(Json::as_str).unwrap_or("")
+    let hooks = OurHooks::new(config, args.http.as_deref())?;
+    let new = with_ours(&settings.value, &hooks);
+    let command = format!(
+        "hook command `{}`",
+        hooks
+            .command
+            .get("command")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+    );
+    let what = match &args.http {
+        Some(url) => format!(
+            "http hook to {url} ({} get the {command}: Claude Code sends them to no http hook)",
+            NO_HTTP_EVENTS.join(" and ")
         ),
+        None => command,
     };
     let scope = args.scope.name();
     let path = settings.path.display();

@@ -391,10 +391,24 @@ fn http_form_and_its_uninstall() {
     let settings = read_json(&env.user_settings());
     for event in events() {
         let ours = settings["hooks"][event].as_array().unwrap().last().unwrap()["hooks"][0].clone();
-        assert_eq!(ours["type"], "http", "{event}");
-        assert_eq!(ours["url"], url, "{event}");
-        assert!(ours.get("command").is_none());
+        if ["SessionStart", "Setup"].contains(event) {
+            // Claude Code runs no http hook on these two: the command writes them.
+            assert_eq!(ours["command"], env.our_command().as_str(), "{event}");
+        } else {
+            assert_eq!(ours["type"], "http", "{event}");
+            assert_eq!(ours["url"], url, "{event}");
+            assert!(ours.get("command").is_none());
+        }
     }
+    let out = env.run(&["hooks", "install", "--http", url]);
+    assert!(out.contains("nothing changed"), "{out}");
+    let out = env.run(&["hooks", "status"]);
+    assert!(
+        out.contains(&format!(
+            "installed on 33 of 33 events, writes http {url}, database "
+        )),
+        "{out}"
+    );
     // Switching to the command form replaces the http hook rather than adding a second one.
     env.run(&["hooks", "install"]);
     let settings = read_json(&env.user_settings());
