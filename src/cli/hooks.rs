@@ -15,6 +15,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+use super::output::shell_quote;
 use super::say;
 use crate::config::Config;
 use crate::core::HookEvent;
@@ -395,7 +396,7 @@ fn ours(hook: &Json) -> Option<Ours> {
     match hook.get("type").and_then(Json::as_str) {
         Some("command") => {
             let command = hook.get("command").and_then(Json::as_str)?;
-            let words = split_words(command)?;
+            let words = shlex::split(command)?;
             let exe_is_ours = words.first().is_some_and(|w| {
                 Path::new(w)
                     .file_name()
@@ -419,69 +420,6 @@ fn ours(hook: &Json) -> Option<Ours> {
         }
         _ => None,
     }
-}
-
-/// A word quoted for the shell Claude Code runs the command with.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-/// Splits a command line the way a POSIX shell would for plain words and
-/// quotes (enough to read back what [`shell_quote`] wrote).
-fn split_words(line: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        x => word.push(x),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => word.push(chars.next()?),
-                        x => word.push(x),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.push(chars.next()?);
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Some(words)
 }
 
 /// The hook object we install: the command, or with `--http` the http
@@ -943,7 +881,10 @@ mod tests {
     fn words_round_trip_through_quoting() {
         for w in ["/usr/bin/mpm-aggregate", "/a b/it's here", "", "x\"y"] {
             let line = format!("{} --db {} hook", shell_quote(w), shell_quote("/d b"));
-            assert_eq!(split_words(&line).unwrap(), vec![w, "--db", "/d b", "hook"]);
+            assert_eq!(
+                shlex::split(&line).unwrap(),
+                vec![w, "--db", "/d b", "hook"]
+            );
         }
     }
 
