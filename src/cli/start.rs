@@ -161,7 +161,8 @@ fn transcripts_dir(args: &StartArgs) -> Result<Option<std::path::PathBuf>> {
         Some(d) => d.clone(),
         None => crate::ingest::transcript_files::default_projects_dir().ok_or_else(|| {
             AggregatorError::Config(
-                "no home folder to find ~/.claude/projects in: name the folder, --transcripts DIR".into(),
+                "no home folder to find ~/.claude/projects in: name the folder, --transcripts DIR"
+                    .into(),
             )
         })?,
     };

@@ -45,7 +45,11 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
             out,
             "transcripts:     {}{}, {} files followed, last read {}",
             t.folder,
-            if t.waiting { " (waiting for it to exist)" } else { "" },
+            if t.waiting {
+                " (waiting for it to exist)"
+            } else {
+                ""
+            },
             t.files_followed,
             t.last_read_at.as_deref().unwrap_or("-")
         );

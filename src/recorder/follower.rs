@@ -332,7 +332,12 @@ impl Follower {
         }
         let mut paths: Vec<PathBuf> = self.files.keys().cloned().collect();
         // Main files first, as an import reads them.
-        paths.sort_by_key(|p| (matches!(self.files[p].kind, FileKind::Subagent(_)), p.clone()));
+        paths.sort_by_key(|p| {
+            (
+                matches!(self.files[p].kind, FileKind::Subagent(_)),
+                p.clone(),
+            )
+        });
         for p in paths {
             self.poll(&p);
         }
@@ -354,7 +359,10 @@ impl Follower {
             return; // deleted: the next scan forgets it
         };
         if size < f.offset {
-            tracing::info!("{} was truncated: read again from its start", path.display());
+            tracing::info!(
+                "{} was truncated: read again from its start",
+                path.display()
+            );
             f.reader = None;
             f.offset = 0;
         }
@@ -408,7 +416,12 @@ impl Follower {
         }
     }
 
-    fn emit(&mut self, _path: &Path, seen: &mut HashMap<u128, u32>, payloads: Vec<serde_json::Value>) {
+    fn emit(
+        &mut self,
+        _path: &Path,
+        seen: &mut HashMap<u128, u32>,
+        payloads: Vec<serde_json::Value>,
+    ) {
         for payload in payloads {
             let outcomes = normalize(
                 "transcript",

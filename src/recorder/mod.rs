@@ -197,7 +197,10 @@ pub async fn run(
             crate::store::writer::SourcesUpdate {
                 pid: std::process::id(),
                 monitor_enabled: !options.no_monitor,
-                transcripts_dir: options.transcripts.as_ref().map(|d| d.display().to_string()),
+                transcripts_dir: options
+                    .transcripts
+                    .as_ref()
+                    .map(|d| d.display().to_string()),
                 transcripts_waiting: options.transcripts.as_ref().is_some_and(|d| !d.is_dir()),
                 ..Default::default()
             },
