@@ -64,10 +64,17 @@ fn start_daemon(
     let mut child = daemon::spawn_detached(&config.activity_directory, &child_args)?;
     let pid =
         daemon::wait_until_recording(&mut child, &config.activity_directory, DAEMON_READY_TIMEOUT)?;
+    let mut from = Vec::new();
+    if !args.no_monitor {
+        from.push(monitor_url(&config.dashboard_host, config.dashboard_port));
+    }
+    if let Some(dir) = transcripts_dir(args)? {
+        from.push(format!("the transcripts in {}", dir.display()));
+    }
     say!(
         out,
         "recording in the background (pid {pid}) from {} into {}\nlog: {}\nstop with: {}",
-        monitor_url(&config.dashboard_host, config.dashboard_port),
+        from.join(" and "),
         config.database.display(),
         daemon::log_file(&config.activity_directory).display(),
         invocation.command("stop")

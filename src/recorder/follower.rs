@@ -80,6 +80,9 @@ impl Followed {
 struct Follower {
     config: FollowerConfig,
     tx: flume::Sender<WriterMsg>,
+    /// Its `events_received` counts what the follower sends too, so that the
+    /// heartbeat's stored + duplicates + merged + rejected + control = received holds.
+    shared: Arc<super::Shared>,
     opts: NormalizeOptions,
     files: HashMap<PathBuf, Followed>,
     /// Offsets saved by an earlier run, used for files not yet seen this run.
@@ -95,7 +98,7 @@ struct Follower {
 /// idle, offsets saved) before it returns.
 pub fn spawn(
     config: FollowerConfig,
-    tx: flume::Sender<WriterMsg>,
+    shared: Arc<super::Shared>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
@@ -108,7 +111,8 @@ pub fn spawn(
                     origin: Source::Transcript,
                 },
                 config,
-                tx,
+                tx: shared.writer_tx.clone(),
+                shared,
                 files: HashMap::new(),
                 saved,
                 last_read_at: None,
@@ -412,6 +416,7 @@ impl Follower {
         self.last_read_at = Some(Utc::now());
         self.emit(path, &mut f.seen, payloads);
         for r in rejected {
+            self.shared.events_received.fetch_add(1, Ordering::Relaxed);
             self.send(WriterMsg::Rejected(Box::new(r)));
         }
     }
@@ -431,6 +436,7 @@ impl Follower {
                 &mut DedupSalt::Occurrences(seen),
             );
             for o in outcomes {
+                self.shared.events_received.fetch_add(1, Ordering::Relaxed);
                 self.send(o.into());
             }
         }

@@ -215,7 +215,7 @@ pub async fn run(
                 max_event_bytes: config.max_event_bytes,
                 monitor_enabled: !options.no_monitor,
             },
-            tx.clone(),
+            shared.clone(),
             follower_stop.clone(),
         ) {
             Ok(handle) => Some(handle),
