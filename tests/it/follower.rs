@@ -237,6 +237,18 @@ fn killed_halfway_the_recorder_catches_up_without_duplicates() {
     settle_at(&db, imported_events(), &rec);
     rec.stop();
     check_store(&run_dir(), &db, true, "killed and restarted");
+    // What the second run read again was dropped as duplicate, and counted as received.
+    let (received, stored, duplicates, merged, rejected, control): (i64, i64, i64, i64, i64, i64) =
+        crate::common::open(&db)
+            .query_row(
+                "SELECT events_received, events_stored, duplicates, merged, rejected, control_events
+                 FROM recorder_state",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+    assert!(duplicates > 0 && stored > 0, "{duplicates} {stored}");
+    assert_eq!(stored + duplicates + merged + rejected + control, received);
     // A third start reads nothing again.
     let before = count(&db, EVENTS);
     let rec = Follower::start(work.path(), &dir);
