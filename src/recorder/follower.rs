@@ -40,6 +40,11 @@ const IDLE: Duration = Duration::from_millis(500);
 /// How long a sub-agent's file waits for its `.meta.json` before it is read
 /// with its agent id alone.
 const META_GRACE: Duration = Duration::from_secs(3);
+/// Full scans asked for by notifications are at least this far apart.
+const SCAN_GAP: Duration = Duration::from_millis(200);
+/// A reader idle this long is dropped (memory stays bounded over thousands
+/// of files); should its file grow again, it is read again from its start.
+const READER_KEPT: Duration = Duration::from_secs(15 * 60);
 /// The loop's longest sleep.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -145,6 +150,8 @@ impl Follower {
         let (ev_tx, ev_rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
         let mut watcher: Option<notify::RecommendedWatcher> = None;
         let mut last_scan: Option<Instant> = None;
+        // A full scan asked for by a notification (a new file, a .meta.json).
+        let mut scan_wanted = false;
         let mut last_sources_at = Instant::now();
         tracing::info!(
             "following Claude Code transcripts in {}",
@@ -173,47 +180,43 @@ impl Follower {
             } else if !exists && watcher.is_some() {
                 watcher = None;
             }
-            let mut full = last_scan.is_none_or(|t| t.elapsed() >= RESCAN);
             let mut dirty: Vec<PathBuf> = Vec::new();
-            let mut note = |event: notify::Result<notify::Event>, full: &mut bool| match event {
+            let mut note = |event: notify::Result<notify::Event>, wanted: &mut bool| match event {
                 Ok(e) => {
                     if e.need_rescan() {
-                        *full = true;
+                        *wanted = true;
                     }
                     for p in e.paths {
                         if p.extension().is_some_and(|x| x == "jsonl") && !e.kind.is_remove() {
                             dirty.push(p);
                         } else {
-                            *full = true;
+                            *wanted = true;
                         }
                     }
                 }
-                Err(_) => *full = true,
+                Err(_) => *wanted = true,
             };
-            if !full {
-                if let Ok(e) = ev_rx.recv_timeout(TICK) {
-                    note(e, &mut full);
-                }
+            if let Ok(e) = ev_rx.recv_timeout(TICK) {
+                note(e, &mut scan_wanted);
             }
             while let Ok(e) = ev_rx.try_recv() {
-                note(e, &mut full);
+                note(e, &mut scan_wanted);
             }
-            if full {
+            dirty.sort();
+            dirty.dedup();
+            for p in dirty {
+                if self.files.contains_key(&p) {
+                    self.poll(&p);
+                } else {
+                    // A new file: discovery places it.
+                    scan_wanted = true;
+                }
+            }
+            let since = last_scan.map(|t| t.elapsed());
+            if since.is_none_or(|t| t >= RESCAN || (scan_wanted && t >= SCAN_GAP)) {
                 self.scan();
                 last_scan = Some(Instant::now());
-            } else {
-                dirty.sort();
-                dirty.dedup();
-                for p in dirty {
-                    if self.files.contains_key(&p) {
-                        self.poll(&p);
-                    } else {
-                        // A new file: let discovery place it.
-                        self.scan();
-                        last_scan = Some(Instant::now());
-                        break;
-                    }
-                }
+                scan_wanted = false;
             }
             self.tell_idle(false);
             if last_sources_at.elapsed() >= Duration::from_secs(1) {
@@ -445,6 +448,12 @@ impl Follower {
     /// Tells the reader of each file idle for [`IDLE`] (every file when
     /// `all`), then saves its offset: every event of its lines is then sent.
     fn tell_idle(&mut self, all: bool) {
+        for f in self.files.values_mut() {
+            if f.idle_told && f.reader.is_some() && f.last_growth.elapsed() >= READER_KEPT {
+                f.reader = None;
+                f.seen = HashMap::new();
+            }
+        }
         let paths: Vec<PathBuf> = self
             .files
             .iter()
