@@ -34,12 +34,16 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
         "not running".to_string()
     };
     say!(out, "recorder:        {recorder}");
-    say!(
-        out,
-        "monitor:         {}:{}",
-        s.dashboard_host,
-        s.dashboard_port
-    );
+    if s.monitor_enabled {
+        say!(
+            out,
+            "monitor:         {}:{}",
+            s.dashboard_host,
+            s.dashboard_port
+        );
+    } else {
+        say!(out, "monitor:         disabled (--no-monitor)");
+    }
     if let Some(t) = &s.transcripts {
         say!(
             out,
