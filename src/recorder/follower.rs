@@ -372,6 +372,8 @@ impl Follower {
             );
             f.reader = None;
             f.offset = 0;
+            // Its lines are new: none of them was rejected before.
+            f.saved = None;
         }
         if size == f.offset {
             return;
@@ -399,12 +401,19 @@ impl Follower {
         let reader = f.reader.as_mut().expect("reader set above");
         let mut payloads = Vec::new();
         let mut rejected = Vec::new();
+        // Lines an earlier run read (and rejected, if bad) are read again for
+        // the reader's state: their events are dropped as duplicates, their
+        // rejections are not told twice.
+        let told_upto = f.saved.unwrap_or(0);
+        let mut line_end = f.offset;
         for line in buf[..end].split(|b| *b == b'\n') {
+            line_end += line.len() as u64 + 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match reader.feed_bytes(line) {
                 Ok(p) => payloads.extend(p),
+                Err(_) if line_end <= told_upto => {}
                 Err(e) => rejected.push(Rejection::of_text(
                     Some("transcript"),
                     format!("{}: {e}", path.display()),

@@ -292,3 +292,35 @@ fn a_truncated_file_is_read_again_without_duplicates() {
     assert_eq!(count(&db, EVENTS), n);
     check_store(&run_dir(), &db, true, "truncated and read again");
 }
+
+#[test]
+fn a_bad_line_is_rejected_once_even_when_its_file_is_read_again() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("projects");
+    let db = work.path().join("rec.db");
+    let mut steps = steps();
+    let Step::Line(main, _) = &steps[0] else {
+        unreachable!()
+    };
+    let main = main.clone();
+    steps.insert(5, Step::Line(main.clone(), b"{not json\n".to_vec()));
+    apply(&steps, &dir);
+    let n = imported_events();
+    let rec = Follower::start(work.path(), &dir);
+    settle_at(&db, n, &rec);
+    rec.stop();
+    let rejected = "SELECT count(*) FROM rejected_events";
+    assert_eq!(count(&db, rejected), 1);
+    // The file grew while the recorder was down: read again from its start.
+    apply(&[Step::Line(main, b"\n".to_vec())], &dir);
+    let rec = Follower::start(work.path(), &dir);
+    std::thread::sleep(Duration::from_millis(2000));
+    rec.stop();
+    assert_eq!(count(&db, rejected), 1);
+    assert_eq!(count(&db, EVENTS), n);
+    assert!(
+        count(&db, "SELECT duplicates FROM recorder_state") > 0,
+        "the file was read again"
+    );
+    check_store(&run_dir(), &db, true, "a bad line");
+}
