@@ -324,3 +324,22 @@ fn a_bad_line_is_rejected_once_even_when_its_file_is_read_again() {
     );
     check_store(&run_dir(), &db, true, "a bad line");
 }
+
+#[test]
+fn a_sub_agent_file_waits_for_its_meta_json_written_after_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("projects");
+    let db = work.path().join("rec.db");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = Follower::start(work.path(), &dir);
+    let (metas, lines): (Vec<Step>, Vec<Step>) = steps()
+        .into_iter()
+        .partition(|s| matches!(s, Step::Meta(..)));
+    apply(&lines, &dir);
+    // Well after its lines (idle), within the wait for it.
+    std::thread::sleep(Duration::from_millis(1200));
+    apply(&metas, &dir);
+    settle_at(&db, imported_events(), &rec);
+    rec.stop();
+    check_store(&run_dir(), &db, true, "meta.json after its file");
+}
