@@ -297,7 +297,12 @@ pub async fn run(
     // The follower sends what its readers still hold before the sessions are finalized.
     follower_stop.store(true, Ordering::Relaxed);
     if let Some(f) = follower {
-        let _ = tokio::task::spawn_blocking(move || f.join()).await;
+        if !matches!(
+            tokio::task::spawn_blocking(move || f.join()).await,
+            Ok(Ok(()))
+        ) {
+            tracing::error!("the transcript follower failed (see the log above)");
+        }
     }
     let finalized = ask(&tx, |reply| WriterMsg::FinalizeActive {
         idle_for: None,
