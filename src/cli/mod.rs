@@ -205,6 +205,12 @@ pub struct StartArgs {
     /// Internal: this process is the detached daemon
     #[arg(long, hide = true)]
     daemon_child: bool,
+    /// Follow Claude Code's transcripts as they are written (default folder: ~/.claude/projects)
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    transcripts: Option<Option<PathBuf>>,
+    /// Run without the claude-mpm monitor connection (transcripts only)
+    #[arg(long)]
+    no_monitor: bool,
 }
 
 /// Options of `view`.

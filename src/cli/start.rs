@@ -54,13 +54,27 @@ fn start_daemon(
     if args.force {
         child_args.push("--force".into());
     }
+    if args.no_monitor {
+        child_args.push("--no-monitor".into());
+    }
+    if let Some(dir) = transcripts_dir(args)? {
+        child_args.push("--transcripts".into());
+        child_args.push(dir.into());
+    }
     let mut child = daemon::spawn_detached(&config.activity_directory, &child_args)?;
     let pid =
         daemon::wait_until_recording(&mut child, &config.activity_directory, DAEMON_READY_TIMEOUT)?;
+    let mut from = Vec::new();
+    if !args.no_monitor {
+        from.push(monitor_url(&config.dashboard_host, config.dashboard_port));
+    }
+    if let Some(dir) = transcripts_dir(args)? {
+        from.push(format!("the transcripts in {}", dir.display()));
+    }
     say!(
         out,
         "recording in the background (pid {pid}) from {} into {}\nlog: {}\nstop with: {}",
-        monitor_url(&config.dashboard_host, config.dashboard_port),
+        from.join(" and "),
         config.database.display(),
         daemon::log_file(&config.activity_directory).display(),
         invocation.command("stop")
@@ -82,19 +96,34 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
             let _ = shutdown_tx.send(true);
         });
         let (ready_tx, ready_rx) = oneshot::channel();
-        let options = RecorderOptions { force: args.force, status_lines: foreground };
+        let options = RecorderOptions {
+            force: args.force,
+            status_lines: foreground,
+            no_monitor: args.no_monitor,
+            transcripts: transcripts_dir(args)?,
+        };
         let task = tokio::spawn(recorder::run(config.clone(), options, shutdown_rx, ready_tx));
         let _pid_file = match ready_rx.await {
             Ok(Ok(shared)) => {
                 let pid_file = daemon::PidFile::create(&config.activity_directory)?;
                 let url = monitor_url(&config.dashboard_host, config.dashboard_port);
                 // The first state is announced here, once; the recorder logs every change after it.
-                let state = if shared.is_connected() { "connected to the monitor at" } else { "waiting for the monitor at" };
+                let state = if args.no_monitor {
+                    "the monitor disabled".to_string()
+                } else if shared.is_connected() {
+                    format!("connected to the monitor at {url}")
+                } else {
+                    format!("waiting for the monitor at {url}")
+                };
+                let state = match transcripts_dir(args)? {
+                    Some(dir) => format!("following transcripts in {}; {state}", dir.display()),
+                    None => state,
+                };
                 if foreground {
                     // A closed output must not stop a recording that has begun.
-                    let _ = writeln!(out, "recording: {state} {url} → {} (Ctrl-C to stop)", config.database.display());
+                    let _ = writeln!(out, "recording: {state} → {} (Ctrl-C to stop)", config.database.display());
                 } else {
-                    tracing::info!("recording (pid {}): {state} {url}, database {}", std::process::id(), config.database.display());
+                    tracing::info!("recording (pid {}): {state}, database {}", std::process::id(), config.database.display());
                 }
                 pid_file
             }
@@ -127,6 +156,30 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
         }
         Ok(())
     })
+}
+
+/// The folder `--transcripts` names, made absolute (the daemon runs elsewhere),
+/// or Claude Code's projects folder when it names none.
+fn transcripts_dir(args: &StartArgs) -> Result<Option<std::path::PathBuf>> {
+    let Some(dir) = &args.transcripts else {
+        return Ok(None);
+    };
+    let dir = match dir {
+        Some(d) => d.clone(),
+        None => crate::ingest::transcript_files::default_projects_dir().ok_or_else(|| {
+            AggregatorError::Config(
+                "no home folder to find ~/.claude/projects in: name the folder, --transcripts DIR"
+                    .into(),
+            )
+        })?,
+    };
+    Ok(Some(if dir.is_absolute() {
+        dir
+    } else {
+        std::env::current_dir()
+            .map_err(|e| AggregatorError::io(".", e))?
+            .join(dir)
+    }))
 }
 
 async fn wait_for_signal() {

@@ -22,7 +22,9 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
             "running (pid {}, up {}), {}",
             s.pid.unwrap_or_default(),
             super::output::duration(s.uptime_seconds.unwrap_or(0) * 1000),
-            if s.connected {
+            if !s.monitor_enabled {
+                "monitor disabled"
+            } else if s.connected {
                 "connected"
             } else {
                 "disconnected, retrying"
@@ -32,12 +34,30 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
         "not running".to_string()
     };
     say!(out, "recorder:        {recorder}");
-    say!(
-        out,
-        "monitor:         {}:{}",
-        s.dashboard_host,
-        s.dashboard_port
-    );
+    if s.monitor_enabled {
+        say!(
+            out,
+            "monitor:         {}:{}",
+            s.dashboard_host,
+            s.dashboard_port
+        );
+    } else {
+        say!(out, "monitor:         disabled (--no-monitor)");
+    }
+    if let Some(t) = &s.transcripts {
+        say!(
+            out,
+            "transcripts:     {}{}, {} files followed, last read {}",
+            t.folder,
+            if t.waiting {
+                " (waiting for it to exist)"
+            } else {
+                ""
+            },
+            t.files_followed,
+            t.last_read_at.as_deref().unwrap_or("-")
+        );
+    }
     say!(out, "database:        {}", s.database.display());
     say!(out, "session files:   {}", s.save_directory.display());
     say!(
@@ -58,7 +78,7 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     if let Some(e) = s
         .last_error
         .as_deref()
-        .filter(|_| s.running && !s.connected)
+        .filter(|_| s.running && s.monitor_enabled && !s.connected)
     {
         say!(out, "last error:      {e}");
     }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod follower;
 mod socketio;
 pub mod status;
 mod tasks;
@@ -115,6 +116,10 @@ pub struct RecorderOptions {
     pub force: bool,
     /// Print a status line every `status_interval_seconds`.
     pub status_lines: bool,
+    /// Run without the Socket.IO client (`start --no-monitor`).
+    pub no_monitor: bool,
+    /// Follow Claude Code's transcripts in this folder (`start --transcripts`).
+    pub transcripts: Option<std::path::PathBuf>,
 }
 
 /// What a recorder run did.
@@ -187,33 +192,79 @@ pub async fn run(
         tasks::cleanup(&tx, config.auto_cleanup_days).await;
     }
 
-    let url = client::monitor_url(&config.dashboard_host, config.dashboard_port);
-    let (client_ready_tx, client_ready) = oneshot::channel();
-    let supervisor = tokio::spawn(client::supervise(
-        shared.clone(),
-        url,
-        config.history_limit,
-        options.force,
-        shutdown.clone(),
-        client_ready_tx,
-    ));
-    match client_ready.await {
-        Ok(Ok(())) => {
-            let _ = ready.send(Ok(shared.clone()));
+    let _ = tx
+        .send_async(WriterMsg::Sources(Box::new(
+            crate::store::writer::SourcesUpdate {
+                pid: std::process::id(),
+                monitor_enabled: !options.no_monitor,
+                transcripts_dir: options
+                    .transcripts
+                    .as_ref()
+                    .map(|d| d.display().to_string()),
+                transcripts_waiting: options.transcripts.as_ref().is_some_and(|d| !d.is_dir()),
+                ..Default::default()
+            },
+        )))
+        .await;
+    let follower_stop = Arc::new(AtomicBool::new(false));
+    let follower = match &options.transcripts {
+        Some(dir) => match follower::spawn(
+            follower::FollowerConfig {
+                dir: dir.clone(),
+                database: config.database.clone(),
+                max_event_bytes: config.max_event_bytes,
+                monitor_enabled: !options.no_monitor,
+            },
+            shared.clone(),
+            follower_stop.clone(),
+        ) {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                let message = format!("cannot start the transcript follower: {e}");
+                let _ = ready.send(Err(AggregatorError::Recorder(message.clone())));
+                let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+                return Err(AggregatorError::Recorder(message));
+            }
+        },
+        None => None,
+    };
+    let supervisor = if options.no_monitor {
+        let _ = ready.send(Ok(shared.clone()));
+        None
+    } else {
+        let url = client::monitor_url(&config.dashboard_host, config.dashboard_port);
+        let (client_ready_tx, client_ready) = oneshot::channel();
+        let supervisor = tokio::spawn(client::supervise(
+            shared.clone(),
+            url,
+            config.history_limit,
+            options.force,
+            shutdown.clone(),
+            client_ready_tx,
+        ));
+        match client_ready.await {
+            Ok(Ok(())) => {
+                let _ = ready.send(Ok(shared.clone()));
+            }
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                let _ = ready.send(Err(e));
+                let _ = supervisor.await;
+                follower_stop.store(true, Ordering::Relaxed);
+                if let Some(f) = follower {
+                    let _ = tokio::task::spawn_blocking(move || f.join()).await;
+                }
+                let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+                return Err(AggregatorError::Recorder(message));
+            }
+            Err(_) => {
+                let _ = ready.send(Err(AggregatorError::Recorder(
+                    "the connection task ended unexpectedly".into(),
+                )));
+            }
         }
-        Ok(Err(e)) => {
-            let message = e.to_string();
-            let _ = ready.send(Err(e));
-            let _ = supervisor.await;
-            let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
-            return Err(AggregatorError::Recorder(message));
-        }
-        Err(_) => {
-            let _ = ready.send(Err(AggregatorError::Recorder(
-                "the connection task ended unexpectedly".into(),
-            )));
-        }
-    }
+        Some(supervisor)
+    };
     let periodic = tokio::spawn(tasks::periodic(
         shared.clone(),
         config.clone(),
@@ -236,10 +287,22 @@ pub async fn run(
     periodic.abort();
     // The supervisor sees the same shutdown signal and disconnects; a failed
     // writer stops it through a closed channel.
-    if writer_failed {
-        supervisor.abort();
-    } else {
-        let _ = supervisor.await;
+    if let Some(supervisor) = supervisor {
+        if writer_failed {
+            supervisor.abort();
+        } else {
+            let _ = supervisor.await;
+        }
+    }
+    // The follower sends what its readers still hold before the sessions are finalized.
+    follower_stop.store(true, Ordering::Relaxed);
+    if let Some(f) = follower {
+        if !matches!(
+            tokio::task::spawn_blocking(move || f.join()).await,
+            Ok(Ok(()))
+        ) {
+            tracing::error!("the transcript follower failed (see the log above)");
+        }
     }
     let finalized = ask(&tx, |reply| WriterMsg::FinalizeActive {
         idle_for: None,

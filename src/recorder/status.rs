@@ -41,6 +41,21 @@ pub struct AggregatorStatus {
     pub database: PathBuf,
     pub dashboard_host: String,
     pub dashboard_port: u16,
+    /// Whether the running recorder connects to the monitor (`start --no-monitor`: false).
+    pub monitor_enabled: bool,
+    /// The running recorder's transcript follower, when it has one.
+    pub transcripts: Option<FollowerStatus>,
+}
+
+/// What the transcript follower (`start --transcripts`) does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FollowerStatus {
+    pub folder: String,
+    /// The folder does not exist yet: it is waited for.
+    pub waiting: bool,
+    pub files_followed: u64,
+    /// When it last read a line.
+    pub last_read_at: Option<String>,
 }
 
 /// Reads the status for the database and activity directory of `config`.
@@ -51,6 +66,7 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
         database: config.database.clone(),
         dashboard_host: config.dashboard_host.clone(),
         dashboard_port: config.dashboard_port,
+        monitor_enabled: true,
         ..AggregatorStatus::default()
     };
     if !config.database.exists() {
@@ -120,7 +136,37 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
             if let Some(p) = port {
                 status.dashboard_port = p as u16;
             }
+            read_sources(&conn, pid, &mut status);
         }
     }
     Ok(status)
+}
+
+/// The running recorder's sources (`recorder_sources`, written by that
+/// recorder); absent from a database older than the table.
+fn read_sources(conn: &rusqlite::Connection, pid: Option<i64>, status: &mut AggregatorStatus) {
+    #[allow(clippy::type_complexity)]
+    let row: Option<(Option<i64>, bool, Option<String>, bool, i64, Option<String>)> = conn
+        .query_row(
+            "SELECT pid, monitor_enabled, transcripts_dir, transcripts_waiting, files_followed, last_read_at
+             FROM recorder_sources WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    let Some((row_pid, monitor, dir, waiting, files, last_read_at)) = row else {
+        return;
+    };
+    if row_pid != pid {
+        return;
+    }
+    status.monitor_enabled = monitor;
+    status.transcripts = dir.map(|folder| FollowerStatus {
+        folder,
+        waiting,
+        files_followed: files.max(0) as u64,
+        last_read_at,
+    });
 }

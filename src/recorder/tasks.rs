@@ -40,7 +40,7 @@ pub async fn cleanup(tx: &flume::Sender<WriterMsg>, days: u64) {
     }
 }
 
-fn status_line(shared: &Shared, config: &Config) -> String {
+fn status_line(shared: &Shared, config: &Config, monitor: bool) -> String {
     let figures = crate::store::open_read_only(&config.database)
         .and_then(|c| crate::store::queries::store_figures(&c));
     let (events, active) = figures
@@ -49,7 +49,9 @@ fn status_line(shared: &Shared, config: &Config) -> String {
     format!(
         "[{}] {} · {events} events recorded · {active} active sessions · {} received this run",
         chrono::Local::now().format("%H:%M:%S"),
-        if shared.is_connected() {
+        if !monitor {
+            "monitor disabled"
+        } else if shared.is_connected() {
             "connected"
         } else {
             "disconnected, retrying"
@@ -103,7 +105,8 @@ pub async fn periodic(
                 let line = {
                     let shared = shared.clone();
                     let config = config.clone();
-                    tokio::task::spawn_blocking(move || status_line(&shared, &config)).await.unwrap_or_default()
+                    let monitor = !options.no_monitor;
+                    tokio::task::spawn_blocking(move || status_line(&shared, &config, monitor)).await.unwrap_or_default()
                 };
                 // A closed output must not stop the recording (nor panic as println! would).
                 let _ = writeln!(std::io::stdout().lock(), "{line}");

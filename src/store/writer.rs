@@ -183,8 +183,26 @@ pub enum WriterMsg {
     },
     /// The recorder's state, for its `recorder_state` row.
     RecorderState(Box<RecorderStateUpdate>),
+    /// The transcript follower read `path` up to `offset` (`None`: the file
+    /// is gone, forget it). Sent after the events of those lines, so it is
+    /// committed with them or after them.
+    TranscriptOffset { path: String, offset: Option<u64> },
+    /// The recorder's sources, for `status` (`recorder_sources`).
+    Sources(Box<SourcesUpdate>),
     /// Commit what came before and stop, even if producers are still alive.
     Shutdown,
+}
+
+/// The row of `recorder_sources`: what the recorder reads from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcesUpdate {
+    pub pid: u32,
+    pub monitor_enabled: bool,
+    pub transcripts_dir: Option<String>,
+    /// The transcripts folder does not exist yet.
+    pub transcripts_waiting: bool,
+    pub files_followed: u64,
+    pub last_read_at: Option<DateTime<Utc>>,
 }
 
 /// Counters since the writer started.
@@ -530,6 +548,38 @@ impl WriterState {
                 }
             }
             WriterMsg::RecorderState(update) => self.recorder = Some(*update),
+            WriterMsg::TranscriptOffset { path, offset } => match offset {
+                Some(offset) => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO transcript_offsets (path, offset, updated_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, updated_at = excluded.updated_at",
+                        )?
+                        .execute(params![path, offset as i64, format_timestamp(&Utc::now())])?;
+                }
+                None => {
+                    self.conn
+                        .prepare_cached("DELETE FROM transcript_offsets WHERE path = ?1")?
+                        .execute(params![path])?;
+                }
+            },
+            WriterMsg::Sources(s) => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO recorder_sources (id, pid, monitor_enabled, transcripts_dir, transcripts_waiting,
+                                files_followed, last_read_at, updated_at)
+                         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        s.pid,
+                        s.monitor_enabled,
+                        s.transcripts_dir,
+                        s.transcripts_waiting,
+                        s.files_followed as i64,
+                        s.last_read_at.as_ref().map(format_timestamp),
+                        format_timestamp(&Utc::now()),
+                    ])?;
+            }
             WriterMsg::Shutdown => self.stop = true,
         }
         Ok(())

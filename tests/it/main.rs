@@ -12,6 +12,7 @@ mod claude_code;
 mod cli;
 mod config;
 mod daemon;
+mod follower;
 mod fuzz;
 mod hooks_install;
 mod interop_python;

@@ -167,6 +167,7 @@ fn unreachable_monitor_is_an_error_unless_forced() {
         .start_with(RecorderOptions {
             force: true,
             status_lines: false,
+            ..RecorderOptions::default()
         })
         .expect("force starts without a monitor");
     std::thread::sleep(Duration::from_millis(1500));
