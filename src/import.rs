@@ -188,7 +188,10 @@ pub fn import_files(
     for path in paths {
         tally.file_events = 0;
         tally.file_rejected = 0;
-        if path.is_dir() || looks_like_transcript(path) {
+        if crate::hook::is_spool_dir(path) {
+            let database = path.parent().unwrap_or(path).join("spool");
+            crate::hook::drain_spool(writer, path, &database)?;
+        } else if path.is_dir() || looks_like_transcript(path) {
             import_transcripts(writer, path, opts, &mut tally)?;
         } else {
             documents += import_file(writer, path, opts, progress, &mut tally)?;

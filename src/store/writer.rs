@@ -56,6 +56,9 @@ pub struct WriterConfig {
     pub cache_kib: u32,
     /// The user's price table, laid over the built-in one ("" = none).
     pub pricing_file: PathBuf,
+    /// How long the writing connection waits for another process's lock
+    /// before failing (short for the `hook` command, which must not wait).
+    pub busy_timeout: std::time::Duration,
 }
 
 impl WriterConfig {
@@ -73,6 +76,7 @@ impl WriterConfig {
             channel_capacity: CHANNEL_CAPACITY,
             cache_kib: 16 * 1024,
             pricing_file: config.pricing_file.clone(),
+            busy_timeout: super::BUSY_TIMEOUT,
         }
     }
 
@@ -218,6 +222,8 @@ impl Writer {
         let pricing = crate::config::load_pricing(&config.pricing_file)?;
         let conn = super::open_writable(&config.database)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{}", config.cache_kib))
+            .map_err(|e| AggregatorError::db(&config.database, e))?;
+        conn.busy_timeout(config.busy_timeout)
             .map_err(|e| AggregatorError::db(&config.database, e))?;
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let database = config.database.clone();
