@@ -82,7 +82,7 @@ fn check_run(run: &Path, sources: &[Source]) {
 
 /// Checks the sessions of `database` against the run's `expected.json`; with a
 /// transcript among the sources, its tokens, API calls, models and branch too.
-fn check_store(run: &Path, database: &Path, with_transcript: bool, ctx: &str) {
+pub(crate) fn check_store(run: &Path, database: &Path, with_transcript: bool, ctx: &str) {
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("expected.json")).unwrap()).unwrap();
     let db = open(database);

@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod daemon;
 mod fuzz;
+mod hook;
 mod interop_python;
 mod layers;
 mod real_claude;
