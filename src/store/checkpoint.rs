@@ -15,7 +15,9 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn spawn(database: PathBuf) -> std::io::Result<Checkpointer> {
+    /// `busy`: how long its connection waits for a lock (the final TRUNCATE
+    /// checkpoint waits for other connections' writes).
+    pub fn spawn(database: PathBuf, busy: Duration) -> std::io::Result<Checkpointer> {
         let (tx, rx) = flume::bounded::<()>(1);
         let handle = std::thread::Builder::new()
             .name("mpm-aggregate-checkpoint".into())
@@ -27,7 +29,7 @@ impl Checkpointer {
                         return;
                     }
                 };
-                let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
+                let _ = conn.busy_timeout(busy);
                 while rx.recv().is_ok() {
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {

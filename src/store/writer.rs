@@ -220,10 +220,8 @@ impl Writer {
     /// Opens (and migrates) the database, then starts the writer thread.
     pub fn spawn(config: WriterConfig) -> Result<Writer> {
         let pricing = crate::config::load_pricing(&config.pricing_file)?;
-        let conn = super::open_writable(&config.database)?;
+        let conn = super::open_writable_waiting(&config.database, config.busy_timeout)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{}", config.cache_kib))
-            .map_err(|e| AggregatorError::db(&config.database, e))?;
-        conn.busy_timeout(config.busy_timeout)
             .map_err(|e| AggregatorError::db(&config.database, e))?;
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let database = config.database.clone();
@@ -262,8 +260,9 @@ impl Writer {
         // The writer never checkpoints itself: a helper thread does.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
             .map_err(|e| AggregatorError::db(&path, e))?;
-        let checkpointer = super::checkpoint::Checkpointer::spawn(path.clone())
-            .map_err(|e| AggregatorError::io(&path, e))?;
+        let checkpointer =
+            super::checkpoint::Checkpointer::spawn(path.clone(), config.busy_timeout)
+                .map_err(|e| AggregatorError::io(&path, e))?;
         let mut state = WriterState::new(conn, config, pricing, files, checkpointer)
             .map_err(|e| AggregatorError::db(&path, e))?;
         let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));

@@ -29,7 +29,11 @@ fn bin() -> PathBuf {
 }
 
 /// Runs `hook` with `input` on stdin; returns (status, stdout, stderr, elapsed).
-fn hook_with(args: &[&std::ffi::OsStr], input: &[u8], env: &[(&str, &Path)]) -> (i32, Vec<u8>, Vec<u8>, Duration) {
+fn hook_with(
+    args: &[&std::ffi::OsStr],
+    input: &[u8],
+    env: &[(&str, &Path)],
+) -> (i32, Vec<u8>, Vec<u8>, Duration) {
     let started = Instant::now();
     let mut cmd = Command::new(bin());
     cmd.args(args)
@@ -71,8 +75,16 @@ fn hook(dir: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<u8>, Duration) {
 
 fn assert_silent_success(r: &(i32, Vec<u8>, Vec<u8>, Duration), ctx: &str) {
     assert_eq!(r.0, 0, "{ctx}: exit status");
-    assert!(r.1.is_empty(), "{ctx}: stdout {:?}", String::from_utf8_lossy(&r.1));
-    assert!(r.2.is_empty(), "{ctx}: stderr {:?}", String::from_utf8_lossy(&r.2));
+    assert!(
+        r.1.is_empty(),
+        "{ctx}: stdout {:?}",
+        String::from_utf8_lossy(&r.1)
+    );
+    assert!(
+        r.2.is_empty(),
+        "{ctx}: stderr {:?}",
+        String::from_utf8_lossy(&r.2)
+    );
 }
 
 fn log_lines(path: &Path) -> Vec<String> {
@@ -109,7 +121,13 @@ fn bad_input_and_unusable_databases_exit_0_silently_with_a_log_line() {
     let log = dir.path().join("hook.log");
     assert_eq!(log_lines(&log).len(), 1, "{:?}", log_lines(&log));
     assert!(log_lines(&log)[0].contains("not JSON"));
-    assert_eq!(count(&dir.path().join("agg.db"), "SELECT count(*) FROM rejected_events"), 1);
+    assert_eq!(
+        count(
+            &dir.path().join("agg.db"),
+            "SELECT count(*) FROM rejected_events"
+        ),
+        1
+    );
     // Empty input too.
     assert_silent_success(&hook(dir.path(), b""), "empty input");
     assert_eq!(log_lines(&log).len(), 2);
@@ -118,7 +136,10 @@ fn bad_input_and_unusable_databases_exit_0_silently_with_a_log_line() {
     let missing = dir.path().join("not/yet/there");
     let r = hook(&missing, &payload("s-missing", "UserPromptSubmit"));
     assert_silent_success(&r, "missing folder");
-    assert_eq!(count(&missing.join("agg.db"), "SELECT count(*) FROM events"), 1);
+    assert_eq!(
+        count(&missing.join("agg.db"), "SELECT count(*) FROM events"),
+        1
+    );
 
     // A database folder that cannot be made (its parent is a file): the log
     // goes to the temporary folder.
@@ -134,7 +155,10 @@ fn bad_input_and_unusable_databases_exit_0_silently_with_a_log_line() {
     );
     assert_silent_success(&r, "uncreatable folder");
     let fallback = log_lines(&tmp.join("mpm-aggregate-hook.log"));
-    assert!(fallback.iter().any(|l| l.contains("payload lost")), "{fallback:?}");
+    assert!(
+        fallback.iter().any(|l| l.contains("payload lost")),
+        "{fallback:?}"
+    );
 
     // A file that is not a database: spooled, logged.
     let bad = dir.path().join("bad");
@@ -213,12 +237,18 @@ fn one_process_per_payload_rebuilds_the_run_tokens_included() {
         .filter(|l| l.contains("\"Stop\"") || l.contains("\"SubagentStop\""))
         .collect();
     assert!(!again.is_empty());
-    let events_before = count(&db, "SELECT count(*) FROM events WHERE source = 'transcript'");
+    let events_before = count(
+        &db,
+        "SELECT count(*) FROM events WHERE source = 'transcript'",
+    );
     for line in &again {
         assert_silent_success(&hook(dir.path(), line.as_bytes()), "stop again");
     }
     assert_eq!(
-        count(&db, "SELECT count(*) FROM events WHERE source = 'transcript'"),
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE source = 'transcript'"
+        ),
         events_before
     );
     let _ = before;
@@ -232,7 +262,9 @@ fn session_payloads(run: &Path, n: usize) -> Vec<String> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let mut v: Value = serde_json::from_str(&l.replace(original, &format!("{original:.28}{n:08}"))).unwrap();
+            let mut v: Value =
+                serde_json::from_str(&l.replace(original, &format!("{original:.28}{n:08}")))
+                    .unwrap();
             let m = v.as_object_mut().unwrap();
             m.remove("transcript_path");
             m.remove("agent_transcript_path");
@@ -250,8 +282,22 @@ fn per_session(db: &Path) -> Vec<(String, i64, i64, i64, String, String, i64)> {
              FROM metrics m ORDER BY m.session_id",
         )
         .unwrap();
+    // Lists as sets: two tool calls finishing in the same millisecond may be told in either order.
+    let set = |s: String| -> String {
+        let mut v: Vec<String> = serde_json::from_str(&s).unwrap_or_default();
+        v.sort();
+        v.join(",")
+    };
     stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            set(r.get(4)?),
+            set(r.get(5)?),
+            r.get(6)?,
+        ))
     })
     .unwrap()
     .collect::<Result<Vec<_>, _>>()
@@ -299,7 +345,11 @@ fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores()
                 .arg(&imported)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         });
     });
     // Whatever is still spooled is drained by an explicit import of the spool.
@@ -310,7 +360,11 @@ fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores()
             .arg(live.join("hook-spool"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(spooled(&live), 0);
 
@@ -346,7 +400,11 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
     for event in ["UserPromptSubmit", "Notification"] {
         let r = hook(dir.path(), &payload("s1", event));
         assert_silent_success(&r, "busy");
-        assert!(r.3 < Duration::from_secs(3), "a busy database made the hook wait {:?}", r.3);
+        assert!(
+            r.3 < Duration::from_secs(3),
+            "a busy database made the hook wait {:?}",
+            r.3
+        );
     }
     assert_eq!(spooled(dir.path()), 2);
     assert!(log_lines(&dir.path().join("hook.log"))
@@ -357,7 +415,10 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
     // The next hook drains the spool: nothing lost, arrival times kept.
     assert_silent_success(&hook(dir.path(), &payload("s1", "Stop")), "drains");
     assert_eq!(spooled(dir.path()), 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM events WHERE session_id = 's1'"), 4);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events WHERE session_id = 's1'"),
+        4
+    );
     assert_eq!(
         count(
             &db,
@@ -370,7 +431,10 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
     // An explicit import of the spool folder drains it too.
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    assert_silent_success(&hook(dir.path(), &payload("s2", "UserPromptSubmit")), "busy again");
+    assert_silent_success(
+        &hook(dir.path(), &payload("s2", "UserPromptSubmit")),
+        "busy again",
+    );
     assert_eq!(spooled(dir.path()), 1);
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
@@ -380,7 +444,14 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
         .arg(dir.path().join("hook-spool"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(spooled(dir.path()), 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM events WHERE session_id = 's2'"), 1);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events WHERE session_id = 's2'"),
+        1
+    );
 }
