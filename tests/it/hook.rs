@@ -12,16 +12,10 @@ use serde_json::Value;
 
 use crate::common::{count, open};
 
-const RUN: &str = "/work/shared/fixtures/claude-code-2.1/a-mpm-fast";
 const RECORDED_PROJECTS: &str = "/home/dev/work/a-fast/home/.claude/projects/";
 
 fn run_dir() -> PathBuf {
-    let local = crate::common::fixture("claude-code-2.1/a-mpm-fast");
-    if local.is_dir() {
-        local
-    } else {
-        PathBuf::from(RUN)
-    }
+    crate::common::fixture("claude-code-2.1/a-mpm-fast")
 }
 
 fn bin() -> PathBuf {
