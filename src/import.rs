@@ -19,6 +19,8 @@ use crate::ingest::{
 };
 use crate::store::writer::{DocumentImport, Writer, WriterMsg};
 
+pub mod hook;
+
 /// Rejected inputs logged one by one; past this many only their number is
 /// told (every one of them is in `rejected_events`).
 const WARNINGS_SHOWN: u64 = 5;
@@ -188,9 +190,10 @@ pub fn import_files(
     for path in paths {
         tally.file_events = 0;
         tally.file_rejected = 0;
-        if crate::hook::is_spool_dir(path) {
-            let database = path.parent().unwrap_or(path).join("spool");
-            crate::hook::drain_spool(writer, path, &database)?;
+        if crate::import::hook::is_spool_dir(path) {
+            // Problems go to `hook.log` beside the spool folder.
+            let log_anchor = path.parent().unwrap_or(path).join("any.db");
+            crate::import::hook::drain_spool(writer, path, &log_anchor)?;
         } else if path.is_dir() || looks_like_transcript(path) {
             import_transcripts(writer, path, opts, &mut tally)?;
         } else {

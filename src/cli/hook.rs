@@ -1,5 +1,5 @@
 //! `hook`: one Claude Code `command` hook payload on standard input, stored
-//! (or spooled) by [`crate::hook`]. Whatever happens it prints nothing and
+//! (or spooled) by [`crate::import::hook`]. Whatever happens it prints nothing and
 //! exits 0: Claude Code acts on a hook's exit status and standard output.
 //! Problems go to `hook.log` next to the database.
 
@@ -19,7 +19,7 @@ pub fn run(cli: &Cli) {
                     .db
                     .clone()
                     .unwrap_or_else(|| crate::config::Config::default().database);
-                crate::hook::log_line(&fallback, &format!("configuration: {e}"));
+                crate::import::hook::log_line(&fallback, &format!("configuration: {e}"));
                 // The payload is still stored where the defaults say, if it can be.
                 crate::config::Config {
                     database: fallback,
@@ -30,9 +30,9 @@ pub fn run(cli: &Cli) {
         let mut input = Vec::new();
         let limit = config.max_event_bytes as u64 + 1;
         if let Err(e) = std::io::stdin().lock().take(limit).read_to_end(&mut input) {
-            crate::hook::log_line(&config.database, &format!("standard input: {e}"));
+            crate::import::hook::log_line(&config.database, &format!("standard input: {e}"));
         }
-        crate::hook::handle(&config, &input, received_at);
+        crate::import::hook::handle(&config, &input, received_at);
         config.database
     });
     if result.is_err() {
@@ -40,6 +40,6 @@ pub fn run(cli: &Cli) {
             .db
             .clone()
             .unwrap_or_else(|| crate::config::Config::default().database);
-        crate::hook::log_line(&db, "internal error (panic); payload may be lost");
+        crate::import::hook::log_line(&db, "internal error (panic); payload may be lost");
     }
 }

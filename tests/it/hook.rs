@@ -449,3 +449,84 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
         1
     );
 }
+
+/// What a transcript read at stops stores, for comparisons.
+fn transcript_figures(db: &Path) -> (i64, Option<String>, i64, i64) {
+    let c = open(db);
+    let (api_calls, tokens): (i64, Option<String>) = c
+        .query_row("SELECT api_calls, tokens FROM metrics", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    (
+        api_calls,
+        tokens,
+        count(db, "SELECT count(*) FROM events"),
+        count(db, "SELECT count(*) FROM rejected_events"),
+    )
+}
+
+#[test]
+fn a_growing_transcript_is_read_from_where_the_last_stop_left_it() {
+    let run = run_dir();
+    let session = "1a6c62fb-bc6c-5284-a701-147209c3d822";
+    let full = std::fs::read(
+        run.join("transcripts/-home-dev-work-a-fast-proj")
+            .join(format!("{session}.jsonl")),
+    )
+    .unwrap();
+    let stop = run_payloads(&run)
+        .into_iter()
+        .find(|l| l.contains("\"hook_event_name\":\"Stop\""))
+        .unwrap();
+    let with_path = |path: &Path| -> Vec<u8> {
+        let mut v: Value = serde_json::from_str(&stop).unwrap();
+        v["transcript_path"] = path.display().to_string().into();
+        v.to_string().into_bytes()
+    };
+    // A first stop at the end of the first turn, with half of the next line written.
+    let text = String::from_utf8(full.clone()).unwrap();
+    let line_end = text
+        .find("{\"type\":\"queue-operation\",\"operation\":\"enqueue\"")
+        .and_then(|first| {
+            Some(
+                first
+                    + 1
+                    + text[first + 1..]
+                        .find("{\"type\":\"queue-operation\",\"operation\":\"enqueue\"")?,
+            )
+        })
+        .expect("a second turn");
+    let next_end = line_end + full[line_end..].iter().position(|b| *b == b'\n').unwrap();
+    let partial = line_end + (next_end - line_end) / 2;
+
+    let growing = tempfile::tempdir().unwrap();
+    let file = growing.path().join(format!("{session}.jsonl"));
+    std::fs::write(&file, &full[..partial]).unwrap();
+    assert_silent_success(&hook(growing.path(), &with_path(&file)), "first stop");
+    let db = growing.path().join("agg.db");
+    assert_eq!(
+        count(&db, "SELECT offset FROM transcript_offsets"),
+        line_end as i64,
+        "the partial last line is left for next time"
+    );
+    std::fs::write(&file, &full).unwrap();
+    assert_silent_success(&hook(growing.path(), &with_path(&file)), "second stop");
+    assert_eq!(
+        count(&db, "SELECT offset FROM transcript_offsets"),
+        full.len() as i64
+    );
+
+    let whole = tempfile::tempdir().unwrap();
+    let file = whole.path().join(format!("{session}.jsonl"));
+    std::fs::write(&file, &full).unwrap();
+    for _ in 0..2 {
+        assert_silent_success(&hook(whole.path(), &with_path(&file)), "whole");
+    }
+    assert_eq!(event_types(&db), event_types(&whole.path().join("agg.db")));
+    assert_eq!(
+        transcript_figures(&db),
+        transcript_figures(&whole.path().join("agg.db"))
+    );
+    assert!(log_lines(&growing.path().join("hook.log")).is_empty());
+}

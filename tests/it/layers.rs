@@ -15,7 +15,6 @@ const LAYERS: &[(&str, u32)] = &[
     ("documents", 6),
     ("import", 7),
     ("recorder", 7),
-    ("hook", 7),
     ("aggregator", 8),
     ("cli", 9),
 ];

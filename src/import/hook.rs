@@ -10,9 +10,9 @@
 //! temporary name and renamed, its arrival time inside), which the next hook
 //! run drains, as does `mpm-aggregate import <db dir>/hook-spool`.
 //!
-//! At `Stop`, `SubagentStop` and `SessionEnd` the payload's transcripts
-//! (`transcript_path`, `agent_transcript_path`) are read from where the last
-//! read stopped (table `transcript_offsets`; a partial last line is left for
+//! At `Stop`, `StopFailure` and `SessionEnd` the main transcript
+//! (`transcript_path`), at `SubagentStop` the sub-agent's
+//! (`agent_transcript_path`), are read from where the last read stopped (table `transcript_offsets`; a partial last line is left for
 //! next time) through the same transcript reader as `import`.
 
 use std::collections::HashMap;
@@ -242,7 +242,7 @@ fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<
 fn is_stop(payload: &Value) -> bool {
     matches!(
         payload.get("hook_event_name").and_then(Value::as_str),
-        Some("Stop" | "SubagentStop" | "SessionEnd")
+        Some("Stop" | "StopFailure" | "SubagentStop" | "SessionEnd")
     )
 }
 
@@ -413,6 +413,8 @@ pub fn drain_spool(writer: &Writer, dir: &Path, database: &Path) -> Result<u64> 
 struct OffsetRead {
     path: String,
     offset: u64,
+    /// Read again from the start: the file was shorter than the saved offset.
+    restarted: bool,
 }
 
 fn read_transcripts(
@@ -423,7 +425,15 @@ fn read_transcripts(
 ) -> Result<Vec<OffsetRead>> {
     let session_id = payload.get("session_id").and_then(Value::as_str);
     let mut files = Vec::new();
-    if let Some(p) = payload.get("transcript_path").and_then(Value::as_str) {
+    // At a sub-agent's stop the main thread is mid-turn: its transcript is read
+    // at the turn's end (the reader ends a turn where the text ends).
+    let main_turn_ended =
+        payload.get("hook_event_name").and_then(Value::as_str) != Some("SubagentStop");
+    if let Some(p) = payload
+        .get("transcript_path")
+        .and_then(Value::as_str)
+        .filter(|_| main_turn_ended)
+    {
         files.push((PathBuf::from(p), FileKind::Main));
     }
     if let Some(p) = payload.get("agent_transcript_path").and_then(Value::as_str) {
@@ -441,7 +451,11 @@ fn read_transcripts(
         let key = path.to_string_lossy().into_owned();
         let from = offsets.get(&key).copied().unwrap_or(0);
         match read_from(writer, &path, kind, session_id, from, opts) {
-            Ok(Some(offset)) => reads.push(OffsetRead { path: key, offset }),
+            Ok(Some((offset, restarted))) => reads.push(OffsetRead {
+                path: key,
+                offset,
+                restarted,
+            }),
             Ok(None) => {}
             Err(e) => log_line(&config.database, &format!("{}: {e}", path.display())),
         }
@@ -473,7 +487,8 @@ fn subagent_meta(path: &Path, payload: &Value) -> SubagentMeta {
 }
 
 /// Reads the complete lines of `path` after `from`; returns the offset past
-/// the last complete line, or `None` when nothing new was there.
+/// the last complete line (and whether the file was read again from its
+/// start, being shorter than `from`), or `None` when nothing new was there.
 fn read_from(
     writer: &Writer,
     path: &Path,
@@ -481,14 +496,15 @@ fn read_from(
     session_id: Option<&str>,
     from: u64,
     opts: &NormalizeOptions,
-) -> Result<Option<u64>> {
+) -> Result<Option<(u64, bool)>> {
     let mut file = std::fs::File::open(path).map_err(|e| AggregatorError::io(path, e))?;
     let len = file
         .metadata()
         .map_err(|e| AggregatorError::io(path, e))?
         .len();
     // A file shorter than what was read was replaced: read it from the start.
-    let from = if len < from { 0 } else { from };
+    let restarted = len < from;
+    let from = if restarted { 0 } else { from };
     if len == from {
         return Ok(None);
     }
@@ -539,7 +555,7 @@ fn read_from(
     let last = reader.finish();
     emit(last, &mut msgs);
     send_all(writer, msgs)?;
-    Ok(Some(from + complete.len() as u64))
+    Ok(Some((from + complete.len() as u64, restarted)))
 }
 
 fn offsets_connection(database: &Path) -> Result<rusqlite::Connection> {
@@ -570,12 +586,13 @@ fn save_offsets(database: &Path, reads: &[OffsetRead]) -> Result<()> {
     let conn = offsets_connection(database)?;
     let now = Utc::now().to_rfc3339();
     for r in reads {
-        // Never backwards: another hook may have read further meanwhile.
+        // Never backwards (another hook may have read further meanwhile),
+        // unless the file was replaced by a shorter one.
         conn.execute(
             "INSERT INTO transcript_offsets (path, offset, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, updated_at = excluded.updated_at
-             WHERE excluded.offset > transcript_offsets.offset",
-            rusqlite::params![r.path, r.offset as i64, now],
+             WHERE excluded.offset > transcript_offsets.offset OR ?4",
+            rusqlite::params![r.path, r.offset as i64, now, r.restarted],
         )
         .map_err(|e| AggregatorError::db(database, e))?;
     }
