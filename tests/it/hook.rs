@@ -347,6 +347,11 @@ fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores()
         });
     });
     // Whatever is still spooled is drained by an explicit import of the spool.
+    eprintln!(
+        "16 at once: {} payloads spooled and not yet drained; hook.log: {} lines",
+        spooled(&live),
+        log_lines(&live.join("hook.log")).len()
+    );
     if spooled(&live) > 0 {
         let out = Command::new(bin())
             .args(&live_args)
