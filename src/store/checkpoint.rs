@@ -30,12 +30,27 @@ impl Checkpointer {
                     }
                 };
                 let _ = conn.busy_timeout(busy);
-                while rx.recv().is_ok() {
+                let mut pending = rx.recv().is_ok();
+                while pending {
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::debug!("checkpoint: {e}");
                     }
-                    std::thread::sleep(EVERY);
+                    // At most one checkpoint per EVERY; a shutdown meanwhile
+                    // ends the wait at once (a `hook` process lives ~10 ms).
+                    let deadline = std::time::Instant::now() + EVERY;
+                    let mut again = false;
+                    let closed = loop {
+                        match rx.recv_deadline(deadline) {
+                            Ok(()) => again = true,
+                            Err(flume::RecvTimeoutError::Timeout) => break false,
+                            Err(flume::RecvTimeoutError::Disconnected) => break true,
+                        }
+                    };
+                    if closed {
+                        break;
+                    }
+                    pending = again || rx.recv().is_ok();
                 }
                 let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             })?;
