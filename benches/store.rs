@@ -29,6 +29,7 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
         channel_capacity: mpm_aggregate::store::writer::CHANNEL_CAPACITY,
         cache_kib: 16 * 1024,
         pricing_file: Default::default(),
+        busy_timeout: mpm_aggregate::store::BUSY_TIMEOUT,
     })
     .expect("writer")
 }

@@ -19,6 +19,8 @@ use crate::ingest::{
 };
 use crate::store::writer::{DocumentImport, Writer, WriterMsg};
 
+pub mod hook;
+
 /// Rejected inputs logged one by one; past this many only their number is
 /// told (every one of them is in `rejected_events`).
 const WARNINGS_SHOWN: u64 = 5;
@@ -188,7 +190,11 @@ pub fn import_files(
     for path in paths {
         tally.file_events = 0;
         tally.file_rejected = 0;
-        if path.is_dir() || looks_like_transcript(path) {
+        if crate::import::hook::is_spool_dir(path) {
+            // Problems go to `hook.log` beside the spool folder.
+            let log_anchor = path.parent().unwrap_or(path).join("any.db");
+            crate::import::hook::drain_spool(writer, path, &log_anchor)?;
+        } else if path.is_dir() || looks_like_transcript(path) {
             import_transcripts(writer, path, opts, &mut tally)?;
         } else {
             documents += import_file(writer, path, opts, progress, &mut tally)?;

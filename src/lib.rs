@@ -18,7 +18,8 @@
 //! 5. [`store`]: SQLite: open and migrate, the one writer per process (safe beside
 //!    other writing processes), the read model.
 //! 6. [`documents`]: exports and session files generated from the read model.
-//! 7. [`import`], [`recorder`]: the sources that feed the writer.
+//! 7. [`import`] (files, and the `hook` command's payloads: [`import::hook`]), [`recorder`]: the sources
+//!    that feed the writer.
 //! 8. [`aggregator`]: the library API of the reference.
 //! 9. [`cli`]: one module per command.
 //!

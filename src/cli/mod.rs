@@ -4,6 +4,7 @@
 //! output going away (`| head`) ends the command quietly with status 0.
 
 mod export;
+mod hook;
 mod hooks;
 mod import;
 mod output;
@@ -121,6 +122,8 @@ enum Command {
         /// (~/.claude/projects, or $CLAUDE_CONFIG_DIR/projects)
         files: Vec<PathBuf>,
     },
+    /// A Claude Code `command` hook: stores the payload on standard input (never fails, prints nothing; problems go to hook.log next to the database)
+    Hook,
     /// Delete sessions (events, delegations, metrics, files) older than N days
     Prune {
         #[arg(long, value_name = "N", value_parser = at_least_one_day)]
@@ -261,6 +264,11 @@ pub fn run() -> i32 {
 }
 
 fn run_cli(cli: Cli) -> i32 {
+    if matches!(cli.command, Command::Hook) {
+        // No logging to standard error, no error line, status 0: see `hook`.
+        hook::run(&cli);
+        return 0;
+    }
     let env_debug = std::env::var("CLAUDE_MPM_AGGREGATOR_DEBUG")
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
     init_logging(cli.debug || env_debug, &cli.command);
@@ -320,7 +328,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match cli.command {
-        Command::Start(_) => Ok(()), // ran above
+        Command::Start(_) | Command::Hook => Ok(()), // ran above
         Command::Stop => stop::run(&config, &mut out),
         Command::Status { json } => status::run(&config, json, &mut out),
         Command::Sessions { limit, sort, json } => {

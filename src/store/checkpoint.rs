@@ -15,7 +15,9 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn spawn(database: PathBuf) -> std::io::Result<Checkpointer> {
+    /// `busy`: how long its connection waits for a lock (the final TRUNCATE
+    /// checkpoint waits for other connections' writes).
+    pub fn spawn(database: PathBuf, busy: Duration) -> std::io::Result<Checkpointer> {
         let (tx, rx) = flume::bounded::<()>(1);
         let handle = std::thread::Builder::new()
             .name("mpm-aggregate-checkpoint".into())
@@ -27,13 +29,28 @@ impl Checkpointer {
                         return;
                     }
                 };
-                let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
-                while rx.recv().is_ok() {
+                let _ = conn.busy_timeout(busy);
+                let mut pending = rx.recv().is_ok();
+                while pending {
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::debug!("checkpoint: {e}");
                     }
-                    std::thread::sleep(EVERY);
+                    // At most one checkpoint per EVERY; a shutdown meanwhile
+                    // ends the wait at once (a `hook` process lives ~10 ms).
+                    let deadline = std::time::Instant::now() + EVERY;
+                    let mut again = false;
+                    let closed = loop {
+                        match rx.recv_deadline(deadline) {
+                            Ok(()) => again = true,
+                            Err(flume::RecvTimeoutError::Timeout) => break false,
+                            Err(flume::RecvTimeoutError::Disconnected) => break true,
+                        }
+                    };
+                    if closed {
+                        break;
+                    }
+                    pending = again || rx.recv().is_ok();
                 }
                 let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             })?;

@@ -31,6 +31,12 @@ pub use crate::files::create_private_dir;
 /// Opens (creating if needed) the database at `path` for writing, applies the
 /// pragmas and runs pending migrations. The file is created readable by the owner only.
 pub fn open_writable(path: &Path) -> Result<Connection> {
+    open_writable_waiting(path, BUSY_TIMEOUT)
+}
+
+/// [`open_writable`] waiting at most `busy` for another process's lock (the
+/// `hook` command waits briefly, then spools).
+pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> {
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
@@ -49,7 +55,7 @@ pub fn open_writable(path: &Path) -> Result<Connection> {
         }
     }
     let mut conn = Connection::open(path).map_err(|e| AggregatorError::db(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
+    conn.busy_timeout(busy)
         .map_err(|e| AggregatorError::db(path, e))?;
     check_is_database(&conn, path)?;
     conn.execute_batch(

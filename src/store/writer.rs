@@ -56,6 +56,9 @@ pub struct WriterConfig {
     pub cache_kib: u32,
     /// The user's price table, laid over the built-in one ("" = none).
     pub pricing_file: PathBuf,
+    /// How long the writing connection waits for another process's lock
+    /// before failing (short for the `hook` command, which must not wait).
+    pub busy_timeout: std::time::Duration,
 }
 
 impl WriterConfig {
@@ -73,6 +76,7 @@ impl WriterConfig {
             channel_capacity: CHANNEL_CAPACITY,
             cache_kib: 16 * 1024,
             pricing_file: config.pricing_file.clone(),
+            busy_timeout: super::BUSY_TIMEOUT,
         }
     }
 
@@ -234,7 +238,7 @@ impl Writer {
     /// Opens (and migrates) the database, then starts the writer thread.
     pub fn spawn(config: WriterConfig) -> Result<Writer> {
         let pricing = crate::config::load_pricing(&config.pricing_file)?;
-        let conn = super::open_writable(&config.database)?;
+        let conn = super::open_writable_waiting(&config.database, config.busy_timeout)?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{}", config.cache_kib))
             .map_err(|e| AggregatorError::db(&config.database, e))?;
         let (tx, rx) = flume::bounded(config.channel_capacity);
@@ -274,8 +278,9 @@ impl Writer {
         // The writer never checkpoints itself: a helper thread does.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
             .map_err(|e| AggregatorError::db(&path, e))?;
-        let checkpointer = super::checkpoint::Checkpointer::spawn(path.clone())
-            .map_err(|e| AggregatorError::io(&path, e))?;
+        let checkpointer =
+            super::checkpoint::Checkpointer::spawn(path.clone(), config.busy_timeout)
+                .map_err(|e| AggregatorError::io(&path, e))?;
         let mut state = WriterState::new(conn, config, pricing, files, checkpointer)
             .map_err(|e| AggregatorError::db(&path, e))?;
         let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));

@@ -14,6 +14,7 @@ mod config;
 mod daemon;
 mod follower;
 mod fuzz;
+mod hook;
 mod hooks_install;
 mod interop_python;
 mod layers;

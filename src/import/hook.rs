@@ -1,0 +1,600 @@
+//! The `hook` source: one Claude Code `command` hook payload per process.
+//!
+//! Claude Code acts on a hook's exit status and standard output, so nothing
+//! here fails outward: every problem becomes one line of `hook.log` next to
+//! the database (and, where the database can be written, a row of
+//! `rejected_events`). The payload is stored through the normal [`Writer`]
+//! with a short busy wait ([`BUSY_WAIT`]); when the database stays busy (or
+//! cannot be written at all) the payload goes to the spool folder
+//! (`hook-spool/` next to the database, one file per payload, written under a
+//! temporary name and renamed, its arrival time inside), which the next hook
+//! run drains, as does `mpm-aggregate import <db dir>/hook-spool`.
+//!
+//! At `Stop`, `StopFailure` and `SessionEnd` the main transcript
+//! (`transcript_path`), at `SubagentStop` the sub-agent's
+//! (`agent_transcript_path`), are read from where the last read stopped (table `transcript_offsets`; a partial last line is left for
+//! next time) through the same transcript reader as `import`.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::error::{AggregatorError, Result};
+use crate::ingest::transcript::{FileKind, SubagentMeta, TranscriptReader};
+use crate::ingest::{normalize, DedupSalt, NormalizeOptions, Rejection, Source};
+use crate::store::writer::{send_blocking, Writer, WriterConfig, WriterMsg};
+
+/// How long a hook waits for another process's lock before spooling.
+pub const BUSY_WAIT: Duration = Duration::from_millis(200);
+/// The spool folder's name, next to the database.
+pub const SPOOL_DIR: &str = "hook-spool";
+/// The log file's name, next to the database.
+pub const LOG_FILE: &str = "hook.log";
+/// Spool files end so; a file being drained ends `.<pid>.draining`.
+const SPOOL_EXT: &str = ".hook.json";
+const DRAINING_EXT: &str = ".draining";
+
+/// What became of one hook payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// Stored in the database (or rejected there, with its reason).
+    Stored,
+    /// Written to the spool folder for the next writer.
+    Spooled,
+    /// Neither: only the log tells of it.
+    Lost,
+}
+
+/// The spool folder of a database.
+pub fn spool_dir(database: &Path) -> PathBuf {
+    dir_of(database).join(SPOOL_DIR)
+}
+
+/// The hook log of a database.
+pub fn log_path(database: &Path) -> PathBuf {
+    dir_of(database).join(LOG_FILE)
+}
+
+fn dir_of(database: &Path) -> PathBuf {
+    match database.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether `path` is a hook spool folder (import drains it).
+pub fn is_spool_dir(path: &Path) -> bool {
+    path.is_dir() && path.file_name().is_some_and(|n| n == SPOOL_DIR)
+}
+
+/// Appends one line to the hook log next to `database`; when that cannot be
+/// written, to `mpm-aggregate-hook.log` in the temporary folder. Never fails.
+pub fn log_line(database: &Path, message: &str) {
+    let line = format!(
+        "{} pid {}: {}\n",
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        std::process::id(),
+        message.replace('\n', " ")
+    );
+    let append = |path: &Path| -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        f.write_all(line.as_bytes())
+    };
+    if append(&log_path(database)).is_err() {
+        let _ = append(&std::env::temp_dir().join("mpm-aggregate-hook.log"));
+    }
+}
+
+/// One payload as received: JSON, or text that is not.
+enum Input {
+    Json(Value),
+    Text(String, String),
+}
+
+fn parse(input: &[u8], max_bytes: usize) -> Input {
+    let text = String::from_utf8_lossy(input);
+    if input.len() > max_bytes {
+        return Input::Text(
+            text.into_owned(),
+            format!(
+                "hook payload of {} bytes exceeds max_event_bytes ({max_bytes})",
+                input.len()
+            ),
+        );
+    }
+    match serde_json::from_slice::<Value>(input) {
+        Ok(v) if v.is_object() => Input::Json(v),
+        Ok(_) => Input::Text(
+            text.into_owned(),
+            "hook payload is not a JSON object".into(),
+        ),
+        Err(e) => Input::Text(text.into_owned(), format!("hook payload is not JSON: {e}")),
+    }
+}
+
+fn hook_options(config: &Config) -> NormalizeOptions {
+    NormalizeOptions {
+        max_event_bytes: config.max_event_bytes,
+        origin: Source::Hook,
+    }
+}
+
+/// The messages one payload becomes.
+fn messages(input: &Input, received_at: DateTime<Utc>, opts: &NormalizeOptions) -> Vec<WriterMsg> {
+    match input {
+        Input::Json(v) => normalize(
+            "hook",
+            v.clone(),
+            received_at,
+            opts,
+            &mut DedupSalt::ReceivedAt,
+        )
+        .into_iter()
+        .map(Into::into)
+        .collect(),
+        Input::Text(text, reason) => vec![WriterMsg::Rejected(Box::new(Rejection::of_text(
+            Some("hook"),
+            reason.clone(),
+            text,
+            received_at,
+        )))],
+    }
+}
+
+fn send_all(writer: &Writer, msgs: Vec<WriterMsg>) -> Result<()> {
+    let tx = writer.sender();
+    for msg in msgs {
+        send_blocking(&tx, msg).map_err(|_| writer.failure())?;
+    }
+    Ok(())
+}
+
+/// Handles one hook payload read from standard input: stores it (draining
+/// the spool first, reading the transcripts at a stop), or spools it. Never
+/// fails and never prints; problems go to the log.
+pub fn handle(config: &Config, input: &[u8], received_at: DateTime<Utc>) -> HookOutcome {
+    let parsed = parse(input, config.max_event_bytes);
+    if let Input::Text(_, reason) = &parsed {
+        log_line(&config.database, reason);
+    }
+    match store(config, &parsed, received_at) {
+        Ok(()) => HookOutcome::Stored,
+        Err(e) => {
+            let why = e.to_string();
+            match spool(&config.database, &parsed, received_at) {
+                Ok(file) => {
+                    log_line(
+                        &config.database,
+                        &format!("not stored ({why}); spooled to {}", file.display()),
+                    );
+                    HookOutcome::Spooled
+                }
+                Err(e2) => {
+                    log_line(
+                        &config.database,
+                        &format!("not stored ({why}) and not spooled ({e2}): payload lost"),
+                    );
+                    HookOutcome::Lost
+                }
+            }
+        }
+    }
+}
+
+fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<()> {
+    let opts = hook_options(config);
+    let writer = Writer::spawn(WriterConfig {
+        busy_timeout: BUSY_WAIT,
+        ..crate::documents::writer_config(config)
+    })?;
+    let mut claimed = Vec::new();
+    let result = (|| {
+        claimed = claim_spool(&spool_dir(&config.database));
+        for file in &claimed {
+            send_all(&writer, spooled_messages(&config.database, file, &opts))?;
+        }
+        send_all(&writer, messages(parsed, received_at, &opts))?;
+        let reads = match parsed {
+            Input::Json(v) if is_stop(v) => read_transcripts(config, &writer, v, &opts)
+                .unwrap_or_else(|e| {
+                    log_line(&config.database, &format!("transcripts not read: {e}"));
+                    Vec::new()
+                }),
+            _ => Vec::new(),
+        };
+        Ok::<_, AggregatorError>(reads)
+    })();
+    let stats = writer.shutdown();
+    match (result, stats) {
+        (Ok(reads), Ok(_)) => {
+            for file in &claimed {
+                let _ = std::fs::remove_file(file);
+            }
+            if !reads.is_empty() {
+                if let Err(e) = save_offsets(&config.database, &reads) {
+                    // Read again next time: the events are recognized as duplicates.
+                    log_line(
+                        &config.database,
+                        &format!("transcript offsets not saved: {e}"),
+                    );
+                }
+            }
+            Ok(())
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            unclaim(&claimed);
+            Err(e)
+        }
+    }
+}
+
+fn is_stop(payload: &Value) -> bool {
+    matches!(
+        payload.get("hook_event_name").and_then(Value::as_str),
+        Some("Stop" | "StopFailure" | "SubagentStop" | "SessionEnd")
+    )
+}
+
+// ---- spool ----
+
+/// Writes a payload to the spool folder: a temporary name, then a rename.
+fn spool(database: &Path, parsed: &Input, received_at: DateTime<Utc>) -> Result<PathBuf> {
+    let dir = spool_dir(database);
+    crate::files::create_private_dir(&dir)?;
+    let record = match parsed {
+        Input::Json(v) => json!({"received_at": received_at.to_rfc3339(), "payload": v}),
+        Input::Text(text, reason) => {
+            json!({"received_at": received_at.to_rfc3339(), "text": text, "reason": reason})
+        }
+    };
+    let stem = format!(
+        "{}-{}-{:08x}",
+        received_at.timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id(),
+        rand_u32()
+    );
+    let tmp = dir.join(format!(".{stem}.tmp"));
+    let file = dir.join(format!("{stem}{SPOOL_EXT}"));
+    let body =
+        serde_json::to_vec(&record).map_err(|e| AggregatorError::InvalidFormat(e.to_string()))?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &file)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        AggregatorError::io(&file, e)
+    })?;
+    Ok(file)
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128);
+    h.finish() as u32
+}
+
+/// Claims the spool files for this process by renaming each (one rename
+/// wins); files claimed by a process that is gone are claimed again.
+fn claim_spool(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let pid = std::process::id();
+    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    let mut claimed = Vec::new();
+    for path in names {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let base = if name.ends_with(SPOOL_EXT) {
+            name.clone()
+        } else if let Some(rest) = name.strip_suffix(DRAINING_EXT) {
+            // `<base>.<pid>.draining`: taken again only when its process is gone.
+            let Some((base, owner)) = rest.rsplit_once('.') else {
+                continue;
+            };
+            if owner.parse::<u32>().map_or(true, process_alive) {
+                continue;
+            }
+            base.to_string()
+        } else {
+            continue;
+        };
+        let target = dir.join(format!("{base}.{pid}{DRAINING_EXT}"));
+        if std::fs::rename(&path, &target).is_ok() {
+            claimed.push(target);
+        }
+    }
+    claimed
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    Path::new("/proc").is_dir() && Path::new(&format!("/proc/{pid}")).exists()
+        || !Path::new("/proc").is_dir()
+}
+
+/// Gives claimed files back to the spool.
+fn unclaim(claimed: &[PathBuf]) {
+    for path in claimed {
+        let name = path.to_string_lossy();
+        if let Some(rest) = name.strip_suffix(DRAINING_EXT) {
+            if let Some((base, _)) = rest.rsplit_once('.') {
+                let _ = std::fs::rename(path, base);
+            }
+        }
+    }
+}
+
+/// The messages of one spool file (a rejection if it cannot be read).
+fn spooled_messages(database: &Path, file: &Path, opts: &NormalizeOptions) -> Vec<WriterMsg> {
+    let record = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
+    let record = match record {
+        Ok(r) => r,
+        Err(e) => {
+            log_line(
+                database,
+                &format!("{}: unreadable spool file: {e}", file.display()),
+            );
+            return Vec::new();
+        }
+    };
+    let received_at = record["received_at"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now);
+    let input = match (record.get("payload"), record.get("text")) {
+        (Some(p), _) => Input::Json(p.clone()),
+        (None, Some(Value::String(t))) => Input::Text(
+            t.clone(),
+            record["reason"]
+                .as_str()
+                .unwrap_or("bad hook payload")
+                .to_string(),
+        ),
+        _ => Input::Text(record.to_string(), "spool file holds no payload".into()),
+    };
+    messages(&input, received_at, opts)
+}
+
+/// Drains a spool folder through `writer` (for `import`): each file claimed,
+/// sent, and removed once the writer has committed it.
+pub fn drain_spool(writer: &Writer, dir: &Path, database: &Path) -> Result<u64> {
+    let opts = NormalizeOptions {
+        origin: Source::Hook,
+        ..NormalizeOptions::default()
+    };
+    let claimed = claim_spool(dir);
+    let sent = (|| {
+        for file in &claimed {
+            send_all(writer, spooled_messages(database, file, &opts))?;
+        }
+        writer.flush()
+    })();
+    match sent {
+        Ok(_) => {
+            for file in &claimed {
+                let _ = std::fs::remove_file(file);
+            }
+            Ok(claimed.len() as u64)
+        }
+        Err(e) => {
+            unclaim(&claimed);
+            Err(e)
+        }
+    }
+}
+
+// ---- transcripts ----
+
+/// A transcript read: the file and the offset to save.
+struct OffsetRead {
+    path: String,
+    offset: u64,
+    /// Read again from the start: the file was shorter than the saved offset.
+    restarted: bool,
+}
+
+fn read_transcripts(
+    config: &Config,
+    writer: &Writer,
+    payload: &Value,
+    opts: &NormalizeOptions,
+) -> Result<Vec<OffsetRead>> {
+    let session_id = payload.get("session_id").and_then(Value::as_str);
+    let mut files = Vec::new();
+    // At a sub-agent's stop the main thread is mid-turn: its transcript is read
+    // at the turn's end (the reader ends a turn where the text ends).
+    let main_turn_ended =
+        payload.get("hook_event_name").and_then(Value::as_str) != Some("SubagentStop");
+    if let Some(p) = payload
+        .get("transcript_path")
+        .and_then(Value::as_str)
+        .filter(|_| main_turn_ended)
+    {
+        files.push((PathBuf::from(p), FileKind::Main));
+    }
+    if let Some(p) = payload.get("agent_transcript_path").and_then(Value::as_str) {
+        let path = PathBuf::from(p);
+        let meta = subagent_meta(&path, payload);
+        files.push((path, FileKind::Subagent(meta)));
+    }
+    let files: Vec<_> = files.into_iter().filter(|(p, _)| p.is_file()).collect();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let offsets = load_offsets(&config.database)?;
+    let mut reads = Vec::new();
+    for (path, kind) in files {
+        let key = path.to_string_lossy().into_owned();
+        let from = offsets.get(&key).copied().unwrap_or(0);
+        match read_from(writer, &path, kind, session_id, from, opts) {
+            Ok(Some((offset, restarted))) => reads.push(OffsetRead {
+                path: key,
+                offset,
+                restarted,
+            }),
+            Ok(None) => {}
+            Err(e) => log_line(&config.database, &format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(reads)
+}
+
+fn subagent_meta(path: &Path, payload: &Value) -> SubagentMeta {
+    let agent_id = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".jsonl"))
+        .and_then(|n| n.strip_prefix("agent-"))
+        .map(str::to_string)
+        .or_else(|| {
+            payload
+                .get("agent_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let meta_path = path.with_file_name(format!("agent-{agent_id}.meta.json"));
+    std::fs::read_to_string(meta_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object)
+        .map(|v| SubagentMeta::from_json(&agent_id, &v))
+        .unwrap_or_else(|| SubagentMeta::bare(&agent_id))
+}
+
+/// Reads the complete lines of `path` after `from`; returns the offset past
+/// the last complete line (and whether the file was read again from its
+/// start, being shorter than `from`), or `None` when nothing new was there.
+fn read_from(
+    writer: &Writer,
+    path: &Path,
+    kind: FileKind,
+    session_id: Option<&str>,
+    from: u64,
+    opts: &NormalizeOptions,
+) -> Result<Option<(u64, bool)>> {
+    let mut file = std::fs::File::open(path).map_err(|e| AggregatorError::io(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| AggregatorError::io(path, e))?
+        .len();
+    // A file shorter than what was read was replaced: read it from the start.
+    let restarted = len < from;
+    let from = if restarted { 0 } else { from };
+    if len == from {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(from))
+        .map_err(|e| AggregatorError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| AggregatorError::io(path, e))?;
+    let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
+        return Ok(None);
+    };
+    let complete = &bytes[..=end];
+    let mut reader = TranscriptReader::new(kind);
+    if let Some(id) = session_id {
+        reader = reader.with_session_id(id);
+    }
+    let mut seen = HashMap::new();
+    let mut msgs = Vec::new();
+    let mut emit = |payloads: Vec<Value>, msgs: &mut Vec<WriterMsg>| {
+        for payload in payloads {
+            msgs.extend(
+                normalize(
+                    "transcript",
+                    payload,
+                    Utc::now(),
+                    opts,
+                    &mut DedupSalt::Occurrences(&mut seen),
+                )
+                .into_iter()
+                .map(WriterMsg::from),
+            );
+        }
+    };
+    for line in complete.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match reader.feed_bytes(line) {
+            Ok(p) => emit(p, &mut msgs),
+            Err(e) => msgs.push(WriterMsg::Rejected(Box::new(Rejection::of_text(
+                Some("transcript"),
+                format!("{}: {e}", path.display()),
+                &String::from_utf8_lossy(line),
+                Utc::now(),
+            )))),
+        }
+    }
+    let last = reader.finish();
+    emit(last, &mut msgs);
+    send_all(writer, msgs)?;
+    Ok(Some((from + complete.len() as u64, restarted)))
+}
+
+fn offsets_connection(database: &Path) -> Result<rusqlite::Connection> {
+    let conn =
+        rusqlite::Connection::open(database).map_err(|e| AggregatorError::db(database, e))?;
+    conn.busy_timeout(BUSY_WAIT)
+        .map_err(|e| AggregatorError::db(database, e))?;
+    Ok(conn)
+}
+
+fn load_offsets(database: &Path) -> Result<HashMap<String, u64>> {
+    let conn = offsets_connection(database)?;
+    let mut stmt = conn
+        .prepare("SELECT path, offset FROM transcript_offsets")
+        .map_err(|e| AggregatorError::db(database, e))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(|e| AggregatorError::db(database, e))?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (p, o) = row.map_err(|e| AggregatorError::db(database, e))?;
+        out.insert(p, o.max(0) as u64);
+    }
+    Ok(out)
+}
+
+fn save_offsets(database: &Path, reads: &[OffsetRead]) -> Result<()> {
+    let conn = offsets_connection(database)?;
+    let now = Utc::now().to_rfc3339();
+    for r in reads {
+        // Never backwards (another hook may have read further meanwhile),
+        // unless the file was replaced by a shorter one.
+        conn.execute(
+            "INSERT INTO transcript_offsets (path, offset, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(path) DO UPDATE SET offset = excluded.offset, updated_at = excluded.updated_at
+             WHERE excluded.offset > transcript_offsets.offset OR ?4",
+            rusqlite::params![r.path, r.offset as i64, now, r.restarted],
+        )
+        .map_err(|e| AggregatorError::db(database, e))?;
+    }
+    Ok(())
+}
