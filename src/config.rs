@@ -31,6 +31,8 @@ pub struct Config {
     pub history_limit: u64,
     pub max_event_bytes: usize,
     pub status_interval_seconds: u64,
+    /// `start --listen` may bind a non-loopback address (also `--listen-any`).
+    pub listen_any: bool,
     pub debug: bool,
     /// A price table laid over the built-in one ("" = the built-in one alone).
     pub pricing_file: PathBuf,
@@ -65,6 +67,7 @@ impl Default for Config {
             history_limit: 1000,
             max_event_bytes: 16 * 1024 * 1024,
             status_interval_seconds: 30,
+            listen_any: false,
             debug: false,
             capture: CaptureConfig::default(),
         }

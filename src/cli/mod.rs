@@ -214,6 +214,12 @@ pub struct StartArgs {
     /// Run without the claude-mpm monitor connection (transcripts only)
     #[arg(long)]
     no_monitor: bool,
+    /// Accept Claude Code http hooks (hooks install --http) on this address, e.g. 127.0.0.1:8766
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Allow a non-loopback --listen address (the listener has no authentication)
+    #[arg(long, requires = "listen")]
+    listen_any: bool,
 }
 
 /// Options of `view`.

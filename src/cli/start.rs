@@ -57,6 +57,13 @@ fn start_daemon(
     if args.no_monitor {
         child_args.push("--no-monitor".into());
     }
+    if let Some(addr) = args.listen {
+        child_args.push("--listen".into());
+        child_args.push(addr.to_string().into());
+    }
+    if args.listen_any {
+        child_args.push("--listen-any".into());
+    }
     if let Some(dir) = transcripts_dir(args)? {
         child_args.push("--transcripts".into());
         child_args.push(dir.into());
@@ -70,6 +77,9 @@ fn start_daemon(
     }
     if let Some(dir) = transcripts_dir(args)? {
         from.push(format!("the transcripts in {}", dir.display()));
+    }
+    if let Some(addr) = args.listen {
+        from.push(format!("http hooks on {addr}"));
     }
     say!(
         out,
@@ -101,6 +111,8 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
             status_lines: foreground,
             no_monitor: args.no_monitor,
             transcripts: transcripts_dir(args)?,
+            listen: args.listen,
+            listen_any: args.listen_any,
         };
         let task = tokio::spawn(recorder::run(config.clone(), options, shutdown_rx, ready_tx));
         let _pid_file = match ready_rx.await {
@@ -117,6 +129,10 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
                 };
                 let state = match transcripts_dir(args)? {
                     Some(dir) => format!("following transcripts in {}; {state}", dir.display()),
+                    None => state,
+                };
+                let state = match shared.listener.get() {
+                    Some(l) => format!("http hooks on {}; {state}", l.address),
                     None => state,
                 };
                 if foreground {

@@ -58,6 +58,14 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
             t.last_read_at.as_deref().unwrap_or("-")
         );
     }
+    if let Some(l) = &s.listener {
+        say!(
+            out,
+            "http hooks:      listening on {}, {} payloads received",
+            l.address,
+            l.payloads_received
+        );
+    }
     say!(out, "database:        {}", s.database.display());
     say!(out, "session files:   {}", s.save_directory.display());
     say!(

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod daemon;
 pub mod follower;
+pub mod listener;
 mod socketio;
 pub mod status;
 mod tasks;
@@ -45,6 +46,8 @@ pub struct Shared {
     /// Why the last connection attempt failed or the connection ended, while
     /// disconnected; cleared on connection.
     last_error: Mutex<Option<String>>,
+    /// The http hook listener's figures (`start --listen`), once it listens.
+    pub listener: std::sync::OnceLock<Arc<listener::ListenerStats>>,
 }
 
 impl Shared {
@@ -60,6 +63,7 @@ impl Shared {
             connected: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            listener: std::sync::OnceLock::new(),
         }
     }
 
@@ -120,6 +124,10 @@ pub struct RecorderOptions {
     pub no_monitor: bool,
     /// Follow Claude Code's transcripts in this folder (`start --transcripts`).
     pub transcripts: Option<std::path::PathBuf>,
+    /// Accept Claude Code http hooks on this address (`start --listen`).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Allow a non-loopback `listen` address (`--listen-any`, `listen_any`).
+    pub listen_any: bool,
 }
 
 /// What a recorder run did.
@@ -170,6 +178,9 @@ pub async fn run(
 ) -> Result<RunReport> {
     let setup = (|| {
         config.validate()?;
+        if let Some(addr) = &options.listen {
+            listener::check_address(addr, options.listen_any || config.listen_any)?;
+        }
         if !config.enabled {
             return Err(AggregatorError::Config(
                 "event_aggregator.enabled is false: recording is switched off".into(),
@@ -188,6 +199,30 @@ pub async fn run(
     };
     let tx = writer.sender();
     let shared = Arc::new(Shared::new(&config, tx.clone()));
+    let hook_listener = match options.listen {
+        Some(addr) => match listener::bind(addr).await {
+            Ok(l) => {
+                let address = l
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| addr.to_string());
+                let stats = Arc::new(listener::ListenerStats {
+                    address,
+                    ..Default::default()
+                });
+                let _ = shared.listener.set(stats.clone());
+                listener::write_state(&config.activity_directory, &stats);
+                Some((l, stats))
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let _ = ready.send(Err(e));
+                let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+                return Err(AggregatorError::Recorder(message));
+            }
+        },
+        None => None,
+    };
     if config.auto_cleanup_days > 0 {
         tasks::cleanup(&tx, config.auto_cleanup_days).await;
     }
@@ -265,6 +300,15 @@ pub async fn run(
         }
         Some(supervisor)
     };
+    let server = hook_listener.map(|(l, stats)| {
+        tokio::spawn(listener::serve(
+            l,
+            shared.clone(),
+            stats,
+            config.max_event_bytes,
+            shutdown.clone(),
+        ))
+    });
     let periodic = tokio::spawn(tasks::periodic(
         shared.clone(),
         config.clone(),
@@ -285,6 +329,18 @@ pub async fn run(
     };
     shared.stopping.store(true, Ordering::Relaxed);
     periodic.abort();
+    // The listener answers the requests it has begun, then stops accepting.
+    if let Some(server) = server {
+        if writer_failed {
+            server.abort();
+        } else if tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the hook listener did not stop within 5 s");
+        }
+        let _ = std::fs::remove_file(listener::state_file(&config.activity_directory));
+    }
     // The supervisor sees the same shutdown signal and disconnects; a failed
     // writer stops it through a closed channel.
     if let Some(supervisor) = supervisor {

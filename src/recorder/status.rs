@@ -45,6 +45,16 @@ pub struct AggregatorStatus {
     pub monitor_enabled: bool,
     /// The running recorder's transcript follower, when it has one.
     pub transcripts: Option<FollowerStatus>,
+    /// The running recorder's http hook listener (`start --listen`), when it has one.
+    pub listener: Option<ListenerStatus>,
+}
+
+/// What the http hook listener (`start --listen`) does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ListenerStatus {
+    pub address: String,
+    /// Hook requests received with a body (stored or rejected).
+    pub payloads_received: u64,
 }
 
 /// What the transcript follower (`start --transcripts`) does.
@@ -137,6 +147,14 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
                 status.dashboard_port = p as u16;
             }
             read_sources(&conn, pid, &mut status);
+            if let Some((address, payloads_received)) = pid.and_then(|p| {
+                super::listener::read_state(&config.activity_directory, u32::try_from(p).ok()?)
+            }) {
+                status.listener = Some(ListenerStatus {
+                    address,
+                    payloads_received,
+                });
+            }
         }
     }
     Ok(status)
