@@ -46,8 +46,18 @@ fn status_line(shared: &Shared, config: &Config, monitor: bool) -> String {
     let (events, active) = figures
         .map(|f| (f.total_events, f.active_sessions))
         .unwrap_or_default();
+    let hooks = shared
+        .listener
+        .get()
+        .map(|l| {
+            format!(
+                " · {} http hook payloads",
+                l.payloads.load(Ordering::Relaxed)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "[{}] {} · {events} events recorded · {active} active sessions · {} received this run",
+        "[{}] {} · {events} events recorded · {active} active sessions · {} received this run{hooks}",
         chrono::Local::now().format("%H:%M:%S"),
         if !monitor {
             "monitor disabled"
