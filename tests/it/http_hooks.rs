@@ -3,7 +3,8 @@
 //! its transcripts imported, rebuild the run as `expected.json` says; every
 //! request is answered 200 with an empty body; a body over 1 MiB is answered
 //! 413, one that is not JSON 400 with a rejected row; a non-loopback address
-//! is refused with one line; a wrong method is answered 405.
+//! is refused with one line, accepted with `listen_any = true`; a wrong
+//! method is answered 405.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -221,4 +222,34 @@ fn a_non_loopback_address_is_refused_with_one_line() {
         "{err}"
     );
     assert!(!work.path().join("activity/recorder.pid").exists());
+}
+
+#[test]
+fn listen_any_in_the_configuration_allows_any_address() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config.toml");
+    std::fs::write(&config, "[event_aggregator]\nlisten_any = true\n").unwrap();
+    let port = free_port();
+    let output = work.path().join("recorder.out");
+    let out = std::fs::File::create(&output).unwrap();
+    let mut child = start_command(
+        work.path(),
+        free_port(),
+        &["--config", config.to_str().unwrap()],
+    )
+    .args(["--no-monitor", "--listen", &format!("0.0.0.0:{port}")])
+    .stdout(out.try_clone().unwrap())
+    .stderr(out)
+    .spawn()
+    .unwrap();
+    let up = wait_until(Duration::from_secs(20), || {
+        status(work.path()).contains(&format!("listening on 0.0.0.0:{port}"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        up,
+        "{}",
+        std::fs::read_to_string(&output).unwrap_or_default()
+    );
 }
