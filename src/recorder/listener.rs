@@ -144,35 +144,3 @@ async fn handle(
     }
     status.into_response()
 }
-
-/// The file a running recorder's listener is described in, for `status`.
-pub fn state_file(activity_dir: &std::path::Path) -> std::path::PathBuf {
-    activity_dir.join("listener.json")
-}
-
-/// Writes the listener's address and figures (called with the heartbeat).
-pub fn write_state(activity_dir: &std::path::Path, stats: &ListenerStats) {
-    let value = serde_json::json!({
-        "pid": std::process::id(),
-        "address": stats.address,
-        "payloads": stats.payloads.load(Ordering::Relaxed),
-    });
-    let path = state_file(activity_dir);
-    let tmp = path.with_extension(format!("json.{}", std::process::id()));
-    if std::fs::write(&tmp, value.to_string()).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
-    }
-}
-
-/// What a recorder's `listener.json` says, if it is this `pid`'s.
-pub fn read_state(activity_dir: &std::path::Path, pid: u32) -> Option<(String, u64)> {
-    let text = std::fs::read_to_string(state_file(activity_dir)).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    if v.get("pid")?.as_u64()? != u64::from(pid) {
-        return None;
-    }
-    Some((
-        v.get("address")?.as_str()?.to_string(),
-        v.get("payloads")?.as_u64()?,
-    ))
-}

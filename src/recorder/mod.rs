@@ -109,6 +109,11 @@ impl Shared {
             events_received: self.events_received.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             last_error: self.last_error(),
+            listen_address: self.listener.get().map(|l| l.address.clone()),
+            http_payloads: self
+                .listener
+                .get()
+                .map_or(0, |l| l.payloads.load(Ordering::Relaxed)),
         }
     }
 }
@@ -211,7 +216,6 @@ pub async fn run(
                     ..Default::default()
                 });
                 let _ = shared.listener.set(stats.clone());
-                listener::write_state(&config.activity_directory, &stats);
                 Some((l, stats))
             }
             Err(e) => {
@@ -339,7 +343,6 @@ pub async fn run(
         {
             tracing::warn!("the hook listener did not stop within 5 s");
         }
-        let _ = std::fs::remove_file(listener::state_file(&config.activity_directory));
     }
     // The supervisor sees the same shutdown signal and disconnects; a failed
     // writer stops it through a closed channel.

@@ -92,12 +92,13 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
     status.last_event_time = figures.last_event_time;
 
     #[allow(clippy::type_complexity)]
-    let row: Option<(Option<i64>, String, bool, Option<String>, Option<i64>, Option<String>, Option<String>, i64, i64, Option<String>)> = conn
+    let row: Option<(Option<i64>, String, bool, Option<String>, Option<i64>, Option<String>, Option<String>, i64, i64, Option<String>, Option<String>, i64)> = conn
         .query_row(
-            "SELECT pid, state, connected, host, port, started_at, heartbeat_at, events_received, connections, last_error
+            "SELECT pid, state, connected, host, port, started_at, heartbeat_at, events_received, connections, last_error,
+                    listen_address, http_payloads
              FROM recorder_state WHERE id = 1",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?)),
         )
         .optional()
         .map_err(|e| crate::error::AggregatorError::db(&config.database, e))?;
@@ -112,6 +113,8 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
         received,
         connections,
         last_error,
+        listen_address,
+        http_payloads,
     )) = row
     {
         let fresh = heartbeat_at
@@ -147,14 +150,10 @@ pub fn read_status(config: &Config) -> Result<AggregatorStatus> {
                 status.dashboard_port = p as u16;
             }
             read_sources(&conn, pid, &mut status);
-            if let Some((address, payloads_received)) = pid.and_then(|p| {
-                super::listener::read_state(&config.activity_directory, u32::try_from(p).ok()?)
-            }) {
-                status.listener = Some(ListenerStatus {
-                    address,
-                    payloads_received,
-                });
-            }
+            status.listener = listen_address.map(|address| ListenerStatus {
+                address,
+                payloads_received: http_payloads.max(0) as u64,
+            });
         }
     }
     Ok(status)

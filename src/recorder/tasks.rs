@@ -99,9 +99,6 @@ pub async fn periodic(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = heartbeat.tick() => {
-                if let Some(stats) = shared.listener.get() {
-                    super::listener::write_state(&config.activity_directory, stats);
-                }
                 if tx.send_async(WriterMsg::RecorderState(Box::new(shared.state_update()))).await.is_err() {
                     return;
                 }

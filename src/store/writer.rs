@@ -160,6 +160,9 @@ pub struct RecorderStateUpdate {
     pub events_received: u64,
     pub connections: u64,
     pub last_error: Option<String>,
+    /// The HTTP hook listener's address (`None`: no listener) and the payloads it received.
+    pub listen_address: Option<String>,
+    pub http_payloads: u64,
 }
 
 /// Messages to the writer.
@@ -1501,8 +1504,8 @@ impl WriterState {
                 .prepare_cached(
                     "INSERT INTO recorder_state (id, pid, state, connected, host, port, activity_directory, started_at, heartbeat_at,
                             stopped_at, events_received, events_stored, duplicates, rejected, control_events, filtered,
-                            last_event_time, last_error, connections, merged)
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                            last_event_time, last_error, connections, merged, listen_address, http_payloads)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
                      ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, state = excluded.state, connected = excluded.connected,
                             host = excluded.host, port = excluded.port, activity_directory = excluded.activity_directory,
                             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at,
@@ -1511,7 +1514,8 @@ impl WriterState {
                             filtered = excluded.filtered,
                             last_event_time = coalesce(excluded.last_event_time, recorder_state.last_event_time),
                             last_error = excluded.last_error, connections = excluded.connections,
-                            merged = excluded.merged",
+                            merged = excluded.merged, listen_address = excluded.listen_address,
+                            http_payloads = excluded.http_payloads",
                 )?
                 .execute(params![
                     r.pid,
@@ -1533,6 +1537,8 @@ impl WriterState {
                     r.last_error,
                     r.connections as i64,
                     s.merged as i64,
+                    r.listen_address,
+                    r.http_payloads as i64,
                 ])?;
         }
         Ok(())

@@ -159,8 +159,16 @@ fn a_run_posted_as_http_hooks_then_its_transcripts_is_rebuilt_exactly() {
             .unwrap();
     assert_eq!(received, n as i64);
     assert_eq!(stored + duplicates + merged + rejected + control, received);
-    // The status file goes with the recorder.
-    assert!(!work.path().join("activity/listener.json").exists());
+    // What the listener did is in the heartbeat row (status reads it there).
+    let (address, payloads): (Option<String>, i64) = open(&db)
+        .query_row(
+            "SELECT listen_address, http_payloads FROM recorder_state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(address.is_some_and(|a| a.starts_with("127.0.0.1:")));
+    assert_eq!(payloads, received);
     let config = mpm_aggregate::Config {
         database: db.clone(),
         activity_directory: work.path().join("activity"),
