@@ -19,6 +19,7 @@ mod hooks_install;
 mod interop_python;
 mod layers;
 mod real_claude;
+mod real_claude_sources;
 mod recorder;
 mod reliability;
 mod store;
