@@ -11,8 +11,9 @@
 //! run drains, as does `mpm-aggregate import <db dir>/hook-spool`.
 //!
 //! At `Stop`, `StopFailure` and `SessionEnd` the main transcript
-//! (`transcript_path`), at `SubagentStop` the sub-agent's
-//! (`agent_transcript_path`), are read from where the last read stopped (table `transcript_offsets`; a partial last line is left for
+//! (`transcript_path`) and the rest of its sub-agents' (Claude Code writes a
+//! sub-agent's last message after its `SubagentStop`), at `SubagentStop` the
+//! sub-agent's (`agent_transcript_path`), are read from where the last read stopped (table `transcript_offsets`; a partial last line is left for
 //! next time) through the same transcript reader as `import`.
 
 use std::collections::HashMap;
@@ -429,17 +430,27 @@ fn read_transcripts(
     // at the turn's end (the reader ends a turn where the text ends).
     let main_turn_ended =
         payload.get("hook_event_name").and_then(Value::as_str) != Some("SubagentStop");
+    if let Some(p) = payload.get("agent_transcript_path").and_then(Value::as_str) {
+        let path = PathBuf::from(p);
+        let meta = subagent_meta(&path, payload);
+        files.push((path, FileKind::Subagent(meta)));
+    }
     if let Some(p) = payload
         .get("transcript_path")
         .and_then(Value::as_str)
         .filter(|_| main_turn_ended)
     {
-        files.push((PathBuf::from(p), FileKind::Main));
-    }
-    if let Some(p) = payload.get("agent_transcript_path").and_then(Value::as_str) {
-        let path = PathBuf::from(p);
-        let meta = subagent_meta(&path, payload);
-        files.push((path, FileKind::Subagent(meta)));
+        let main = PathBuf::from(p);
+        // Claude Code fires `SubagentStop` before it writes the sub-agent's last message to the
+        // sub-agent's transcript: at the main turn's end, the rest of every sub-agent transcript
+        // of the session (`<session>/subagents/agent-*.jsonl`) is read too, before the main one.
+        for sub in subagent_transcripts(&main) {
+            if files.iter().all(|(f, _)| *f != sub) {
+                let meta = subagent_meta(&sub, &Value::Null);
+                files.push((sub, FileKind::Subagent(meta)));
+            }
+        }
+        files.push((main, FileKind::Main));
     }
     let files: Vec<_> = files.into_iter().filter(|(p, _)| p.is_file()).collect();
     if files.is_empty() {
@@ -461,6 +472,24 @@ fn read_transcripts(
         }
     }
     Ok(reads)
+}
+
+/// The sub-agent transcripts of a main transcript `DIR/SESSION.jsonl`: `DIR/SESSION/subagents/agent-*.jsonl`, sorted.
+fn subagent_transcripts(main: &Path) -> Vec<PathBuf> {
+    let dir = main.with_extension("").join("subagents");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("agent-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 fn subagent_meta(path: &Path, payload: &Value) -> SubagentMeta {
@@ -517,9 +546,17 @@ fn read_from(
         return Ok(None);
     };
     let complete = &bytes[..=end];
+    let is_main = matches!(kind, FileKind::Main);
     let mut reader = TranscriptReader::new(kind);
     if let Some(id) = session_id {
         reader = reader.with_session_id(id);
+    }
+    // Claude Code may write a turn's last lines after its `Stop` hook ran: the next read starts
+    // inside that turn and must know its prompt.
+    if from > 0 && is_main {
+        if let Some(id) = last_prompt_id_before(&mut file, from) {
+            reader = reader.in_turn(&id);
+        }
     }
     let mut seen = HashMap::new();
     let mut msgs = Vec::new();
@@ -556,6 +593,25 @@ fn read_from(
     emit(last, &mut msgs);
     send_all(writer, msgs)?;
     Ok(Some((from + complete.len() as u64, restarted)))
+}
+
+/// The `promptId` of the last line before `from` that has one (looked for in the 4 MiB before it).
+fn last_prompt_id_before(file: &mut std::fs::File, from: u64) -> Option<String> {
+    let start = from.saturating_sub(4 << 20);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = vec![0; (from - start) as usize];
+    file.read_exact(&mut bytes).ok()?;
+    bytes
+        .split(|b| *b == b'\n')
+        .rev()
+        .filter(|l| l.windows(10).any(|w| w == b"\"promptId\""))
+        .find_map(|l| {
+            serde_json::from_slice::<Value>(l)
+                .ok()?
+                .get("promptId")?
+                .as_str()
+                .map(str::to_string)
+        })
 }
 
 fn offsets_connection(database: &Path) -> Result<rusqlite::Connection> {

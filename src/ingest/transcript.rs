@@ -243,6 +243,19 @@ impl TranscriptReader {
         self
     }
 
+    /// A read that starts in the middle of a main file, inside the turn of
+    /// `prompt_id` (the last `promptId` before where it starts): the turn's
+    /// end then carries that prompt id, as when the file is read whole.
+    pub fn in_turn(mut self, prompt_id: &str) -> Self {
+        if matches!(self.kind, FileKind::Main) && self.turn.is_none() && !prompt_id.is_empty() {
+            self.turn = Some(Turn {
+                prompt_id: Some(prompt_id.to_owned()),
+                ..Turn::default()
+            });
+        }
+        self
+    }
+
     /// Replaces a sub-agent's meta (a follower re-reads `.meta.json` when it
     /// changes, e.g. when `finished` appears). No effect on a main file.
     pub fn set_meta(&mut self, meta: SubagentMeta) {

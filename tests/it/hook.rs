@@ -535,3 +535,96 @@ fn a_growing_transcript_is_read_from_where_the_last_stop_left_it() {
     );
     assert!(log_lines(&growing.path().join("hook.log")).is_empty());
 }
+
+/// Claude Code fires `SubagentStop` before it writes the sub-agent's last message, and sometimes
+/// `Stop` before the turn's last response reaches the transcript (seen with the real CLI, see
+/// `real_claude_sources`): the late lines are read at the next stop of the session, the turn's
+/// end still carries its prompt, and the run is rebuilt exactly all the same.
+#[test]
+fn transcript_lines_written_after_their_stop_hook_are_read_at_the_next_stop() {
+    let run = run_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("transcripts");
+    let src = run.join("transcripts");
+    let lines_of = |p: &Path| -> Vec<Vec<u8>> {
+        std::fs::read(p)
+            .unwrap()
+            .split_inclusive(|b| *b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    // (path in the copy, all its lines, how many are written before the late ones)
+    let mut files: Vec<(PathBuf, Vec<Vec<u8>>, usize)> = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let to = copy.join(p.strip_prefix(&src).unwrap());
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            if !p.to_string_lossy().ends_with(".jsonl") {
+                std::fs::copy(&p, &to).unwrap();
+                continue;
+            }
+            let lines = lines_of(&p);
+            let early = if p.to_string_lossy().contains("/subagents/") {
+                // Without its last message.
+                lines
+                    .iter()
+                    .rposition(|l| l.windows(11).any(|w| w == b"\"assistant\""))
+                    .unwrap()
+            } else {
+                // Up to the first turn's last response.
+                let summary = lines
+                    .iter()
+                    .position(|l| l.windows(17).any(|w| w == b"stop_hook_summary"))
+                    .unwrap();
+                lines[..summary]
+                    .iter()
+                    .rposition(|l| l.windows(10).any(|w| w == b"\"end_turn\""))
+                    .unwrap()
+            };
+            std::fs::write(&to, lines[..early].concat()).unwrap();
+            files.push((to, lines, early));
+        }
+    }
+    let complete = |sub: bool| {
+        for (to, lines, _) in &files {
+            if to.to_string_lossy().contains("/subagents/") == sub {
+                std::fs::write(to, lines.concat()).unwrap();
+            }
+        }
+    };
+    let transcripts = format!("{}/", copy.display());
+    let payloads: Vec<String> = std::fs::read_to_string(run.join("hooks.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.replace(RECORDED_PROJECTS, &transcripts))
+        .collect();
+    let mut stops = 0;
+    for (i, line) in payloads.iter().enumerate() {
+        let event = serde_json::from_str::<Value>(line).unwrap()["hook_event_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if event == "Stop" && stops == 0 {
+            complete(true); // the sub-agents' last messages, after their SubagentStop
+        }
+        assert_silent_success(&hook(dir.path(), line.as_bytes()), &format!("payload {i}"));
+        if event == "Stop" {
+            stops += 1;
+            if stops == 1 {
+                complete(false); // the first turn's last response, after its Stop
+            }
+        }
+    }
+    assert!(stops >= 2);
+    assert!(files.iter().all(|(_, lines, early)| *early < lines.len()));
+    let db = dir.path().join("agg.db");
+    assert!(log_lines(&dir.path().join("hook.log")).is_empty());
+    crate::claude_code::check_store(&run, &db, true, "late transcript lines");
+}

@@ -20,6 +20,7 @@ mod http_hooks;
 mod interop_python;
 mod layers;
 mod real_claude;
+mod real_claude_sources;
 mod recorder;
 mod reliability;
 mod store;
