@@ -310,7 +310,7 @@ fn event_types(db: &Path) -> Vec<(String, String, i64)> {
 }
 
 #[test]
-fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores() {
+fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_import_stores() {
     let run = run_dir();
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live");
@@ -319,8 +319,23 @@ fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores()
     // A 17th session arrives by import meanwhile.
     let imported = dir.path().join("imported.jsonl");
     std::fs::write(&imported, session_payloads(&run, 16).join("\n") + "\n").unwrap();
-
+    // And the recorder writes too: it follows the run's transcripts (an 18th session).
     let live_args = db_args(&live);
+    let transcripts = run.join("transcripts");
+    let mut recorder = Command::new(bin())
+        .args(&live_args)
+        .args(["start", "--no-monitor", "--transcripts"])
+        .arg(&transcripts)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recorder_stored = || {
+        count(
+            &live.join("agg.db"),
+            "SELECT count(*) FROM events WHERE session_id = '1a6c62fb-bc6c-5284-a701-147209c3d822'",
+        )
+    };
     std::thread::scope(|s| {
         for payloads in &sessions {
             let live_args = &live_args;
@@ -346,6 +361,22 @@ fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores()
             );
         });
     });
+    // The recorder has followed every transcript line; stopped, it has stored them all.
+    assert!(crate::common::wait_until(
+        Duration::from_secs(20),
+        || recorder_stored() > 0
+    ));
+    let stop = Command::new(bin())
+        .args(&live_args)
+        .arg("stop")
+        .output()
+        .unwrap();
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let _ = recorder.wait();
     // Whatever is still spooled is drained by an explicit import of the spool.
     eprintln!(
         "16 at once: {} payloads spooled and not yet drained; hook.log: {} lines",
@@ -376,10 +407,13 @@ fn sixteen_hooks_at_once_and_an_import_store_what_one_sequential_import_stores()
         text += &(payloads.join("\n") + "\n");
     }
     std::fs::write(&all, text).unwrap();
-    crate::common::import_with(&crate::common::test_config(&reference), &[all, imported]);
+    crate::common::import_with(
+        &crate::common::test_config(&reference),
+        &[all, imported, transcripts],
+    );
 
     let (got, want) = (live.join("agg.db"), reference.join("agg.db"));
-    assert_eq!(per_session(&got).len(), 17);
+    assert_eq!(per_session(&got).len(), 18);
     assert_eq!(per_session(&got), per_session(&want));
     assert_eq!(event_types(&got), event_types(&want));
     assert_eq!(
