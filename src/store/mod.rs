@@ -69,37 +69,34 @@ pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> 
          PRAGMA foreign_keys = OFF;",
     )
     .map_err(|e| AggregatorError::db(path, e))?;
-    // Several processes opening a new database at once (Claude Code starts hooks in parallel) each
-    // see the migrations pending; all but one then fail on a table the other just made. Run them
-    // again until they are all applied (for 2 s at most).
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        match embedded::migrations::runner().run(&mut conn) {
-            Ok(_) => break,
-            Err(e)
-                if e.to_string().contains("already exists")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(10 + fastrand_ms()));
-            }
-            Err(e) => {
-                return Err(AggregatorError::db_message(
-                    path,
-                    format!("migration failed: {e}"),
-                ))
-            }
-        }
-    }
+    // Several processes opening a new database at once (Claude Code starts hooks in parallel) would
+    // each see the migrations pending and all but one fail on what the other just made: they take
+    // turns, holding a lock on a file beside the database while they look and migrate.
+    let _turn = migration_lock(path)?;
+    embedded::migrations::runner()
+        .run(&mut conn)
+        .map_err(|e| AggregatorError::db_message(path, format!("migration failed: {e}")))?;
     Ok(conn)
 }
 
-/// A few milliseconds of jitter, so racing processes do not retry in step.
-fn fastrand_ms() -> u64 {
-    u64::from(std::process::id() % 7)
-        + (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::from(d.subsec_nanos() % 13))
-            .unwrap_or(0))
+/// An exclusive lock on `<database>.lock`, held while migrations are looked at
+/// and applied (released when dropped).
+fn migration_lock(database: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts
+        .open(&path)
+        .map_err(|e| AggregatorError::io(&path, e))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| AggregatorError::io(&path, std::io::Error::from(e)))
 }
 
 /// Opens an existing database read-only. A missing file is an error that says
