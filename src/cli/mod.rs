@@ -3,17 +3,22 @@
 //! reaches the user as one `error: …` line and exit status 1; a reader of our
 //! output going away (`| head`) ends the command quietly with status 0.
 
+mod completions;
 mod export;
 mod hook;
 mod hooks;
 mod import;
+mod man;
 mod output;
 mod prune;
 mod query;
+mod search;
 mod sessions;
 mod start;
+mod stats;
 mod status;
 mod stop;
+mod tail;
 mod view;
 
 use std::io::Write;
@@ -66,30 +71,36 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Connect to the monitor and record until stopped
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate start\n  mpm-aggregate start --daemon\n  mpm-aggregate start --no-monitor --transcripts --listen 127.0.0.1:8766"
+    )]
     Start(StartArgs),
     /// Stop the running recorder (active sessions are finalized and saved)
+    #[command(after_help = "Example:\n  mpm-aggregate stop")]
     Stop,
     /// Show what the recorder and the store are doing
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate status\n  mpm-aggregate status --json | jq .events_received"
+    )]
     Status {
         /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// List recorded sessions
-    Sessions {
-        /// Show at most N sessions
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// Order: time (newest first), events or duration (largest first)
-        #[arg(long, value_enum, default_value_t = SortArg::Time)]
-        sort: SortArg,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate sessions --since 3d\n  mpm-aggregate sessions --project ~/work/app --status completed\n  mpm-aggregate sessions --agent engineer --sort events --json"
+    )]
+    Sessions(SessionsArgs),
     /// Show one session: metadata, prompt, metrics, delegations, events
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate view 1a6c\n  mpm-aggregate view 1a6c --show-events --event-limit 20\n  mpm-aggregate view 1a6c --json"
+    )]
     View(ViewArgs),
     /// Export a session as JSON (full, summary or events)
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate export 1a6c\n  mpm-aggregate export 1a6c --format summary -o -\n  mpm-aggregate export 1a6c -o shared/ --force"
+    )]
     Export {
         /// Session id or unique prefix
         session: String,
@@ -104,6 +115,9 @@ enum Command {
         force: bool,
     },
     /// Run a read-only SQL query on the database
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate query \"SELECT event_type, count(*) FROM events GROUP BY 1\"\n  mpm-aggregate query \"SELECT * FROM metrics\" --format csv"
+    )]
     Query {
         /// The SQL statement (one, read-only)
         #[arg(value_parser = non_blank)]
@@ -113,8 +127,9 @@ enum Command {
         format: query::Format,
     },
     /// Import Claude Code transcripts, hook payloads, monitor captures, session exports or the Python original's files
-    ///
-    /// Example: mpm-aggregate import ~/.claude/projects hooks.jsonl
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate import\n  mpm-aggregate import ~/.claude/projects hooks.jsonl\n  zcat capture.jsonl.gz | mpm-aggregate import -"
+    )]
     Import {
         /// Files or folders to import: a transcript, a session folder or a projects folder;
         /// JSON lines of hook payloads or monitor captures; session documents; - for standard
@@ -123,15 +138,63 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// A Claude Code `command` hook: stores the payload on standard input (never fails, prints nothing; problems go to hook.log next to the database)
+    #[command(
+        after_help = "Example (what Claude Code runs; `hooks install` writes it):\n  mpm-aggregate --db /abs/.claude-mpm/aggregator.db hook < payload.json"
+    )]
     Hook,
     /// Delete sessions (events, delegations, metrics, files) older than N days
+    #[command(after_help = "Example:\n  mpm-aggregate prune --older-than-days 30")]
     Prune {
+        /// Delete what is older than N days (at least 1)
         #[arg(long, value_name = "N", value_parser = at_least_one_day)]
         older_than_days: u64,
     },
     /// Install, remove or show our hook in Claude Code's settings (records without claude-mpm)
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Full-text search over prompts, responses, tool inputs and outputs, errors and file paths
+    Search(search::SearchArgs),
+    /// Tokens, cost, tool calls, failures and delegations per day, project, agent, model or tool
+    Stats(stats::StatsArgs),
+    /// Follow events as they are stored (by any process), one line each, until interrupted
+    Tail(tail::TailArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) of the program or of one command
+    Man(man::ManArgs),
+}
+
+/// Options of `sessions`.
+#[derive(Args, Debug, Clone)]
+pub struct SessionsArgs {
+    /// Show at most N sessions
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Order: time (newest first), events or duration (largest first)
+    #[arg(long, value_enum, default_value_t = SortArg::Time)]
+    sort: SortArg,
+    /// Only sessions started since a date (2026-11-01), a time, or a duration ago (3d, 12h, 30m)
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only sessions whose working directory is DIR or inside it (relative: from here)
+    #[arg(long, value_name = "DIR")]
+    project: Option<PathBuf>,
+    /// Only active or only completed sessions
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
+    /// Only sessions that delegated to this sub-agent type (e.g. engineer)
+    #[arg(long, value_name = "TYPE")]
+    agent: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--status` of `sessions`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum StatusArg {
+    Active,
+    Completed,
 }
 
 /// `--sort` of `sessions`.
@@ -308,6 +371,12 @@ fn load_config(cli: &Cli) -> Result<Config> {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
+    // Made from the command line alone: no configuration needed (nor able to break them).
+    match &cli.command {
+        Command::Completions(args) => return completions::run(args, &mut std::io::stdout().lock()),
+        Command::Man(args) => return man::run(args, &mut std::io::stdout().lock()),
+        _ => {}
+    }
     let config = load_config(&cli)?;
     let invocation = Invocation::new(&file_options(&cli));
     if let Command::Start(args) = &cli.command {
@@ -323,8 +392,11 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
     if matches!(
         cli.command,
-        Command::Sessions { .. }
+        Command::Sessions(_)
             | Command::View(_)
+            | Command::Search(_)
+            | Command::Stats(_)
+            | Command::Tail(_)
             | Command::Export { .. }
             | Command::Query { .. }
             | Command::Prune { .. }
@@ -337,9 +409,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Start(_) | Command::Hook => Ok(()), // ran above
         Command::Stop => stop::run(&config, &mut out),
         Command::Status { json } => status::run(&config, json, &mut out),
-        Command::Sessions { limit, sort, json } => {
-            sessions::run(&config, limit, sort.into(), json, &mut out)
-        }
+        Command::Sessions(args) => sessions::run(&config, &args, &mut out),
         Command::View(args) => view::run(&config, &args, &mut out),
         Command::Export {
             session,
@@ -358,6 +428,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Import { files } => import::run(&config, &files, &mut out),
         Command::Prune { older_than_days } => prune::run(&config, older_than_days, &mut out),
         Command::Hooks(command) => hooks::run(&config, &command, &mut out),
+        Command::Search(args) => search::run(&config, &args, &mut out),
+        Command::Stats(args) => stats::run(&config, &args, &mut out),
+        Command::Tail(args) => tail::run(&config, &args, &mut out),
+        Command::Completions(_) | Command::Man(_) => Ok(()), // ran above
     }?;
     out.flush().map_err(output::stdout_error)
 }

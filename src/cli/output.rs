@@ -134,3 +134,8 @@ pub fn shell_quote(text: &str) -> String {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
+
+/// The terminal's width in columns, `None` when standard output is not a terminal.
+pub fn terminal_width() -> Option<usize> {
+    comfy_table::Table::new().width().map(usize::from)
+}

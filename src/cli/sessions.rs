@@ -6,7 +6,7 @@ use super::output::{clip, cost, duration, short_time, table};
 use super::say;
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::queries::{list_sessions, SessionSort};
+use crate::store::queries::{count_sessions, list_sessions_filtered, SessionFilter};
 
 /// Sessions shown by the table when `--limit` is not given.
 const TABLE_DEFAULT_LIMIT: u64 = 50;
@@ -18,13 +18,34 @@ const TABLE_WIDTH: usize = 100;
 const PROMPT_MAX: usize = 50;
 const PROMPT_MIN: usize = 12;
 
-pub fn run(
-    config: &Config,
-    limit: Option<u64>,
-    sort: SessionSort,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<()> {
+/// The filter the options describe (`--project` made absolute from here).
+fn filter(args: &super::SessionsArgs) -> Result<SessionFilter> {
+    let project = args
+        .project
+        .as_deref()
+        .map(|p| {
+            std::path::absolute(p)
+                .map(|a| a.to_string_lossy().into_owned())
+                .map_err(|e| crate::error::AggregatorError::io(p, e))
+        })
+        .transpose()?;
+    Ok(SessionFilter {
+        since: super::stats::since_timestamp(args.since.as_deref())?,
+        project,
+        status: args.status.map(|s| {
+            match s {
+                super::StatusArg::Active => "active",
+                super::StatusArg::Completed => "completed",
+            }
+            .to_string()
+        }),
+        agent: args.agent.clone(),
+    })
+}
+
+pub fn run(config: &Config, args: &super::SessionsArgs, out: &mut dyn Write) -> Result<()> {
+    let (limit, sort, json) = (args.limit, args.sort.into(), args.json);
+    let filter = filter(args)?;
     let conn = crate::store::open_read_only(&config.database)?;
     // A table is for reading: the newest few unless asked for more. JSON is
     // for programs: everything unless limited.
@@ -33,7 +54,7 @@ pub fn run(
     } else {
         Some(limit.unwrap_or(TABLE_DEFAULT_LIMIT))
     };
-    let sessions = list_sessions(&conn, sort, shown)?;
+    let sessions = list_sessions_filtered(&conn, sort, shown, &filter)?;
     if json {
         say!(
             out,
@@ -42,12 +63,13 @@ pub fn run(
         );
         return Ok(());
     }
-    let total: u64 = conn
-        .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .unwrap_or(0);
+    let total = count_sessions(&conn, &filter)?;
     if total == 0 {
-        say!(out, "no sessions recorded yet");
+        if filter == SessionFilter::default() {
+            say!(out, "no sessions recorded yet");
+        } else {
+            say!(out, "no session passes these filters");
+        }
         return Ok(());
     }
     let header = [

@@ -134,3 +134,62 @@ mod tests {
         }
     }
 }
+
+/// The start of a `--since` window: a date (`2026-11-01`, midnight UTC), a
+/// timestamp in any accepted form, or a duration back from `now` (`90s`,
+/// `30m`, `12h`, `3d`, `2w`). The error says which forms are accepted.
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> std::result::Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    let expected = "expected a date (2026-11-01), a time (2026-11-01T08:00:00Z) or a duration (90s, 30m, 12h, 3d, 2w)";
+    if let Some(unit) = t.chars().last().filter(|c| c.is_ascii_alphabetic()) {
+        let digits = &t[..t.len() - 1];
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            let n: i64 = digits
+                .parse()
+                .map_err(|_| format!("'{text}': number too large"))?;
+            let seconds = match unit {
+                's' => Some(1),
+                'm' => Some(60),
+                'h' => Some(3600),
+                'd' => Some(86_400),
+                'w' => Some(7 * 86_400),
+                _ => None,
+            };
+            let Some(seconds) = seconds else {
+                return Err(format!("'{text}': unknown unit '{unit}'; {expected}"));
+            };
+            return n
+                .checked_mul(seconds)
+                .and_then(chrono::Duration::try_seconds)
+                .and_then(|d| now.checked_sub_signed(d))
+                .ok_or_else(|| format!("'{text}': too far back"));
+        }
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN)));
+    }
+    parse_timestamp_str(t).ok_or_else(|| format!("'{text}': {expected}"))
+}
+
+#[cfg(test)]
+mod since_tests {
+    use super::*;
+
+    #[test]
+    fn dates_times_and_durations_are_accepted_and_anything_else_is_explained() {
+        let now = parse_timestamp_str("2026-11-24T10:00:00Z").unwrap();
+        let at = |s: &str| parse_since(s, now).map(|t| format_timestamp(&t));
+        assert_eq!(at("2026-11-01").unwrap(), "2026-11-01T00:00:00.000Z");
+        assert_eq!(
+            at("2026-11-20T08:30:00Z").unwrap(),
+            "2026-11-20T08:30:00.000Z"
+        );
+        assert_eq!(at("3d").unwrap(), "2026-11-21T10:00:00.000Z");
+        assert_eq!(at("12h").unwrap(), "2026-11-23T22:00:00.000Z");
+        assert_eq!(at("30m").unwrap(), "2026-11-24T09:30:00.000Z");
+        assert_eq!(at("2w").unwrap(), "2026-11-10T10:00:00.000Z");
+        assert!(at("3y").unwrap_err().contains("unknown unit 'y'"));
+        assert!(at("yesterday").unwrap_err().contains("expected a date"));
+        assert!(at("99999999999999999999d").is_err());
+    }
+}

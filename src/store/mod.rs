@@ -8,7 +8,9 @@ mod checkpoint;
 pub mod prune;
 pub mod queries;
 pub mod readonly;
+pub mod search;
 pub mod session_file;
+pub mod stats;
 mod upkeep;
 pub mod writer;
 

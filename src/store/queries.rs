@@ -99,11 +99,75 @@ pub struct SessionSummary {
     pub sources: Vec<String>,
 }
 
+/// Which sessions `sessions` lists; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Started at or after this stored timestamp.
+    pub since: Option<String>,
+    /// Working directory is this directory or inside it.
+    pub project: Option<String>,
+    /// `active` or `completed`.
+    pub status: Option<String>,
+    /// Delegated at least once to this sub-agent type.
+    pub agent: Option<String>,
+}
+
+impl SessionFilter {
+    /// The `WHERE` clause over `sessions s` (parameters ?2 to ?5).
+    const SQL: &'static str = "(?2 IS NULL OR s.start_time >= ?2)
+           AND (?3 IS NULL OR s.working_directory = ?3
+                OR (substr(s.working_directory, 1, length(?3) + 1) = ?3 || '/'))
+           AND (?4 IS NULL OR s.status = ?4)
+           AND (?5 IS NULL OR EXISTS (SELECT 1 FROM delegations d
+                                      WHERE d.session_id = s.session_id AND d.agent_type = ?5))";
+
+    fn project(&self) -> Option<&str> {
+        // `/a/b/` and `/a/b` name one directory; `/` stays itself.
+        self.project
+            .as_deref()
+            .map(|p| match p.trim_end_matches('/') {
+                "" => "/",
+                trimmed => trimmed,
+            })
+    }
+}
+
+/// How many sessions pass `filter`.
+pub fn count_sessions(conn: &Connection, filter: &SessionFilter) -> Result<u64> {
+    let sql = format!(
+        "SELECT count(*) FROM sessions s WHERE ?1 IS NULL AND {}",
+        SessionFilter::SQL
+    );
+    conn.query_row(
+        &sql,
+        params![
+            Option::<i64>::None,
+            filter.since,
+            filter.project(),
+            filter.status,
+            filter.agent
+        ],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .map_err(sql_err)
+}
+
 /// Lists sessions in `sort` order, at most `limit`.
 pub fn list_sessions(
     conn: &Connection,
     sort: SessionSort,
     limit: Option<u64>,
+) -> Result<Vec<SessionSummary>> {
+    list_sessions_filtered(conn, sort, limit, &SessionFilter::default())
+}
+
+/// Lists the sessions that pass `filter` in `sort` order, at most `limit`.
+pub fn list_sessions_filtered(
+    conn: &Connection,
+    sort: SessionSort,
+    limit: Option<u64>,
+    filter: &SessionFilter,
 ) -> Result<Vec<SessionSummary>> {
     let order = match sort {
         SessionSort::Time => "s.start_time DESC",
@@ -115,34 +179,45 @@ pub fn list_sessions(
                 coalesce(m.total_delegations, 0), coalesce(m.session_duration_ms, 0) AS duration_ms,
                 s.initial_prompt, s.working_directory, s.file_path, m.tokens, m.cost_usd, s.sources
          FROM sessions s LEFT JOIN metrics m USING (session_id)
-         ORDER BY {order} LIMIT ?1"
+         WHERE {}
+         ORDER BY {order} LIMIT ?1",
+        SessionFilter::SQL
     );
     let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
     let limit = limit.map_or(-1, |l| l as i64);
     let rows = stmt
-        .query_map([limit], |r| {
-            Ok(SessionSummary {
-                session_id: r.get(0)?,
-                start_time: r.get(1)?,
-                end_time: r.get(2)?,
-                last_event_time: r.get(3)?,
-                status: r.get(4)?,
-                event_count: r.get::<_, i64>(5)? as u64,
-                delegation_count: r.get::<_, i64>(6)? as u64,
-                duration_ms: r.get(7)?,
-                initial_prompt: r.get(8)?,
-                working_directory: r.get(9)?,
-                file_path: r.get(10)?,
-                tokens: r
-                    .get::<_, Option<String>>(11)?
-                    .and_then(|t| serde_json::from_str(&t).ok()),
-                cost_usd: r.get(12)?,
-                sources: r
-                    .get::<_, Option<String>>(13)?
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default(),
-            })
-        })
+        .query_map(
+            params![
+                limit,
+                filter.since,
+                filter.project(),
+                filter.status,
+                filter.agent
+            ],
+            |r| {
+                Ok(SessionSummary {
+                    session_id: r.get(0)?,
+                    start_time: r.get(1)?,
+                    end_time: r.get(2)?,
+                    last_event_time: r.get(3)?,
+                    status: r.get(4)?,
+                    event_count: r.get::<_, i64>(5)? as u64,
+                    delegation_count: r.get::<_, i64>(6)? as u64,
+                    duration_ms: r.get(7)?,
+                    initial_prompt: r.get(8)?,
+                    working_directory: r.get(9)?,
+                    file_path: r.get(10)?,
+                    tokens: r
+                        .get::<_, Option<String>>(11)?
+                        .and_then(|t| serde_json::from_str(&t).ok()),
+                    cost_usd: r.get(12)?,
+                    sources: r
+                        .get::<_, Option<String>>(13)?
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default(),
+                })
+            },
+        )
         .map_err(sql_err)?
         .collect::<rusqlite::Result<_>>()
         .map_err(sql_err)?;
@@ -268,3 +343,82 @@ pub const LAST_EVENT_TIME_SQL: &str = "SELECT max(t) FROM (
     SELECT max(last_event_time) AS t FROM sessions
     UNION ALL
     SELECT max(timestamp) FROM events WHERE session_id IS NULL)";
+
+/// An event as `tail` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TailEvent {
+    pub id: i64,
+    pub timestamp: String,
+    pub session_id: Option<String>,
+    /// Its delegation's sub-agent type (`None`: the main thread).
+    pub agent_type: Option<String>,
+    pub event_type: String,
+    pub tool_name: Option<String>,
+    pub data: String,
+}
+
+/// The newest event row (0 when there is none): where `tail` starts.
+pub fn last_event_id(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+        .map_err(sql_err)
+}
+
+const TAIL_SELECT: &str = "SELECT e.id, e.timestamp, e.session_id,
+        (SELECT d.agent_type FROM delegations d WHERE d.id = e.delegation_id),
+        e.event_type, e.tool_name, e.data
+    FROM events e";
+
+fn tail_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<TailEvent> {
+    Ok(TailEvent {
+        id: r.get(0)?,
+        timestamp: r.get(1)?,
+        session_id: r.get(2)?,
+        agent_type: r.get(3)?,
+        event_type: r.get(4)?,
+        tool_name: r.get(5)?,
+        data: r.get(6)?,
+    })
+}
+
+/// Events stored after row `after` (in one session, or in all), oldest row
+/// first, at most `limit`. Rows are numbered in commit order (one writer at a
+/// time), so none is skipped when the next call starts past the last one seen.
+pub fn events_after(
+    conn: &Connection,
+    after: i64,
+    session_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<TailEvent>> {
+    let sql = format!(
+        "{TAIL_SELECT} WHERE e.id > ?1 AND (?2 IS NULL OR e.session_id = ?2) ORDER BY e.id LIMIT ?3"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .map_err(sql_err)?
+        .query_map(params![after, session_id, limit as i64], tail_event)
+        .map_err(sql_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err)?;
+    Ok(rows)
+}
+
+/// The last `limit` events up to row `upto` (in one session, or in all), oldest row first.
+pub fn events_up_to(
+    conn: &Connection,
+    upto: i64,
+    session_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<TailEvent>> {
+    let sql = format!(
+        "{TAIL_SELECT} WHERE e.id <= ?1 AND (?2 IS NULL OR e.session_id = ?2) ORDER BY e.id DESC LIMIT ?3"
+    );
+    let mut rows: Vec<TailEvent> = conn
+        .prepare(&sql)
+        .map_err(sql_err)?
+        .query_map(params![upto, session_id, limit as i64], tail_event)
+        .map_err(sql_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql_err)?;
+    rows.reverse();
+    Ok(rows)
+}

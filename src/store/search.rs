@@ -1,0 +1,149 @@
+//! Full-text search over the events' searchable text (the FTS5 index
+//! `event_search` of migration V7, kept by triggers in the transaction that
+//! writes each event), and turning a person's words into an FTS5 query that
+//! cannot be a syntax error.
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::error::{AggregatorError, Result};
+
+/// Around a matched term in a snippet.
+pub const MARK_START: &str = "«";
+pub const MARK_END: &str = "»";
+
+/// One event whose text matched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub event_id: i64,
+    pub session_id: Option<String>,
+    pub timestamp: String,
+    pub event_type: String,
+    pub tool_name: Option<String>,
+    /// The sub-agent the event belongs to (its delegation's type), `None` on the main thread.
+    pub agent_type: Option<String>,
+    pub agent_id: Option<String>,
+    /// Some words around the match, matched terms between `«` and `»`.
+    pub snippet: String,
+}
+
+/// Each whitespace-separated word of `text` as a quoted FTS5 string, so that
+/// quotes, `-`, `:`, parentheses or `AND` are searched for, not parsed; a word
+/// ending in `*` (after something) stays a prefix search. Words with no letter
+/// or digit (which the tokenizer would drop) are left out; `None` when nothing
+/// is left to search for.
+pub fn quote_words(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .filter_map(|word| {
+            let core = word.trim_end_matches('*');
+            let prefix = core.len() < word.len();
+            if !core.chars().any(char::is_alphanumeric) {
+                return None;
+            }
+            let quoted = format!("\"{}\"", core.replace('"', "\"\""));
+            Some(if prefix { quoted + "*" } else { quoted })
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// The best `limit` hits of an FTS5 `query` (best first, then oldest first),
+/// in one session or in all.
+pub fn search(
+    conn: &Connection,
+    query: &str,
+    session_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<SearchHit>> {
+    let sql = "SELECT e.id, e.session_id, e.timestamp, e.event_type, e.tool_name,
+                      (SELECT d.agent_type FROM delegations d WHERE d.id = e.delegation_id),
+                      e.agent_id,
+                      snippet(event_search, 0, ?4, ?5, '…', 16)
+               FROM event_search JOIN events e ON e.id = event_search.rowid
+               WHERE event_search MATCH ?1 AND (?2 IS NULL OR e.session_id = ?2)
+               ORDER BY event_search.rank, e.timestamp, e.id
+               LIMIT ?3";
+    let failed = |e: rusqlite::Error| {
+        let text = e.to_string();
+        if text.contains("no such table: event_search") {
+            AggregatorError::Query {
+                reason: "this database has no search index yet (open it once for writing: any `import` or `start` migrates it)".into(),
+                source: None,
+            }
+        } else if text.contains("fts5") || text.contains("syntax error") {
+            AggregatorError::Query {
+                reason: format!(
+                    "{text} (--raw takes FTS5 syntax; without it words are searched as written)"
+                ),
+                source: None,
+            }
+        } else {
+            AggregatorError::query(e)
+        }
+    };
+    let mut stmt = conn.prepare(sql).map_err(failed)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(
+            params![query, session_id, limit, MARK_START, MARK_END],
+            |r| {
+                Ok(SearchHit {
+                    event_id: r.get(0)?,
+                    session_id: r.get(1)?,
+                    timestamp: r.get(2)?,
+                    event_type: r.get(3)?,
+                    tool_name: r.get(4)?,
+                    agent_type: r.get(5)?,
+                    agent_id: r.get(6)?,
+                    snippet: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                })
+            },
+        )
+        .map_err(failed)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(failed)?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_so_that_no_query_is_a_syntax_error() {
+        assert_eq!(quote_words("greet"), Some("\"greet\"".into()));
+        assert_eq!(
+            quote_words("say \"hi\" -x a:b (c) AND"),
+            Some("\"say\" \"\"\"hi\"\"\" \"-x\" \"a:b\" \"(c)\" \"AND\"".into())
+        );
+        assert_eq!(quote_words("gree* *"), Some("\"gree\"*".into()));
+        assert_eq!(quote_words("  - ( ) \" "), None);
+    }
+
+    #[test]
+    fn quoted_words_run_on_fts5_whatever_they_hold() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5(body);
+             INSERT INTO t(body) VALUES ('ls: cannot access ''/nonexistent-qa-dir'': No such file (exit 2) AND more');",
+        )
+        .unwrap();
+        let count = |q: &str| -> i64 {
+            conn.query_row("SELECT count(*) FROM t WHERE t MATCH ?1", [q], |r| r.get(0))
+                .unwrap()
+        };
+        for text in [
+            "nonexistent-qa-dir",
+            "'/nonexistent-qa-dir':",
+            "(exit 2)",
+            "AND",
+            "ls: cannot",
+            "\"no such\"",
+            "nonex*",
+        ] {
+            assert_eq!(count(&quote_words(text).unwrap()), 1, "{text}");
+        }
+        assert_eq!(count(&quote_words("OR absent").unwrap()), 0);
+    }
+}
