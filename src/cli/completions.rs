@@ -28,5 +28,18 @@ pub fn run(args: &CompletionsArgs, out: &mut dyn Write) -> Result<()> {
         "mpm-aggregate",
         &mut script,
     );
+    if args.shell == clap_complete::Shell::Bash {
+        script = bash_fixed(&script);
+    }
     out.write_all(&script).map_err(stdout_error)
+}
+
+/// clap_complete's bash script spells a hyphenated program's states two ways
+/// (the loop `mpm__aggregate__subcmd__stats`, the arms
+/// `mpm__subcmd__aggregate__subcmd__stats`), so no command's options
+/// complete (clap-rs/clap#6421, open): the arms are spelled as the loop does.
+fn bash_fixed(script: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(script)
+        .replace("mpm__subcmd__aggregate", "mpm__aggregate")
+        .into_bytes()
 }

@@ -46,8 +46,12 @@ const BACKUP_SUFFIX: &str = ".mpm-aggregate.bak";
 #[derive(Subcommand, Debug, Clone)]
 pub enum HooksCommand {
     /// Add our hook to Claude Code's settings on every hook event (other hooks are kept)
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate hooks install --dry-run\n  mpm-aggregate hooks install --scope project\n  mpm-aggregate hooks install --http http://127.0.0.1:8766/"
+    )]
     Install(InstallArgs),
     /// Remove our hook from Claude Code's settings (only ours)
+    #[command(after_help = "Example:\n  mpm-aggregate hooks uninstall --scope project --dry-run")]
     Uninstall {
         /// Which settings file
         #[arg(long, value_enum, default_value_t = Scope::User)]
@@ -57,6 +61,7 @@ pub enum HooksCommand {
         dry_run: bool,
     },
     /// Show where our hook is installed
+    #[command(after_help = "Example:\n  mpm-aggregate hooks status")]
     Status,
 }
 

@@ -20,7 +20,9 @@ pub struct ManArgs {
 }
 
 pub fn run(args: &ManArgs, out: &mut dyn Write) -> Result<()> {
-    let program = super::Cli::command();
+    let mut program = super::Cli::command();
+    // Built, so that each command's page lists the global options too.
+    program.build();
     let page = match &args.command {
         None => program,
         Some(name) => {

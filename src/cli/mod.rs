@@ -49,7 +49,8 @@ pub(crate) use say;
 #[command(
     name = "mpm-aggregate",
     version,
-    about = "Record claude-mpm's agent activity into SQLite; query and export sessions."
+    about = "Record claude-mpm's agent activity into SQLite; query and export sessions.",
+    after_help = "Examples:\n  mpm-aggregate import ~/.claude/projects\n  mpm-aggregate sessions --since 3d\n  mpm-aggregate search 'cannot access'\n  mpm-aggregate stats --by agent\n  mpm-aggregate tail"
 )]
 pub struct Cli {
     /// Configuration file (default: .claude-mpm/config.toml when it exists)

@@ -138,24 +138,34 @@ pub fn run(config: &Config, args: &StatsArgs, out: &mut dyn Write) -> Result<()>
         );
         return Ok(());
     }
-    let mut t = table(&[
-        &figures.by.to_uppercase(),
-        "SESSIONS",
-        "PROMPTS",
-        "TOOL CALLS",
-        "FAILED",
-        "DELEGATIONS",
-        "API CALLS",
-        "IN",
-        "OUT",
-        "CACHE WRITE",
-        "CACHE READ",
-        "COST",
-    ]);
+    let header = [
+        figures.by.to_uppercase(),
+        "SESSIONS".into(),
+        "PROMPTS".into(),
+        "TOOL CALLS".into(),
+        "FAILED".into(),
+        "DELEGATIONS".into(),
+        "API CALLS".into(),
+        "IN".into(),
+        "OUT".into(),
+        "CACHE WRITE".into(),
+        "CACHE READ".into(),
+        "COST".into(),
+    ];
+    // A model has no tool calls, a tool no tokens: those columns are left out.
+    let shown: Vec<usize> = match args.by {
+        ByArg::Model => vec![0, 1, 7, 8, 9, 10, 11],
+        ByArg::Tool => vec![0, 1, 3, 4],
+        _ => (0..header.len()).collect(),
+    };
+    let pick =
+        |cells: Vec<String>| -> Vec<String> { shown.iter().map(|&i| cells[i].clone()).collect() };
+    let names: Vec<String> = pick(header.to_vec());
+    let mut t = table(&names.iter().map(String::as_str).collect::<Vec<_>>());
     for r in &figures.groups {
-        t.add_row(row_cells(r));
+        t.add_row(pick(row_cells(r)));
     }
-    t.add_row(row_cells(&figures.total));
+    t.add_row(pick(row_cells(&figures.total)));
     say!(out, "{t}");
     Ok(())
 }

@@ -61,6 +61,19 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// Whether standard output is a pipe whose reader has gone (`| head` done):
+/// found without writing, since a quiet store gives nothing to write.
+fn reader_gone() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+}
+
 /// What the event says, in a few words.
 fn summary(e: &TailEvent) -> String {
     let Ok(whole @ Value::Object(_)) = serde_json::from_str::<Value>(&e.data) else {
@@ -161,7 +174,7 @@ pub fn run(config: &Config, args: &TailArgs, out: &mut dyn Write) -> Result<()> 
     }
     out.flush().map_err(stdout_error)?;
     let mut version: i64 = -1;
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) && !reader_gone() {
         let now: i64 = conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(AggregatorError::query)?;

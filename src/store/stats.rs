@@ -6,8 +6,6 @@
 //! figures add up to the sessions' own metrics (the total row is read from
 //! them directly).
 
-use std::collections::BTreeMap;
-
 use rusqlite::{Connection, Row};
 use serde::Serialize;
 
@@ -197,7 +195,7 @@ fn agent_groups(conn: &Connection, since: &str, total: &StatsRow) -> Result<Vec<
     let minus = |all: Option<i64>, part: fn(&StatsRow) -> Option<i64>| {
         all.map(|a| a - rows.iter().filter_map(part).sum::<i64>())
     };
-    let mut main_tokens = total.tokens.clone();
+    let mut main_tokens = total.tokens;
     if let Some(t) = main_tokens.as_mut() {
         for d in rows.iter().filter_map(|r| r.tokens.as_ref()) {
             t.input -= d.input;
@@ -342,20 +340,4 @@ pub fn stats(
         groups,
         total,
     })
-}
-
-/// The sum of a tokens figure over rows (for a check and the table's total).
-pub fn sum_tokens<'a>(rows: impl IntoIterator<Item = &'a StatsRow>) -> Tokens {
-    let mut t = Tokens::default();
-    for r in rows {
-        if let Some(x) = &r.tokens {
-            t.add(x);
-        }
-    }
-    t
-}
-
-/// Used by tests and the table: `BTreeMap` of group → row.
-pub fn by_group(stats: &Stats) -> BTreeMap<&str, &StatsRow> {
-    stats.groups.iter().map(|r| (r.group.as_str(), r)).collect()
 }
