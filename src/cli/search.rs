@@ -94,10 +94,11 @@ pub fn run(config: &Config, args: &SearchArgs, out: &mut dyn Write) -> Result<()
         );
     }
     let shown = hits.len() as u64;
+    let s = if shown == 1 { "" } else { "s" };
     if shown == args.limit {
-        say!(out, "{shown} hits shown, best first (--limit N for more)");
+        say!(out, "{shown} hit{s} shown, best first (--limit N for more)");
     } else {
-        say!(out, "{shown} hit{}", if shown == 1 { "" } else { "s" });
+        say!(out, "{shown} hit{s}");
     }
     Ok(())
 }

@@ -29,8 +29,10 @@ const READ_PRAGMAS: [&str; 16] = [
     "database_list",
     "foreign_key_check",
 ];
-/// Settings that may be read, not set.
-const READ_SETTINGS: [&str; 6] = [
+/// Settings that may be read, not set. (`data_version`: FTS5 reads it on every
+/// query of the search index.)
+const READ_SETTINGS: [&str; 7] = [
+    "data_version",
     "user_version",
     "schema_version",
     "page_count",

@@ -144,6 +144,26 @@ fn hits_in_a_sub_agents_tool_output_and_in_a_prompt() {
         events_holding(&db, "nonexistent-qa-dir")
     );
 
+    // The index reads through `query` too (FTS5 reads PRAGMA data_version on each query).
+    let sql = mpm(
+        &db,
+        &[
+            "query",
+            "SELECT count(*) FROM event_search WHERE event_search MATCH '\"nonexistent-qa-dir\"'",
+            "--format",
+            "csv",
+        ],
+    )
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    assert_eq!(
+        String::from_utf8(sql).unwrap().lines().nth(1),
+        Some(events_holding(&db, "nonexistent-qa-dir").to_string().as_str())
+    );
+
     // The table: time, session, agent, event, tool and id, then the snippet.
     let table = mpm(&db, &["search", "Hello, World!"])
         .assert()
