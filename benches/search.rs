@@ -120,14 +120,25 @@ fn mix(name: &str, lines: &[String], dir: &Path) {
         size_mb(&db),
         size_mb(&dir.join(format!("{name}-plain-0.db")))
     );
-    for words in ["nonexistent-qa-dir", "greet", "Hello, World!", "authentication"] {
+    for words in [
+        "nonexistent-qa-dir",
+        "greet",
+        "Hello, World!",
+        "authentication",
+    ] {
         let q = quote_words(words).expect("words");
         let mut hits = 0;
         let ms = timed_ms(|| hits = search(&conn, &q, None, 20).expect("search").len());
         println!("  search {words:<20}     : {ms:>8.2} ms ({hits} hits shown)");
     }
     let pricing = mpm_aggregate::core::pricing::PricingTable::builtin();
-    for by in [GroupBy::Day, GroupBy::Project, GroupBy::Agent, GroupBy::Model, GroupBy::Tool] {
+    for by in [
+        GroupBy::Day,
+        GroupBy::Project,
+        GroupBy::Agent,
+        GroupBy::Model,
+        GroupBy::Tool,
+    ] {
         let ms = timed_ms(|| {
             stats(&conn, by, None, pricing).expect("stats");
         });

@@ -48,22 +48,16 @@ pub fn quote_words(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// The best `limit` hits of an FTS5 `query` (best first, then oldest first),
-/// in one session or in all.
+/// The best `limit` hits of an FTS5 `query` (best first: FTS5's bm25 rank),
+/// in one session or in all. The hits are chosen first, by row id and rank
+/// alone; only they are read and get a snippet (cut from the view's text),
+/// so a common word costs its ranking, not a snippet per match.
 pub fn search(
     conn: &Connection,
     query: &str,
     session_id: Option<&str>,
     limit: u64,
 ) -> Result<Vec<SearchHit>> {
-    let sql = "SELECT e.id, e.session_id, e.timestamp, e.event_type, e.tool_name,
-                      (SELECT d.agent_type FROM delegations d WHERE d.id = e.delegation_id),
-                      e.agent_id,
-                      snippet(event_search, 0, ?4, ?5, '…', 16)
-               FROM event_search JOIN events e ON e.id = event_search.rowid
-               WHERE event_search MATCH ?1 AND (?2 IS NULL OR e.session_id = ?2)
-               ORDER BY event_search.rank, e.timestamp, e.id
-               LIMIT ?3";
     let failed = |e: rusqlite::Error| {
         let text = e.to_string();
         if text.contains("no such table: event_search") {
@@ -82,12 +76,40 @@ pub fn search(
             AggregatorError::query(e)
         }
     };
-    let mut stmt = conn.prepare(sql).map_err(failed)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt
-        .query_map(
-            params![query, session_id, limit, MARK_START, MARK_END],
-            |r| {
+    let best: Vec<i64> = match session_id {
+        None => conn
+            .prepare("SELECT rowid FROM event_search WHERE event_search MATCH ?1 ORDER BY rank LIMIT ?2")
+            .map_err(failed)?
+            .query_map(params![query, limit], |r| r.get(0))
+            .map_err(failed)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(failed)?,
+        Some(id) => conn
+            .prepare(
+                "SELECT event_search.rowid FROM event_search JOIN events e ON e.id = event_search.rowid
+                 WHERE event_search MATCH ?1 AND e.session_id = ?2 ORDER BY event_search.rank LIMIT ?3",
+            )
+            .map_err(failed)?
+            .query_map(params![query, id, limit], |r| r.get(0))
+            .map_err(failed)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(failed)?,
+    };
+    let mut read = conn
+        .prepare(
+            "SELECT e.id, e.session_id, e.timestamp, e.event_type, e.tool_name,
+                    (SELECT d.agent_type FROM delegations d WHERE d.id = e.delegation_id),
+                    e.agent_id,
+                    snippet(event_search, 0, ?3, ?4, '…', 16)
+             FROM event_search JOIN events e ON e.id = event_search.rowid
+             WHERE event_search MATCH ?1 AND event_search.rowid = ?2",
+        )
+        .map_err(failed)?;
+    let mut hits = Vec::with_capacity(best.len());
+    for id in best {
+        let hit = read
+            .query_row(params![query, id, MARK_START, MARK_END], |r| {
                 Ok(SearchHit {
                     event_id: r.get(0)?,
                     session_id: r.get(1)?,
@@ -98,12 +120,11 @@ pub fn search(
                     agent_id: r.get(6)?,
                     snippet: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
                 })
-            },
-        )
-        .map_err(failed)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(failed)?;
-    Ok(rows)
+            })
+            .map_err(failed)?;
+        hits.push(hit);
+    }
+    Ok(hits)
 }
 
 #[cfg(test)]

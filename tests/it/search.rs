@@ -161,7 +161,11 @@ fn hits_in_a_sub_agents_tool_output_and_in_a_prompt() {
     .clone();
     assert_eq!(
         String::from_utf8(sql).unwrap().lines().nth(1),
-        Some(events_holding(&db, "nonexistent-qa-dir").to_string().as_str())
+        Some(
+            events_holding(&db, "nonexistent-qa-dir")
+                .to_string()
+                .as_str()
+        )
     );
 
     // The table: time, session, agent, event, tool and id, then the snippet.
