@@ -39,6 +39,8 @@ WHERE event_type IN ('UserPromptSubmit', 'PreToolUse', 'PostToolUse', 'PostToolU
                      'InstructionsLoaded', 'AssistantResponse', 'assistant_response');
 
 -- External content: the index holds the terms only; the text is the view's (events.id is the rowid).
+-- An entry leaves the index by its exact text, read from the view: a later migration that changes
+-- the view must empty the index first ('delete-all') and fill it again from the new view.
 CREATE VIRTUAL TABLE event_search USING fts5(
     body,
     content = 'event_search_text',
