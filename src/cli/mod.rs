@@ -9,6 +9,7 @@ mod hooks;
 mod import;
 mod output;
 mod prune;
+mod push;
 mod query;
 mod sessions;
 mod start;
@@ -129,6 +130,10 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = at_least_one_day)]
         older_than_days: u64,
     },
+    /// Send this store to a team's PostgreSQL database or an OpenTelemetry collector (only what is new)
+    ///
+    /// Example: mpm-aggregate push postgres://me@db.example:5432/agents --otlp http://localhost:4318
+    Push(push::PushArgs),
     /// Install, remove or show our hook in Claude Code's settings (records without claude-mpm)
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
@@ -328,6 +333,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             | Command::Export { .. }
             | Command::Query { .. }
             | Command::Prune { .. }
+            | Command::Push(_)
     ) {
         require_database(&config, &invocation)?;
     }
@@ -358,6 +364,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Import { files } => import::run(&config, &files, &mut out),
         Command::Prune { older_than_days } => prune::run(&config, older_than_days, &mut out),
         Command::Hooks(command) => hooks::run(&config, &command, &mut out),
+        Command::Push(args) => push::run(&config, &args, &mut out),
     }?;
     out.flush().map_err(output::stdout_error)
 }
