@@ -23,5 +23,6 @@ mod real_claude;
 mod real_claude_sources;
 mod recorder;
 mod reliability;
+mod push_postgres;
 mod store;
 mod writers;

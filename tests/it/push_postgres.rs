@@ -1,0 +1,247 @@
+//! `push postgres://…` against a real PostgreSQL server started by the test
+//! (`common::postgres`): stores of real Claude Code runs pushed from several
+//! "machines" add up, pushing again changes nothing, the same imported file
+//! pushed from two machines is one copy, an interrupted push resumes, the
+//! README's team queries give the stores' own figures, and the recorder with
+//! `push_url` pushes as it records, also when the database comes up late.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::common::postgres::PgServer;
+use crate::common::{count, fixture, import_with, open, test_config, wait_until};
+
+fn shared_run(name: &str) -> PathBuf {
+    fixture("claude-code-2.1").join(name)
+}
+
+fn our_run(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/claude-code")
+        .join(name)
+}
+
+/// A store in `dir` made from the transcripts and hooks of `runs`.
+fn store(dir: &Path, runs: &[PathBuf]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = test_config(dir);
+    let files: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|r| [r.join("transcripts"), r.join("hooks.jsonl")])
+        .collect();
+    import_with(&config, &files);
+    config.database
+}
+
+fn push(db: &Path, args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("mpm-aggregate")
+        .unwrap()
+        .arg("--db")
+        .arg(db)
+        .arg("push")
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+fn push_ok(db: &Path, args: &[&str]) -> String {
+    let out = push(db, args);
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pg_count(pg: &mut postgres::Client, sql: &str) -> i64 {
+    pg.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// Every pushed row as text, in key order: what "changes nothing" compares.
+fn snapshot(pg: &mut postgres::Client) -> Vec<String> {
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT row_to_json(t)::text FROM (SELECT * FROM events ORDER BY event_key) t",
+        "SELECT row_to_json(t)::text FROM (SELECT * FROM sessions ORDER BY session_id) t",
+        "SELECT row_to_json(t)::text FROM (SELECT * FROM delegations ORDER BY session_id, delegation_key) t",
+        "SELECT row_to_json(t)::text FROM (SELECT * FROM metrics ORDER BY session_id) t",
+    ] {
+        for r in pg.query(sql, &[]).unwrap() {
+            rows.push(r.get::<_, String>(0));
+        }
+    }
+    rows
+}
+
+fn local_sum(dbs: &[&Path], sql: &str) -> i64 {
+    dbs.iter().map(|db| count(db, sql)).sum()
+}
+
+/// The README's team queries, verbatim there.
+const COST_PER_HOST_PER_DAY: &str = "SELECT s.host_id, left(s.start_time, 10) AS day, count(*) AS sessions,
+       round(sum(m.cost_usd)::numeric, 4) AS cost_usd,
+       sum((m.tokens->>'output')::bigint) AS output_tokens
+FROM sessions s JOIN metrics m USING (session_id)
+GROUP BY 1, 2 ORDER BY 2, 1";
+
+const FAILING_TOOLS: &str = "SELECT e.tool_name, count(*) AS failures, count(DISTINCT s.host_id) AS hosts,
+       count(DISTINCT e.session_id) AS sessions
+FROM events e JOIN sessions s USING (session_id)
+WHERE e.event_type = 'PostToolUseFailure'
+GROUP BY 1 ORDER BY 2 DESC, 1";
+
+#[test]
+fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
+    let pg_server = PgServer::start();
+    let url = pg_server.create_db("team");
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = store(&tmp.path().join("alice"), &[shared_run("a-mpm-fast")]);
+    let bob = store(
+        &tmp.path().join("bob"),
+        &[our_run("nest-mpm-fast"), our_run("compact-mpm-fast")],
+    );
+    // Carol imported the very files Alice did.
+    let carol = store(&tmp.path().join("carol"), &[shared_run("a-mpm-fast")]);
+
+    let said = push_ok(&alice, &[&url, "--host-id", "alice@laptop", "--batch-size", "25"]);
+    let events_a = count(&alice, "SELECT count(*) FROM events");
+    assert_eq!(
+        said.trim(),
+        format!(
+            "pushed {events_a} events (0 changed), 1 session, 2 delegations to {url}"
+        )
+    );
+    push_ok(&bob, &[&url, "--host-id", "bob@desk"]);
+
+    let mut pg = pg_server.client("team");
+    let both = [alice.as_path(), bob.as_path()];
+    for table in ["events", "sessions", "delegations", "metrics"] {
+        assert_eq!(
+            pg_count(&mut pg, &format!("SELECT count(*) FROM {table}")),
+            local_sum(&both, &format!("SELECT count(*) FROM {table}")),
+            "{table}: the team has the sum of both stores"
+        );
+    }
+    assert_eq!(
+        pg_count(&mut pg, "SELECT count(*) FROM sessions WHERE host_id = 'bob@desk'"),
+        2
+    );
+    // The figures came as they are in each store.
+    for db in both {
+        let c = open(db);
+        let mut stmt = c
+            .prepare("SELECT session_id, tool_calls, tool_failures, api_calls, tokens, cost_usd FROM metrics")
+            .unwrap();
+        let local: Vec<(String, i64, i64, i64, String, Option<f64>)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (id, calls, failures, api, tokens, cost) in local {
+            let row = pg
+                .query_one(
+                    "SELECT tool_calls, tool_failures, api_calls, tokens::text, cost_usd FROM metrics WHERE session_id = $1",
+                    &[&id],
+                )
+                .unwrap();
+            assert_eq!(row.get::<_, i64>(0), calls);
+            assert_eq!(row.get::<_, i64>(1), failures);
+            assert_eq!(row.get::<_, i64>(2), api);
+            let pushed: Value = serde_json::from_str(row.get::<_, &str>(3)).unwrap();
+            assert_eq!(pushed, serde_json::from_str::<Value>(&tokens).unwrap());
+            assert_eq!(row.get::<_, Option<f64>>(4), cost);
+        }
+    }
+
+    // Again: nothing to send, nothing changes.
+    let before = snapshot(&mut pg);
+    for (db, host) in [(&alice, "alice@laptop"), (&bob, "bob@desk")] {
+        let said = push_ok(db, &[&url, "--host-id", host]);
+        assert_eq!(said.trim(), format!("nothing new to push to {url}"));
+    }
+    assert_eq!(snapshot(&mut pg), before);
+
+    // Carol's copy of Alice's file is the same happenings: no row more.
+    let said = push_ok(&carol, &[&url, "--host-id", "carol@box"]);
+    assert!(said.starts_with(&format!("pushed {events_a} events")), "{said}");
+    for table in ["events", "sessions", "delegations", "metrics"] {
+        assert_eq!(
+            pg_count(&mut pg, &format!("SELECT count(*) FROM {table}")),
+            local_sum(&both, &format!("SELECT count(*) FROM {table}")),
+            "{table} after a second machine pushed the same file"
+        );
+    }
+    assert_eq!(
+        pg_count(&mut pg, "SELECT count(*) FROM sessions WHERE host_id = 'alice@laptop' AND pushed_by = 'carol@box'"),
+        1,
+        "the session stays Alice's, last pushed by Carol"
+    );
+
+    // The team queries give what the stores say.
+    let mut expected = Vec::new();
+    for (db, host) in [(&alice, "alice@laptop"), (&bob, "bob@desk")] {
+        let c = open(db);
+        let mut stmt = c
+            .prepare(
+                "SELECT substr(s.start_time, 1, 10), count(*), round(sum(m.cost_usd), 4), sum(json_extract(m.tokens, '$.output'))
+                 FROM sessions s JOIN metrics m USING (session_id) GROUP BY 1",
+            )
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((host.to_string(), r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?, r.get::<_, i64>(3)?))
+            })
+            .unwrap();
+        expected.extend(rows.map(Result::unwrap));
+    }
+    expected.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    let got: Vec<(String, String, i64, f64, i64)> = pg
+        .query(
+            &format!("SELECT host_id, day, sessions, cost_usd::float8, output_tokens::int8 FROM ({COST_PER_HOST_PER_DAY}) q"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert_eq!(got, expected, "cost per developer per day");
+    assert!(got.iter().all(|r| r.3 > 0.0), "every session has a price: {got:?}");
+
+    let mut failing: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
+    for db in both {
+        let c = open(db);
+        let mut stmt = c
+            .prepare(
+                "SELECT tool_name, count(*), count(DISTINCT session_id) FROM events
+                 WHERE event_type = 'PostToolUseFailure' GROUP BY 1",
+            )
+            .unwrap();
+        for row in stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .unwrap()
+        {
+            let (tool, n, sessions) = row.unwrap();
+            let e = failing.entry(tool).or_default();
+            *e = (e.0 + n, e.1 + 1, e.2 + sessions);
+        }
+    }
+    let mut expected: Vec<(String, i64, i64, i64)> =
+        failing.into_iter().map(|(t, (n, h, s))| (t, n, h, s)).collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let got: Vec<(String, i64, i64, i64)> = pg
+        .query(FAILING_TOOLS, &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert!(!got.is_empty());
+    assert!(got.iter().any(|r| r.2 == 2), "a tool failed on both machines: {got:?}");
+    assert_eq!(got, expected, "failing tools across machines");
+}
