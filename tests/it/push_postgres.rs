@@ -67,7 +67,7 @@ fn snapshot(pg: &mut postgres::Client) -> Vec<String> {
     let mut rows = Vec::new();
     for sql in [
         "SELECT row_to_json(t)::text FROM (SELECT * FROM events ORDER BY event_key) t",
-        "SELECT row_to_json(t)::text FROM (SELECT * FROM sessions ORDER BY session_id) t",
+        "SELECT (row_to_json(t)::jsonb - 'pushed_at')::text FROM (SELECT * FROM sessions ORDER BY session_id) t",
         "SELECT row_to_json(t)::text FROM (SELECT * FROM delegations ORDER BY session_id, delegation_key) t",
         "SELECT row_to_json(t)::text FROM (SELECT * FROM metrics ORDER BY session_id) t",
     ] {
@@ -83,13 +83,15 @@ fn local_sum(dbs: &[&Path], sql: &str) -> i64 {
 }
 
 /// The README's team queries, verbatim there.
-const COST_PER_HOST_PER_DAY: &str = "SELECT s.host_id, left(s.start_time, 10) AS day, count(*) AS sessions,
+const COST_PER_HOST_PER_DAY: &str =
+    "SELECT s.host_id, left(s.start_time, 10) AS day, count(*) AS sessions,
        round(sum(m.cost_usd)::numeric, 4) AS cost_usd,
        sum((m.tokens->>'output')::bigint) AS output_tokens
 FROM sessions s JOIN metrics m USING (session_id)
 GROUP BY 1, 2 ORDER BY 2, 1";
 
-const FAILING_TOOLS: &str = "SELECT e.tool_name, count(*) AS failures, count(DISTINCT s.host_id) AS hosts,
+const FAILING_TOOLS: &str =
+    "SELECT e.tool_name, count(*) AS failures, count(DISTINCT s.host_id) AS hosts,
        count(DISTINCT e.session_id) AS sessions
 FROM events e JOIN sessions s USING (session_id)
 WHERE e.event_type = 'PostToolUseFailure'
@@ -108,13 +110,14 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
     // Carol imported the very files Alice did.
     let carol = store(&tmp.path().join("carol"), &[shared_run("a-mpm-fast")]);
 
-    let said = push_ok(&alice, &[&url, "--host-id", "alice@laptop", "--batch-size", "25"]);
+    let said = push_ok(
+        &alice,
+        &[&url, "--host-id", "alice@laptop", "--batch-size", "25"],
+    );
     let events_a = count(&alice, "SELECT count(*) FROM events");
     assert_eq!(
         said.trim(),
-        format!(
-            "pushed {events_a} events (0 changed), 1 session, 2 delegations to {url}"
-        )
+        format!("pushed {events_a} events (0 changed), 1 session, 2 delegations to {url}")
     );
     push_ok(&bob, &[&url, "--host-id", "bob@desk"]);
 
@@ -128,7 +131,10 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
         );
     }
     assert_eq!(
-        pg_count(&mut pg, "SELECT count(*) FROM sessions WHERE host_id = 'bob@desk'"),
+        pg_count(
+            &mut pg,
+            "SELECT count(*) FROM sessions WHERE host_id = 'bob@desk'"
+        ),
         2
     );
     // The figures came as they are in each store.
@@ -139,7 +145,14 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
             .unwrap();
         let local: Vec<(String, i64, i64, i64, String, Option<f64>)> = stmt
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .unwrap()
             .collect::<Result<_, _>>()
@@ -170,7 +183,10 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
 
     // Carol's copy of Alice's file is the same happenings: no row more.
     let said = push_ok(&carol, &[&url, "--host-id", "carol@box"]);
-    assert!(said.starts_with(&format!("pushed {events_a} events")), "{said}");
+    assert!(
+        said.starts_with(&format!("pushed {events_a} events")),
+        "{said}"
+    );
     for table in ["events", "sessions", "delegations", "metrics"] {
         assert_eq!(
             pg_count(&mut pg, &format!("SELECT count(*) FROM {table}")),
@@ -196,7 +212,13 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
             .unwrap();
         let rows = stmt
             .query_map([], |r| {
-                Ok((host.to_string(), r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?, r.get::<_, i64>(3)?))
+                Ok((
+                    host.to_string(),
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
             })
             .unwrap();
         expected.extend(rows.map(Result::unwrap));
@@ -212,7 +234,10 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
     assert_eq!(got, expected, "cost per developer per day");
-    assert!(got.iter().all(|r| r.3 > 0.0), "every session has a price: {got:?}");
+    assert!(
+        got.iter().all(|r| r.3 > 0.0),
+        "every session has a price: {got:?}"
+    );
 
     let mut failing: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
     for db in both {
@@ -224,7 +249,13 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
             )
             .unwrap();
         for row in stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
             .unwrap()
         {
             let (tool, n, sessions) = row.unwrap();
@@ -232,8 +263,10 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
             *e = (e.0 + n, e.1 + 1, e.2 + sessions);
         }
     }
-    let mut expected: Vec<(String, i64, i64, i64)> =
-        failing.into_iter().map(|(t, (n, h, s))| (t, n, h, s)).collect();
+    let mut expected: Vec<(String, i64, i64, i64)> = failing
+        .into_iter()
+        .map(|(t, (n, h, s))| (t, n, h, s))
+        .collect();
     expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let got: Vec<(String, i64, i64, i64)> = pg
         .query(FAILING_TOOLS, &[])
@@ -242,6 +275,152 @@ fn stores_from_two_machines_add_up_and_pushing_again_changes_nothing() {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
     assert!(!got.is_empty());
-    assert!(got.iter().any(|r| r.2 == 2), "a tool failed on both machines: {got:?}");
+    assert!(
+        got.iter().any(|r| r.2 == 2),
+        "a tool failed on both machines: {got:?}"
+    );
     assert_eq!(got, expected, "failing tools across machines");
+}
+
+#[test]
+fn an_interrupted_push_resumes_where_it_stopped() {
+    let pg_server = PgServer::start();
+    let url = pg_server.create_db("team");
+    let whole_url = pg_server.create_db("whole");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = store(
+        &tmp.path().join("store"),
+        &[shared_run("a-mpm-fast"), our_run("nest-mpm-fast")],
+    );
+    let total = count(&db, "SELECT count(*) FROM events");
+    assert!(total > 60, "{total}");
+
+    // The schema, then a server that refuses every batch once it holds 30 events.
+    drop(mpm_aggregate::push::postgres::connect(&url).unwrap());
+    let mut pg = pg_server.client("team");
+    pg.batch_execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF (SELECT count(*) FROM events) >= 30 THEN RAISE EXCEPTION 'no space left on device (test)'; END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION refuse();",
+    )
+    .unwrap();
+    let out = push(&db, &[&url, "--host-id", "h1", "--batch-size", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!("error: PostgreSQL {url}: no space left on device (test)"),
+        "one clear line"
+    );
+    assert_eq!(
+        pg_count(&mut pg, "SELECT count(*) FROM events"),
+        30,
+        "three batches committed"
+    );
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM sessions"), 0);
+
+    // The server has room again: the push goes on from the 31st event.
+    pg.batch_execute("DROP TRIGGER refuse ON events").unwrap();
+    let said = push_ok(&db, &[&url, "--host-id", "h1", "--batch-size", "10"]);
+    assert!(
+        said.starts_with(&format!(
+            "pushed {} events (0 changed), 2 sessions",
+            total - 30
+        )),
+        "{said}"
+    );
+    // Just as one uninterrupted push.
+    push_ok(&db, &[&whole_url, "--host-id", "h1"]);
+    let mut whole = pg_server.client("whole");
+    assert_eq!(snapshot(&mut pg), snapshot(&mut whole));
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM events"), total);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_recorder_pushes_as_it_records_and_a_target_down_does_not_stop_it() {
+    let pg_server = PgServer::start();
+    // The database does not exist yet: every push fails until it does.
+    let url = pg_server.url("late");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let expected = {
+        let config = test_config(&dir.join("reference"));
+        import_with(&config, &[shared_run("a-mpm-fast").join("transcripts")]);
+        count(&config.database, "SELECT count(*) FROM events")
+    };
+    copy_tree(
+        &shared_run("a-mpm-fast").join("transcripts"),
+        &dir.join("projects"),
+    );
+    std::fs::write(
+        dir.join("cfg.toml"),
+        format!("[event_aggregator]\npush_url = \"{url}\"\nhost_id = \"rec@host\"\n"),
+    )
+    .unwrap();
+    let out = std::fs::File::create(dir.join("recorder.out")).unwrap();
+    let mut recorder =
+        crate::common::start_command(dir, crate::common::free_port(), &["--config", "cfg.toml"])
+            .args(["--no-monitor", "--transcripts", "projects"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+    let db = dir.join("rec.db");
+    let recorded = wait_until(Duration::from_secs(30), || {
+        count(&db, "SELECT count(*) FROM events") == expected
+    });
+    let log = || std::fs::read_to_string(dir.join("recorder.out")).unwrap_or_default();
+    assert!(
+        recorded,
+        "recording goes on while the target is down: {}",
+        log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || log()
+            .contains("failed (retrying with backoff; recording goes on)")),
+        "{}",
+        log()
+    );
+
+    pg_server.create_db("late");
+    let mut pg = pg_server.client("late");
+    let pushed = wait_until(Duration::from_secs(45), || {
+        pg.query_one("SELECT count(*) FROM sessions", &[])
+            .map(|r| r.get::<_, i64>(0) == 1)
+            .unwrap_or(false)
+    });
+    assert!(pushed, "pushed once the database is there: {}", log());
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM events"), expected);
+    assert_eq!(
+        pg_count(
+            &mut pg,
+            "SELECT count(*) FROM sessions WHERE host_id = 'rec@host'"
+        ),
+        1
+    );
+    let pid = nix::unistd::Pid::from_raw(recorder.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = recorder.wait().unwrap();
+    assert!(status.success(), "{}", log());
+    assert!(
+        log().contains(&format!("pushed {expected} events")),
+        "{}",
+        log()
+    );
 }

@@ -48,7 +48,15 @@ impl PgServer {
         let data = server.data();
         let out = server
             .command("initdb")
-            .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .expect("initdb runs");
@@ -99,7 +107,8 @@ impl PgServer {
     }
 
     pub fn client(&self, db: &str) -> postgres::Client {
-        postgres::Client::connect(&self.url(db), postgres::NoTls).expect("connect to the test server")
+        postgres::Client::connect(&self.url(db), postgres::NoTls)
+            .expect("connect to the test server")
     }
 
     /// A new, empty database.
