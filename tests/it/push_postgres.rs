@@ -424,3 +424,107 @@ fn the_recorder_pushes_as_it_records_and_a_target_down_does_not_stop_it() {
         log()
     );
 }
+
+#[test]
+fn events_changed_by_a_later_source_are_sent_again() {
+    let pg_server = PgServer::start();
+    let url = pg_server.create_db("team");
+    let fresh_url = pg_server.create_db("fresh");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = shared_run("a-mpm-fast");
+    let config = test_config(tmp.path());
+    import_with(&config, &[run.join("hooks.jsonl")]);
+    let db = config.database.clone();
+    let hooks_only = count(&db, "SELECT count(*) FROM events");
+    push_ok(&db, &[&url, "--host-id", "h"]);
+
+    // The transcripts bring true times and tokens into the events the hooks made.
+    import_with(&config, &[run.join("transcripts")]);
+    let merged = count(&db, "SELECT count(*) FROM events WHERE origin LIKE '%,%'");
+    assert!(merged > 0);
+    let total = count(&db, "SELECT count(*) FROM events");
+    let said = push_ok(&db, &[&url, "--host-id", "h"]);
+    let changed: i64 = said
+        .split(" (")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        said.starts_with(&format!(
+            "pushed {} events ({changed} changed), 1 session",
+            total - hooks_only
+        )),
+        "{said}"
+    );
+    assert!(changed >= merged, "{said}: {merged} events were merged");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM push_changes"),
+        0,
+        "changes every target was sent are forgotten"
+    );
+
+    // What the team has is what one push of the final store gives.
+    push_ok(&db, &[&fresh_url, "--host-id", "h"]);
+    let mut pg = pg_server.client("team");
+    let mut fresh = pg_server.client("fresh");
+    assert_eq!(snapshot(&mut pg), snapshot(&mut fresh));
+}
+
+#[test]
+fn push_watch_sends_what_arrives_until_interrupted() {
+    let pg_server = PgServer::start();
+    let url = pg_server.create_db("team");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = test_config(tmp.path());
+    import_with(&config, &[shared_run("a-mpm-fast").join("transcripts")]);
+    let db = config.database.clone();
+    let out = std::fs::File::create(tmp.path().join("watch.out")).unwrap();
+    let mut watcher = std::process::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"))
+        .arg("--db")
+        .arg(&db)
+        .args(["push", &url, "--watch", "--host-id", "w"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let mut pg = pg_server.client("team");
+    // The schema comes with the first push: until then, -1.
+    let counted = |pg: &mut postgres::Client, sql: &str| {
+        pg.query_one(sql, &[])
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(-1)
+    };
+    let pg_events = |pg: &mut postgres::Client| counted(pg, "SELECT count(*) FROM events");
+    let first = count(&db, "SELECT count(*) FROM events");
+    assert!(wait_until(Duration::from_secs(20), || pg_events(&mut pg) == first));
+
+    // Another session arrives while it watches.
+    import_with(&config, &[our_run("nest-mpm-fast").join("transcripts")]);
+    let all = count(&db, "SELECT count(*) FROM events");
+    assert!(all > first);
+    assert!(wait_until(Duration::from_secs(20), || counted(
+        &mut pg,
+        "SELECT count(*) FROM sessions"
+    ) == 2
+        && pg_events(&mut pg) == all));
+
+    let pid = nix::unistd::Pid::from_raw(watcher.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = watcher.wait().unwrap();
+    let said = std::fs::read_to_string(tmp.path().join("watch.out")).unwrap();
+    assert!(status.success(), "{said}");
+    // A line per push that sent something (the import may straddle two).
+    let sent: Vec<i64> = said
+        .lines()
+        .map(|l| {
+            l.strip_prefix("pushed ")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a report line: {l:?} in {said}"))
+        })
+        .collect();
+    assert!(sent.len() >= 2, "{said}");
+    assert_eq!(sent[0], first, "{said}");
+    assert_eq!(sent.iter().sum::<i64>(), all, "{said}");
+}
