@@ -22,6 +22,9 @@ use serde_json::Value;
 
 use crate::common::{fixture, import_with, open, test_config};
 
+/// A delegation of the store: agent type, agent id, parent agent id, tokens, success.
+type Delegation = (String, String, Option<String>, Option<String>, Option<i64>);
+
 /// What the receiver got: each request's authorization header and body.
 type Received = Arc<Mutex<Vec<(Option<String>, ExportTraceServiceRequest)>>>;
 
@@ -287,7 +290,7 @@ fn each_session_is_a_trace_of_its_agents_and_tool_calls() {
                     && text(s, "gen_ai.operation.name").as_deref() == Some("invoke_agent")
             })
             .collect();
-        let delegations: Vec<(String, String, Option<String>, Option<String>, Option<i64>)> = c
+        let delegations: Vec<Delegation> = c
             .prepare("SELECT agent_type, agent_id, parent_agent_id, tokens, success FROM delegations WHERE session_id = ?1")
             .unwrap()
             .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
