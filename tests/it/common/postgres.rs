@@ -2,7 +2,10 @@
 //! `pg_ctl start` on a free loopback port, trust authentication, stopped when
 //! dropped. As root the server runs as the `postgres` user (PostgreSQL refuses
 //! root). The binaries are PostgreSQL 15's (`PG_BIN` names another folder);
-//! without them the test fails and says so.
+//! without them the test fails and says so. (The push benchmark includes this
+//! file too.)
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +15,13 @@ pub struct PgServer {
     bin: PathBuf,
     as_postgres: bool,
     pub port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 fn bin_dir() -> PathBuf {
@@ -43,7 +53,7 @@ impl PgServer {
             dir,
             bin,
             as_postgres,
-            port: super::free_port(),
+            port: free_port(),
         };
         let data = server.data();
         let out = server
