@@ -36,6 +36,11 @@ pub struct Config {
     pub debug: bool,
     /// A price table laid over the built-in one ("" = the built-in one alone).
     pub pricing_file: PathBuf,
+    /// Where the recorder pushes as it records (`push` without a URL too):
+    /// a PostgreSQL URL or an OTLP/HTTP collector ("" = nowhere).
+    pub push_url: String,
+    /// This machine's name in pushed rows and traces ("" = `USER@HOSTNAME`).
+    pub host_id: String,
     pub capture: CaptureConfig,
 }
 
@@ -69,6 +74,8 @@ impl Default for Config {
             status_interval_seconds: 30,
             listen_any: false,
             debug: false,
+            push_url: String::new(),
+            host_id: String::new(),
             capture: CaptureConfig::default(),
         }
     }

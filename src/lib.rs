@@ -19,7 +19,7 @@
 //!    other writing processes), the read model.
 //! 6. [`documents`]: exports and session files generated from the read model.
 //! 7. [`import`] (files, and the `hook` command's payloads: [`import::hook`]), [`recorder`]: the sources
-//!    that feed the writer.
+//!    that feed the writer; [`push`]: the store sent on to PostgreSQL or OTLP.
 //! 8. [`aggregator`]: the library API of the reference.
 //! 9. [`cli`]: one module per command.
 //!
@@ -42,6 +42,7 @@ pub mod error;
 pub mod files;
 pub mod import;
 pub mod ingest;
+pub mod push;
 pub mod recorder;
 pub mod store;
 

@@ -11,6 +11,7 @@ mod import;
 mod man;
 mod output;
 mod prune;
+mod push;
 mod query;
 mod search;
 mod sessions;
@@ -150,6 +151,10 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = at_least_one_day)]
         older_than_days: u64,
     },
+    /// Send this store to a team's PostgreSQL database or an OpenTelemetry collector (only what is new)
+    ///
+    /// Example: mpm-aggregate push postgres://me@db.example:5432/agents --otlp http://localhost:4318
+    Push(push::PushArgs),
     /// Install, remove or show our hook in Claude Code's settings (records without claude-mpm)
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
@@ -401,6 +406,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             | Command::Export { .. }
             | Command::Query { .. }
             | Command::Prune { .. }
+            | Command::Push(_)
     ) {
         require_database(&config, &invocation)?;
     }
@@ -433,6 +439,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Stats(args) => stats::run(&config, &args, &mut out),
         Command::Tail(args) => tail::run(&config, &args, &mut out),
         Command::Completions(_) | Command::Man(_) => Ok(()), // ran above
+        Command::Push(args) => push::run(&config, &args, &mut out),
     }?;
     out.flush().map_err(output::stdout_error)
 }

@@ -28,6 +28,9 @@ pub fn run(
         ));
     }
     recorder::check_activity_dir(&config.activity_directory)?;
+    if !config.push_url.trim().is_empty() {
+        crate::push::Target::parse(&config.push_url)?;
+    }
     if let Some(pid) = daemon::running_pid(&config.activity_directory) {
         return Err(AggregatorError::Recorder(format!(
             "a recorder is already running (pid {pid}, PID file {}); stop it with `{}`",
@@ -115,9 +118,11 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
             listen_any: args.listen_any,
         };
         let task = tokio::spawn(recorder::run(config.clone(), options, shutdown_rx, ready_tx));
-        let _pid_file = match ready_rx.await {
+        let _running = match ready_rx.await {
             Ok(Ok(shared)) => {
                 let pid_file = daemon::PidFile::create(&config.activity_directory)?;
+                // Its own thread and connections: a target that is down never slows recording.
+                let pusher = crate::push::spawn_background(config)?;
                 let url = monitor_url(&config.dashboard_host, config.dashboard_port);
                 // The first state is announced here, once; the recorder logs every change after it.
                 let state = if args.no_monitor {
@@ -141,7 +146,7 @@ fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> 
                 } else {
                     tracing::info!("recording (pid {}): {state}, database {}", std::process::id(), config.database.display());
                 }
-                pid_file
+                (pid_file, pusher)
             }
             Ok(Err(e)) => {
                 let _ = task.await;

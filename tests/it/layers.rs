@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("documents", 6),
     ("import", 7),
     ("recorder", 7),
+    ("push", 7),
     ("aggregator", 8),
     ("cli", 9),
 ];

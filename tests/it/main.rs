@@ -20,6 +20,8 @@ mod hooks_install;
 mod http_hooks;
 mod interop_python;
 mod layers;
+mod push_otlp;
+mod push_postgres;
 mod real_claude;
 mod real_claude_sources;
 mod recorder;
