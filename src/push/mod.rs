@@ -344,6 +344,22 @@ pub fn spawn_background(config: &Config) -> Result<Option<Background>> {
     }))
 }
 
+/// An error with its causes, `a: b: c` (a client library's own message alone
+/// says "error connecting to server", its cause says why).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A stable non-zero 64-bit id of `parts` (span ids, keys).
 pub(crate) fn hash64(parts: &[&str]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
