@@ -93,7 +93,9 @@ fn post(
     for (k, v) in headers {
         call = call.header(k.as_str(), v.as_str());
     }
-    let response = call.send().map_err(|e| failed(super::with_causes(&e)))?;
+    let response = call
+        .send()
+        .map_err(|e| failed(super::with_causes(&e.without_url())))?;
     let status = response.status();
     let body = response
         .bytes()
