@@ -93,6 +93,7 @@ fn main() {
         })
         .collect();
     common::import_with_binary(dir.path(), "push.db", &ends);
+    let n = n + ends.len();
     let server = postgres_server::PgServer::start();
     let url = server.create_db("bench");
 
