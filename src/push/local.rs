@@ -547,6 +547,22 @@ impl Local {
     }
 }
 
+/// A summary of the store that changes with every new event, every change
+/// to a stored event a PostgreSQL target follows, every session ended and
+/// every session pruned: `--watch` skips the per-session scan while it holds.
+pub fn signature(db: &Path) -> Result<[i64; 4]> {
+    let conn = store::open_read_only(db)?;
+    conn.query_row(
+        "SELECT (SELECT coalesce(max(id), 0) FROM events),
+                (SELECT coalesce(max(seq), 0) FROM push_changes),
+                (SELECT coalesce(max(completed_seq), 0) FROM sessions),
+                (SELECT count(*) FROM sessions)",
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+    )
+    .map_err(db_err(db))
+}
+
 fn event_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         id: r.get(at)?,
