@@ -541,3 +541,56 @@ fn push_watch_sends_what_arrives_until_interrupted() {
     assert_eq!(sent[0], first, "{said}");
     assert_eq!(sent.iter().sum::<i64>(), all, "{said}");
 }
+
+#[test]
+fn a_push_killed_midway_resumes_without_a_duplicate() {
+    let pg_server = PgServer::start();
+    let url = pg_server.create_db("team");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = store(
+        &tmp.path().join("store"),
+        &[shared_run("a-mpm-fast"), our_run("nest-mpm-fast")],
+    );
+    let total = count(&db, "SELECT count(*) FROM events");
+
+    // A slow server (50 ms a batch), so that the kill lands in the middle.
+    drop(mpm_aggregate::push::postgres::connect(&url).unwrap());
+    let mut pg = pg_server.client("team");
+    pg.batch_execute(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow();",
+    )
+    .unwrap();
+    let mut pusher = Killed(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"))
+            .arg("--db")
+            .arg(&db)
+            .args(["push", &url, "--host-id", "h", "--batch-size", "2"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_until(Duration::from_secs(30), || pg_count(
+        &mut pg,
+        "SELECT count(*) FROM events"
+    ) >= 20));
+    pusher.0.kill().unwrap(); // SIGKILL
+    pusher.0.wait().unwrap();
+    let committed = pg_count(&mut pg, "SELECT count(*) FROM events");
+    assert!(committed < total, "killed midway: {committed} of {total}");
+
+    pg.batch_execute("DROP TRIGGER slow ON events").unwrap();
+    let said = push_ok(&db, &[&url, "--host-id", "h"]);
+    let sent: i64 = said
+        .strip_prefix("pushed ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    // The batch in flight when it was killed may go again, no more.
+    assert!(
+        (total - committed..=total - committed + 2).contains(&sent),
+        "{said} after {committed} of {total}"
+    );
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM events"), total);
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM sessions"), 2);
+}
