@@ -78,6 +78,22 @@ fn main() {
     let lines = common::lines_in_sessions(n, sessions);
     common::import_with_binary(dir.path(), "push.db", &lines);
     let db = dir.path().join("push.db");
+    // Each session ends (OTLP sends ended sessions): a SessionEnd hook payload each.
+    let ids: Vec<String> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = c.prepare("SELECT session_id FROM sessions").unwrap();
+        let ids = stmt.query_map([], |r| r.get(0)).unwrap();
+        ids.map(Result::unwrap).collect()
+    };
+    let ends: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            serde_json::json!({"hook_event_name": "SessionEnd", "session_id": id, "reason": "other"})
+                .to_string()
+        })
+        .collect();
+    common::import_with_binary(dir.path(), "push.db", &ends);
+    let n = n + ends.len();
     let server = postgres_server::PgServer::start();
     let url = server.create_db("bench");
 

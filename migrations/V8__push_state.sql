@@ -20,8 +20,9 @@ CREATE TABLE push_sessions (
 ) WITHOUT ROWID;
 
 -- Events whose content changed after they were stored (a second observation
--- merged into them), in the order of the changes, while some target exists:
--- an event already sent is sent again once it changed.
+-- merged into them), in the order of the changes, while some PostgreSQL target
+-- exists: an event already sent is sent again once it changed. (OTLP targets
+-- send whole sessions again instead.)
 CREATE TABLE push_changes (
     event_id INTEGER PRIMARY KEY,
     seq      INTEGER NOT NULL
@@ -29,7 +30,7 @@ CREATE TABLE push_changes (
 CREATE INDEX push_changes_by_seq ON push_changes(seq);
 CREATE TRIGGER push_event_changed
     AFTER UPDATE OF data, envelope, origin, timestamp, agent_id, identity ON events
-    WHEN EXISTS (SELECT 1 FROM push_targets)
+    WHEN EXISTS (SELECT 1 FROM push_targets WHERE target NOT LIKE 'otlp:%')
 BEGIN
     INSERT OR REPLACE INTO push_changes (event_id, seq)
     VALUES (new.id, (SELECT coalesce(max(seq), 0) + 1 FROM push_changes));

@@ -255,8 +255,7 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> AggregatorError + '_ {
 }
 
 impl Local {
-    /// Opens the store at `db` (migrating it, so that V8's tables exist) and
-    /// the target's bookkeeping row.
+    /// Opens the store at `db` (migrating it, so that V8's tables exist).
     pub fn open(db: &Path, target: &str) -> Result<Local> {
         if !db.is_file() {
             return Err(AggregatorError::db_message(
@@ -265,12 +264,6 @@ impl Local {
             ));
         }
         let state = store::open_writable(db)?;
-        state
-            .execute(
-                "INSERT OR IGNORE INTO push_targets (target) VALUES (?1)",
-                [target],
-            )
-            .map_err(db_err(db))?;
         let read = store::open_read_only(db)?;
         Ok(Local {
             path: db.to_path_buf(),
@@ -278,6 +271,19 @@ impl Local {
             state,
             target: target.to_string(),
         })
+    }
+
+    /// Makes the target known, once it answered: from then on changes to
+    /// events are logged for it (before its first batch is read, so that none
+    /// is missed). A target that never answered leaves nothing behind.
+    pub fn register(&self) -> Result<()> {
+        self.state
+            .execute(
+                "INSERT OR IGNORE INTO push_targets (target) VALUES (?1)",
+                [&self.target],
+            )
+            .map(|_| ())
+            .map_err(db_err(&self.path))
     }
 
     /// (last event id sent, last change sent).
@@ -288,6 +294,8 @@ impl Local {
                 [&self.target],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
+            .optional()
+            .map(|c| c.unwrap_or((0, 0)))
             .map_err(db_err(&self.path))
     }
 
@@ -518,23 +526,41 @@ impl Local {
             }
         }
         tx.execute(
-            "UPDATE push_targets SET pushed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE target = ?1",
+            "INSERT INTO push_targets (target, pushed_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+             ON CONFLICT (target) DO UPDATE SET pushed_at = excluded.pushed_at",
             [&self.target],
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)
     }
 
-    /// Drops the changes every target has been sent.
+    /// Drops the changes every PostgreSQL target has been sent.
     pub fn forget_sent_changes(&self) -> Result<()> {
         self.state
             .execute(
-                "DELETE FROM push_changes WHERE seq <= (SELECT min(last_change) FROM push_targets)",
+                "DELETE FROM push_changes WHERE seq <= (SELECT coalesce(min(last_change), 1 << 62) FROM push_targets
+                 WHERE target NOT LIKE 'otlp:%')",
                 [],
             )
             .map(|_| ())
             .map_err(db_err(&self.path))
     }
+}
+
+/// A summary of the store that changes with every new event, every change
+/// to a stored event a PostgreSQL target follows, every session ended and
+/// every session pruned: `--watch` skips the per-session scan while it holds.
+pub fn signature(db: &Path) -> Result<[i64; 4]> {
+    let conn = store::open_read_only(db)?;
+    conn.query_row(
+        "SELECT (SELECT coalesce(max(id), 0) FROM events),
+                (SELECT coalesce(max(seq), 0) FROM push_changes),
+                (SELECT coalesce(max(completed_seq), 0) FROM sessions),
+                (SELECT count(*) FROM sessions)",
+        [],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+    )
+    .map_err(db_err(db))
 }
 
 fn event_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<EventRow> {

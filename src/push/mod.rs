@@ -251,7 +251,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Pushes again and again until `stop` is set: every [`WATCH_INTERVAL`] while
 /// the target answers, backing off to [`MAX_BACKOFF`] while it fails. Each
 /// push that sent something, and each change between failing and working, is
-/// handed to `tell`.
+/// handed to `tell`. While the store's [`local::signature`] holds, the push
+/// (a scan of every session) is skipped, except every [`FULL_EVERY`] rounds:
+/// a change the signature cannot see waits at most that long.
 pub fn watch(
     db: &Path,
     target: &Target,
@@ -261,26 +263,39 @@ pub fn watch(
 ) {
     let mut wait = WATCH_INTERVAL;
     let mut failing = false;
+    let mut seen = None;
+    let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        match push_once(db, target, opts, &mut |_| {}) {
-            Ok(report) => {
-                if report.sent_anything() || failing {
-                    tell(Ok(&report));
+        round += 1;
+        // Taken before the push: what changes during it is pushed next round.
+        let signature = local::signature(db).ok();
+        let unchanged = signature.is_some() && signature == seen && round % FULL_EVERY != 0;
+        if !unchanged {
+            match push_once(db, target, opts, &mut |_| {}) {
+                Ok(report) => {
+                    if report.sent_anything() || failing {
+                        tell(Ok(&report));
+                    }
+                    failing = false;
+                    wait = WATCH_INTERVAL;
+                    seen = signature;
                 }
-                failing = false;
-                wait = WATCH_INTERVAL;
-            }
-            Err(e) => {
-                if !failing {
-                    tell(Err(&e));
+                Err(e) => {
+                    if !failing {
+                        tell(Err(&e));
+                    }
+                    failing = true;
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                    seen = None;
                 }
-                failing = true;
-                wait = (wait * 2).min(MAX_BACKOFF);
             }
         }
         sleep_unless(stop, wait);
     }
 }
+
+/// Rounds of `watch` between two full pushes whatever the signature says.
+pub const FULL_EVERY: u64 = 15;
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
     let step = Duration::from_millis(100);
@@ -342,6 +357,22 @@ pub fn spawn_background(config: &Config) -> Result<Option<Background>> {
         stop,
         thread: Some(thread),
     }))
+}
+
+/// An error with its causes, `a: b: c` (a client library's own message alone
+/// says "error connecting to server", its cause says why).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A stable non-zero 64-bit id of `parts` (span ids, keys).

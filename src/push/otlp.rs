@@ -93,9 +93,13 @@ fn post(
     for (k, v) in headers {
         call = call.header(k.as_str(), v.as_str());
     }
-    let response = call.send().map_err(|e| failed(e.to_string()))?;
+    let response = call
+        .send()
+        .map_err(|e| failed(super::with_causes(&e.without_url())))?;
     let status = response.status();
-    let body = response.bytes().map_err(|e| failed(e.to_string()))?;
+    let body = response
+        .bytes()
+        .map_err(|e| failed(super::with_causes(&e)))?;
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body);
         let text = crate::error::one_line(text.trim());

@@ -35,7 +35,7 @@ fn pg_error(url: &str) -> impl Fn(postgres::Error) -> AggregatorError + '_ {
                 Some(detail) => format!("{}: {detail}", db.message()),
                 None => db.message().to_string(),
             },
-            None => e.to_string(),
+            None => super::with_causes(&e),
         };
         AggregatorError::Recorder(format!(
             "PostgreSQL {}: {}",
@@ -86,6 +86,7 @@ pub fn push(
 ) -> Result<PushReport> {
     let err = pg_error(url);
     let mut client = connect(url)?;
+    local.register()?;
     let mut report = PushReport::default();
     let batch = opts.batch_size.max(1);
     let host = text(&opts.host_id).into_owned();

@@ -395,3 +395,55 @@ fn each_session_is_a_trace_of_its_agents_and_tool_calls() {
     );
     assert_eq!(receiver.received.lock().unwrap().len(), requests);
 }
+
+/// claude-mpm's monitor without ids: tool calls paired by tool and agent,
+/// work attributed by the delegation running when it arrived.
+#[test]
+fn sources_without_ids_make_traces_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = test_config(tmp.path());
+    import_with(&config, &[fixture(crate::common::CAPTURE)]);
+    let db = config.database.clone();
+    let receiver = Receiver::start();
+    let out = push(&db, &["--otlp", &receiver.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spans = receiver.spans();
+    let c = open(&db);
+    let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let ended = one("SELECT count(*) FROM sessions WHERE status = 'completed'");
+    assert!(ended >= 2);
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(roots.len() as i64, ended);
+    let is = |s: &Span, op: &str| text(s, "gen_ai.operation.name").as_deref() == Some(op);
+    assert_eq!(
+        spans.iter().filter(|s| is(s, "execute_tool")).count() as i64,
+        one("SELECT coalesce(sum(m.tool_calls), 0) FROM metrics m JOIN sessions s USING (session_id) WHERE s.status = 'completed'")
+    );
+    assert_eq!(
+        spans.iter().filter(|s| is(s, "invoke_agent") && !s.parent_span_id.is_empty()).count() as i64,
+        one("SELECT count(*) FROM delegations d JOIN sessions s USING (session_id) WHERE s.status = 'completed'")
+    );
+    let root_ids: Vec<&[u8]> = roots.iter().map(|r| r.span_id.as_slice()).collect();
+    let under_agents = spans
+        .iter()
+        .filter(|s| is(s, "execute_tool") && !root_ids.contains(&s.parent_span_id.as_slice()))
+        .count() as i64;
+    assert_eq!(
+        under_agents,
+        one("SELECT count(*) FROM events e JOIN sessions s USING (session_id) WHERE s.status = 'completed'
+             AND e.event_type = 'PreToolUse' AND e.delegation_id IS NOT NULL AND e.agent_id IS NULL
+             AND e.identity IS NULL AND e.tool_name NOT IN ('Task', 'Agent')"),
+        "work inside a delegation is its child"
+    );
+    assert!(under_agents > 0);
+    let ids: std::collections::HashSet<&[u8]> =
+        spans.iter().map(|s| s.span_id.as_slice()).collect();
+    assert_eq!(ids.len(), spans.len(), "span ids are unique");
+}

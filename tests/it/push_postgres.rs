@@ -339,6 +339,16 @@ fn an_interrupted_push_resumes_where_it_stopped() {
     assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM events"), total);
 }
 
+/// A child process killed when the test ends, failed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -374,13 +384,14 @@ fn the_recorder_pushes_as_it_records_and_a_target_down_does_not_stop_it() {
     )
     .unwrap();
     let out = std::fs::File::create(dir.join("recorder.out")).unwrap();
-    let mut recorder =
+    let mut recorder = Killed(
         crate::common::start_command(dir, crate::common::free_port(), &["--config", "cfg.toml"])
             .args(["--no-monitor", "--transcripts", "projects"])
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .unwrap();
+            .unwrap(),
+    );
     let db = dir.join("rec.db");
     let recorded = wait_until(Duration::from_secs(30), || {
         count(&db, "SELECT count(*) FROM events") == expected
@@ -414,9 +425,9 @@ fn the_recorder_pushes_as_it_records_and_a_target_down_does_not_stop_it() {
         ),
         1
     );
-    let pid = nix::unistd::Pid::from_raw(recorder.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(recorder.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = recorder.wait().unwrap();
+    let status = recorder.0.wait().unwrap();
     assert!(status.success(), "{}", log());
     assert!(
         log().contains(&format!("pushed {expected} events")),
@@ -480,14 +491,16 @@ fn push_watch_sends_what_arrives_until_interrupted() {
     import_with(&config, &[shared_run("a-mpm-fast").join("transcripts")]);
     let db = config.database.clone();
     let out = std::fs::File::create(tmp.path().join("watch.out")).unwrap();
-    let mut watcher = std::process::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"))
-        .arg("--db")
-        .arg(&db)
-        .args(["push", &url, "--watch", "--host-id", "w"])
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
+    let mut watcher = Killed(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"))
+            .arg("--db")
+            .arg(&db)
+            .args(["push", &url, "--watch", "--host-id", "w"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    );
     let mut pg = pg_server.client("team");
     // The schema comes with the first push: until then, -1.
     let counted = |pg: &mut postgres::Client, sql: &str| {
@@ -509,9 +522,9 @@ fn push_watch_sends_what_arrives_until_interrupted() {
     ) == 2
         && pg_events(&mut pg) == all));
 
-    let pid = nix::unistd::Pid::from_raw(watcher.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(watcher.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = watcher.wait().unwrap();
+    let status = watcher.0.wait().unwrap();
     let said = std::fs::read_to_string(tmp.path().join("watch.out")).unwrap();
     assert!(status.success(), "{said}");
     // A line per push that sent something (the import may straddle two).
@@ -527,4 +540,57 @@ fn push_watch_sends_what_arrives_until_interrupted() {
     assert!(sent.len() >= 2, "{said}");
     assert_eq!(sent[0], first, "{said}");
     assert_eq!(sent.iter().sum::<i64>(), all, "{said}");
+}
+
+#[test]
+fn a_push_killed_midway_resumes_without_a_duplicate() {
+    let pg_server = PgServer::start();
+    let url = pg_server.create_db("team");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = store(
+        &tmp.path().join("store"),
+        &[shared_run("a-mpm-fast"), our_run("nest-mpm-fast")],
+    );
+    let total = count(&db, "SELECT count(*) FROM events");
+
+    // A slow server (50 ms a batch), so that the kill lands in the middle.
+    drop(mpm_aggregate::push::postgres::connect(&url).unwrap());
+    let mut pg = pg_server.client("team");
+    pg.batch_execute(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION slow();",
+    )
+    .unwrap();
+    let mut pusher = Killed(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"))
+            .arg("--db")
+            .arg(&db)
+            .args(["push", &url, "--host-id", "h", "--batch-size", "2"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_until(Duration::from_secs(30), || pg_count(
+        &mut pg,
+        "SELECT count(*) FROM events"
+    ) >= 20));
+    pusher.0.kill().unwrap(); // SIGKILL
+    pusher.0.wait().unwrap();
+    let committed = pg_count(&mut pg, "SELECT count(*) FROM events");
+    assert!(committed < total, "killed midway: {committed} of {total}");
+
+    pg.batch_execute("DROP TRIGGER slow ON events").unwrap();
+    let said = push_ok(&db, &[&url, "--host-id", "h"]);
+    let sent: i64 = said
+        .strip_prefix("pushed ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    // The batch in flight when it was killed may go again, no more.
+    assert!(
+        (total - committed..=total - committed + 2).contains(&sent),
+        "{said} after {committed} of {total}"
+    );
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM events"), total);
+    assert_eq!(pg_count(&mut pg, "SELECT count(*) FROM sessions"), 2);
 }

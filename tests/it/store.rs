@@ -562,7 +562,9 @@ fn reopening_a_database_runs_no_migration_and_keeps_data() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
         let sql = std::fs::read_to_string(entry.unwrap().path())
             .unwrap()
-            .to_uppercase();
+            .to_uppercase()
+            // A trigger's event (V8's change log) names UPDATE without running one.
+            .replace("AFTER UPDATE OF", "AFTER-UPDATE-OF");
         for banned in ["DROP ", "RENAME ", "DELETE FROM", "UPDATE "] {
             assert!(!sql.contains(banned), "migrations only add; found {banned}");
         }

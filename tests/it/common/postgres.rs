@@ -1,9 +1,10 @@
 //! A real PostgreSQL server for one test: `initdb` into a temporary folder and
 //! `pg_ctl start` on a free loopback port, trust authentication, stopped when
 //! dropped. As root the server runs as the `postgres` user (PostgreSQL refuses
-//! root). The binaries are PostgreSQL 15's (`PG_BIN` names another folder);
-//! without them the test fails and says so. (The push benchmark includes this
-//! file too.)
+//! root). The binaries are the newest /usr/lib/postgresql/<version>/bin
+//! (`PG_BIN` names another folder); without them the test fails and says so
+//! (`.ci/run` installs them where they are missing). The push benchmark
+//! includes this file too.
 
 #![allow(dead_code)]
 
@@ -25,12 +26,25 @@ fn free_port() -> u16 {
 }
 
 fn bin_dir() -> PathBuf {
-    let bin = PathBuf::from(
-        std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
-    );
+    // PG_BIN, else the newest /usr/lib/postgresql/<version>/bin (Debian's layout).
+    let bin = std::env::var_os("PG_BIN").map(PathBuf::from).or_else(|| {
+        let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                Some((version, e.path().join("bin")))
+            })
+            .filter(|(_, bin)| bin.join("initdb").is_file())
+            .collect();
+        found.sort();
+        found.pop().map(|(_, bin)| bin)
+    });
+    let bin = bin.unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
     assert!(
         bin.join("initdb").is_file() && bin.join("pg_ctl").is_file(),
-        "PostgreSQL server binaries (initdb, pg_ctl) not found in {}: install them (Debian: apt-get install postgresql-15) or set PG_BIN",
+        "PostgreSQL server binaries (initdb, pg_ctl) not found in {}: install them (Debian: apt-get install postgresql; .ci/run does) or set PG_BIN",
         bin.display()
     );
     bin
