@@ -2,9 +2,10 @@
 //! `pg_ctl start` on a free loopback port, trust authentication, stopped when
 //! dropped. As root the server runs as the `postgres` user (PostgreSQL refuses
 //! root). The binaries are the newest /usr/lib/postgresql/<version>/bin
-//! (`PG_BIN` names another folder); without them the test fails and says so
-//! (`.ci/run` installs them where they are missing). The push benchmark
-//! includes this file too.
+//! (`PG_BIN` names another folder); where there are none, Debian's
+//! `postgresql` package is installed first (once per test run, as the HTML
+//! tests install Chromium), so `cargo test` alone works on a fresh machine. The
+//! push benchmark includes this file too.
 
 #![allow(dead_code)]
 
@@ -26,6 +27,30 @@ fn free_port() -> u16 {
 }
 
 fn bin_dir() -> PathBuf {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let present = std::env::var_os("PG_BIN").is_some()
+            || std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().join("bin/initdb").is_file());
+        if !present {
+            let apt = |args: &[&str]| {
+                Command::new("apt-get")
+                    .args(["-o", "DPkg::Lock::Timeout=600"])
+                    .args(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            assert!(apt(&["update", "-qq"]), "apt-get update failed");
+            assert!(
+                apt(&["install", "-y", "-qq", "postgresql"]),
+                "apt-get install -y postgresql failed (the push tests need a PostgreSQL server)"
+            );
+        }
+    });
     // PG_BIN, else the newest /usr/lib/postgresql/<version>/bin (Debian's layout).
     let bin = std::env::var_os("PG_BIN").map(PathBuf::from).or_else(|| {
         let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -44,7 +69,7 @@ fn bin_dir() -> PathBuf {
     let bin = bin.unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
     assert!(
         bin.join("initdb").is_file() && bin.join("pg_ctl").is_file(),
-        "PostgreSQL server binaries (initdb, pg_ctl) not found in {}: install them (Debian: apt-get install postgresql; .ci/run does) or set PG_BIN",
+        "PostgreSQL server binaries (initdb, pg_ctl) not found in {}: install them (Debian: apt-get install postgresql) or set PG_BIN",
         bin.display()
     );
     bin
