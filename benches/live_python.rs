@@ -83,6 +83,39 @@ fn cpu_seconds(pid: u32) -> f64 {
     (get(11) + get(12)) / ticks
 }
 
+/// CPU seconds of each thread of a process, by thread name (summed).
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let tid: u32 = t.file_name().to_string_lossy().parse().unwrap_or(0);
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let get = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let cpu = (get(11) + get(12)) / ticks;
+        let name = comm.trim().to_string();
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += cpu,
+            None => out.push((name, cpu)),
+        }
+    }
+    out
+}
+
 /// Context switches (voluntary + involuntary) of all of a process's threads.
 fn context_switches(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -307,6 +340,10 @@ fn side_by_side(mode: &str, events: usize) {
     let (ours_pid, py_pid) = run.pids();
     let ours_before = cpu_seconds(ours_pid);
     let py_before = py_pid.map(cpu_seconds).unwrap_or(0.0);
+    let switches_before = (
+        context_switches(ours_pid),
+        py_pid.map(context_switches).unwrap_or(0),
+    );
     let marks = [1_000usize, 10_000, 100_000];
     let mut readings = Vec::new();
     let (rate, _) = run.broadcast(events, |n| {
@@ -317,6 +354,15 @@ fn side_by_side(mode: &str, events: usize) {
         }
     });
     let captured = run.python_captured();
+    let threads = thread_cpu(ours_pid);
+    let switches = (
+        (context_switches(ours_pid) - switches_before.0) as f64 / events as f64,
+        py_pid
+            .map(context_switches)
+            .unwrap_or(0)
+            .saturating_sub(switches_before.1) as f64
+            / events as f64,
+    );
     let (ours, python, files) = run.stop();
     let ours = (ours - ours_before) * 1e6 / events as f64;
     let python = python.map(|p| (p - py_before) * 1e6 / events as f64);
@@ -330,6 +376,15 @@ fn side_by_side(mode: &str, events: usize) {
         );
         println!("  ratio       : {:>8.2} (Python / ours)", p / ours);
     }
+    let split: Vec<String> = threads
+        .iter()
+        .filter(|(_, c)| *c > 0.0)
+        .map(|(n, c)| format!("{n} {:.1}", c * 1e6 / events as f64))
+        .collect();
+    println!(
+        "  ours by thread (µs/event, whole life): {}",
+        split.join(", ")
+    );
     if mode == "long" {
         let mut prev = (0usize, ours_before);
         for (m, cpu) in readings {

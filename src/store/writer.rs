@@ -28,7 +28,8 @@ const BATCH_MAX: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// The live recorder's linger: a transaction's fixed cost (the 16 KiB pages
 /// of the table and its indexes written to the WAL) is shared by the events of
-/// 25 ms instead of 2 ms at moderate rates (a few thousand events per second).
+/// up to 25 ms instead of 2 ms at moderate rates (a few thousand events per
+/// second), looking at the queue every [`LINGER`].
 const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
@@ -480,11 +481,12 @@ impl WriterState {
 
     fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
         while let Ok(first) = rx.recv() {
-            if rx.len() < LINGER_BELOW {
-                // A short queue: let a burst gather so that producers need not
-                // wake this thread once per event. A quiet stream still
-                // commits within a few milliseconds.
-                std::thread::sleep(self.config.linger);
+            // A short queue: let a burst gather so that producers need not
+            // wake this thread once per event. A quiet stream still commits
+            // within `linger`; a busy one stops waiting once the queue is long.
+            let lingered = std::time::Instant::now();
+            while rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
+                std::thread::sleep(LINGER.min(self.config.linger));
             }
             self.batch += 1;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
