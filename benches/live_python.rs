@@ -385,6 +385,10 @@ fn side_by_side(mode: &str, events: usize) {
         "  ours by thread (µs/event, whole life): {}",
         split.join(", ")
     );
+    println!(
+        "  context switches/event: ours {:.2}, Python {:.2}",
+        switches.0, switches.1
+    );
     if mode == "long" {
         let mut prev = (0usize, ours_before);
         for (m, cpu) in readings {

@@ -292,3 +292,50 @@ impl Drop for FileWriter {
         self.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finalization_burst_is_one_write_after_the_delay() {
+        let mut s = Schedule::new();
+        let t0 = Instant::now();
+        s.ask("a".into(), t0);
+        s.ask("a".into(), t0 + Duration::from_millis(300));
+        s.ask("b".into(), t0 + Duration::from_millis(100));
+        assert!(s.take_due(Some(t0 + WRITE_DELAY / 2)).is_empty());
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + WRITE_DELAY),
+            "the first ask sets the time"
+        );
+        assert_eq!(s.take_due(Some(t0 + WRITE_DELAY)), ["a"]);
+        assert_eq!(
+            s.take_due(Some(t0 + WRITE_DELAY + Duration::from_millis(100))),
+            ["b"]
+        );
+        assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn a_long_session_is_rewritten_no_sooner_than_its_write_cost_allows() {
+        let mut s = Schedule::new();
+        s.wrote("long".into(), Duration::from_millis(40));
+        let written = Instant::now();
+        s.ask("long".into(), written);
+        let due = s.next_due().expect("asked");
+        assert!(
+            due >= written + Duration::from_millis(40) * REWRITE_SPACING
+                - Duration::from_millis(50)
+        );
+        assert!(s
+            .take_due(Some(written + Duration::from_secs(1)))
+            .is_empty());
+        assert_eq!(
+            s.take_due(None),
+            ["long"],
+            "stopping writes everything asked for"
+        );
+    }
+}
