@@ -481,11 +481,13 @@ impl WriterState {
 
     fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
         while let Ok(first) = rx.recv() {
-            // A short queue: let a burst gather so that producers need not
-            // wake this thread once per event. A quiet stream still commits
-            // within `linger`; a busy one stops waiting once the queue is long.
+            // A short queue: let a burst of events gather so that producers
+            // need not wake this thread once per event. A quiet stream still
+            // commits within `linger`; a busy one stops waiting once the queue
+            // is long; anything else (a heartbeat, a flush) commits at once.
             let lingered = std::time::Instant::now();
-            while rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
+            let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_));
+            while events && rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
                 std::thread::sleep(LINGER.min(self.config.linger));
             }
             self.batch += 1;
