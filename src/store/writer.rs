@@ -33,6 +33,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
+/// Fewer new messages than this in a [`LINGER`] step make a slow stream.
+const LINGER_SLOW: usize = 4;
 /// Two stamps of one happening by two sources are this close (see
 /// `WriterState::counterpart`): claude-mpm's full handler stamps a tool call
 /// well under a second after its transcript line, its end just before the
@@ -485,10 +487,17 @@ impl WriterState {
             // need not wake this thread once per event. A quiet stream still
             // commits within `linger`; a busy one stops waiting once the queue
             // is long; anything else (a heartbeat, a flush) commits at once.
+            // A slow stream (few events in the first step) waits out the rest
+            // in one sleep: one wakeup per batch instead of one per step.
             let lingered = std::time::Instant::now();
             let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_));
+            let mut step = LINGER.min(self.config.linger);
             while events && rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
-                std::thread::sleep(LINGER.min(self.config.linger));
+                let before = rx.len();
+                std::thread::sleep(step);
+                if rx.len() < before + LINGER_SLOW {
+                    step = self.config.linger.saturating_sub(lingered.elapsed());
+                }
             }
             self.batch += 1;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
