@@ -282,15 +282,6 @@ enum Pumped {
     Ended(Ended),
 }
 
-/// How long the reader rests when a dense stream has nothing buffered: the
-/// frames of a few milliseconds are then read in one wakeup and one `recv`
-/// instead of one each (a python-socketio monitor sends every event in a
-/// frame and a TCP segment of its own).
-const READ_REST: Duration = Duration::from_millis(4);
-/// A stream is dense when its items come closer together than this; a sparse
-/// one is read as each item comes (resting would only add a timer wakeup).
-const DENSE_GAP: Duration = Duration::from_millis(2);
-
 /// Reads `conn` until it ends, shutdown is asked, or the writer is gone.
 async fn pump(
     shared: &Shared,
@@ -298,8 +289,6 @@ async fn pump(
     history: &mut HistoryWait,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Pumped {
-    let mut last_item = Instant::now();
-    let mut dense = false;
     loop {
         let deadline = history.deadline;
         let history_timeout = async move {
@@ -308,37 +297,17 @@ async fn pump(
                 None => std::future::pending().await,
             }
         };
-        // The same future is polled until it yields: nothing read is dropped.
-        let mut next = std::pin::pin!(conn.next());
-        let next = match futures_util::poll!(next.as_mut()) {
-            std::task::Poll::Ready(next) => next,
-            std::task::Poll::Pending => {
-                if dense {
-                    tokio::select! {
-                        _ = shutdown.changed() => return Pumped::Shutdown,
-                        _ = tokio::time::sleep(READ_REST) => {}
+        tokio::select! {
+            _ = shutdown.changed() => return Pumped::Shutdown,
+            _ = history_timeout => history.give_up(),
+            next = conn.next() => match next {
+                Ok(item) => {
+                    if !on_received(shared, item, history).await {
+                        return Pumped::WriterGone;
                     }
                 }
-                tokio::select! {
-                    _ = shutdown.changed() => return Pumped::Shutdown,
-                    _ = history_timeout => {
-                        history.give_up();
-                        continue;
-                    }
-                    next = &mut next => next,
-                }
-            }
-        };
-        match next {
-            Ok(item) => {
-                let now = Instant::now();
-                dense = now - last_item < DENSE_GAP;
-                last_item = now;
-                if !on_received(shared, item, history).await {
-                    return Pumped::WriterGone;
-                }
-            }
-            Err(end) => return Pumped::Ended(end),
+                Err(end) => return Pumped::Ended(end),
+            },
         }
     }
 }

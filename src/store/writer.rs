@@ -33,7 +33,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
-/// Fewer new messages than this in a [`LINGER`] step make a slow stream.
+/// Fewer new messages than this in a [`LINGER`] step (and fewer than four
+/// times this queued) make a slow stream.
 const LINGER_SLOW: usize = 4;
 /// Two stamps of one happening by two sources are this close (see
 /// `WriterState::counterpart`): claude-mpm's full handler stamps a tool call
@@ -495,7 +496,7 @@ impl WriterState {
             while events && rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
                 let before = rx.len();
                 std::thread::sleep(step);
-                if rx.len() < before + LINGER_SLOW {
+                if rx.len() < (before + LINGER_SLOW).min(LINGER_SLOW * 4) {
                     step = self.config.linger.saturating_sub(lingered.elapsed());
                 }
             }
