@@ -42,7 +42,7 @@ pub fn write_atomically(
             opts.mode(0o600);
         }
         let file: File = opts.open(&tmp)?;
-        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        let mut out = BufWriter::with_capacity(64 * 1024, file);
         if path.extension().is_some_and(|e| e == "gz") {
             let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
             fill(&mut gz)?;

@@ -96,8 +96,10 @@ fn start_daemon(
 }
 
 fn record(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> {
+    // One worker: the socket reader is the only busy task, and a second worker
+    // would be woken to steal work at every event (a context switch each).
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| AggregatorError::Recorder(format!("cannot start the async runtime: {e}")))?;

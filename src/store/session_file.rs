@@ -1,11 +1,15 @@
 //! Session files: `session_<first 8 chars of id>_<YYYYMMDD_HHMMSS>.json[.gz]`
-//! in the activity directory, written from SQL when a session is finalized.
+//! in the activity directory, written from SQL shortly after a session is
+//! finalized (see [`FileWriter`] for when).
 //!
 //! Session ids come from the network, so they never reach a path raw: every
 //! character outside `[A-Za-z0-9_-]` becomes `_`, and a name that was altered or
 //! is already taken by another session gets a hash of the full id appended.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
@@ -102,9 +106,82 @@ pub struct FileCounters {
     pub errors: std::sync::atomic::AtomicU64,
 }
 
+/// A session file is written this long after the finalization that asks for
+/// it: the finalizations of a burst (a `Stop` and its bookkeeping, a batch of
+/// sessions) meanwhile are one write.
+const WRITE_DELAY: Duration = Duration::from_millis(500);
+/// A session's file is rewritten at most once per this many times its last
+/// write took: a session that keeps finalizing (a `Stop` every turn) costs at
+/// most 1% of a core in rewrites whatever its size, so recording stays linear
+/// over a long session instead of rewriting a growing file at every turn.
+const REWRITE_SPACING: u32 = 100;
+
+/// When each session's file is due, and how long its last write took.
+struct Schedule {
+    due: BinaryHeap<Reverse<(Instant, String)>>,
+    queued: HashSet<String>,
+    /// Sessions written lately: when the write ended and how long it took.
+    last: HashMap<String, (Instant, Duration)>,
+}
+
+impl Schedule {
+    fn new() -> Self {
+        Schedule {
+            due: BinaryHeap::new(),
+            queued: HashSet::new(),
+            last: HashMap::new(),
+        }
+    }
+
+    /// Asks for the file of `id`; one already asked for keeps its time.
+    fn ask(&mut self, id: String, now: Instant) {
+        if self.queued.contains(&id) {
+            return;
+        }
+        let mut at = now + WRITE_DELAY;
+        if let Some((ended, took)) = self.last.get(&id) {
+            at = at.max(*ended + *took * REWRITE_SPACING);
+        }
+        self.queued.insert(id.clone());
+        self.due.push(Reverse((at, id)));
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.due.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The sessions due by `now` (all of them when `now` is `None`).
+    fn take_due(&mut self, now: Option<Instant>) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Some(Reverse((at, _))) = self.due.peek() {
+            if now.is_some_and(|now| *at > now) {
+                break;
+            }
+            if let Some(Reverse((_, id))) = self.due.pop() {
+                self.queued.remove(&id);
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    fn wrote(&mut self, id: String, took: Duration) {
+        let now = Instant::now();
+        if self.last.len() > 4096 {
+            // Forget the sessions no longer held back, so memory stays flat.
+            self.last
+                .retain(|_, (ended, took)| *ended + *took * REWRITE_SPACING > now);
+        }
+        self.last.insert(id, (now, took));
+    }
+}
+
 /// Writes session files on a thread of its own, from its own read connection,
-/// so the writer never waits on the file system. A session finalized again
-/// while its file is queued is written once.
+/// so the writer never waits on the file system. A file is written
+/// [`WRITE_DELAY`] after its session is finalized (finalizations meanwhile are
+/// that one write), and a session's file is not rewritten sooner than
+/// [`REWRITE_SPACING`] times its last write took. Everything asked for is
+/// written when the thread stops.
 pub struct FileWriter {
     tx: Option<flume::Sender<String>>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -134,11 +211,29 @@ impl FileWriter {
             .spawn(move || {
                 use std::sync::atomic::Ordering::Relaxed;
                 let mut conn = None;
-                while let Ok(first) = rx.recv() {
-                    let mut pending = vec![first];
-                    pending.extend(rx.try_iter());
+                let mut schedule = Schedule::new();
+                let mut open = true;
+                while open {
+                    let got = match schedule.next_due() {
+                        None => rx.recv().map_err(|_| flume::RecvTimeoutError::Disconnected),
+                        Some(at) => rx.recv_deadline(at),
+                    };
+                    match got {
+                        Ok(id) => {
+                            let now = Instant::now();
+                            schedule.ask(id, now);
+                            for id in rx.try_iter() {
+                                schedule.ask(id, now);
+                            }
+                        }
+                        Err(flume::RecvTimeoutError::Timeout) => {}
+                        Err(flume::RecvTimeoutError::Disconnected) => open = false,
+                    }
+                    let mut pending = schedule.take_due(open.then(Instant::now));
+                    if pending.is_empty() {
+                        continue;
+                    }
                     pending.sort_unstable();
-                    pending.dedup();
                     if conn.is_none() {
                         match super::open_read_only(&database) {
                             Ok(c) => conn = Some(c),
@@ -154,6 +249,7 @@ impl FileWriter {
                         let Some(path) = stored_path(db, &id) else {
                             continue;
                         };
+                        let began = Instant::now();
                         match render(db, &id, Path::new(&path)) {
                             Ok(()) => c.written.fetch_add(1, Relaxed),
                             Err(e) => {
@@ -164,6 +260,7 @@ impl FileWriter {
                                 c.errors.fetch_add(1, Relaxed)
                             }
                         };
+                        schedule.wrote(id, began.elapsed());
                     }
                 }
             })?;
@@ -193,5 +290,52 @@ impl FileWriter {
 impl Drop for FileWriter {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finalization_burst_is_one_write_after_the_delay() {
+        let mut s = Schedule::new();
+        let t0 = Instant::now();
+        s.ask("a".into(), t0);
+        s.ask("a".into(), t0 + Duration::from_millis(300));
+        s.ask("b".into(), t0 + Duration::from_millis(100));
+        assert!(s.take_due(Some(t0 + WRITE_DELAY / 2)).is_empty());
+        assert_eq!(
+            s.next_due(),
+            Some(t0 + WRITE_DELAY),
+            "the first ask sets the time"
+        );
+        assert_eq!(s.take_due(Some(t0 + WRITE_DELAY)), ["a"]);
+        assert_eq!(
+            s.take_due(Some(t0 + WRITE_DELAY + Duration::from_millis(100))),
+            ["b"]
+        );
+        assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn a_long_session_is_rewritten_no_sooner_than_its_write_cost_allows() {
+        let mut s = Schedule::new();
+        s.wrote("long".into(), Duration::from_millis(40));
+        let written = Instant::now();
+        s.ask("long".into(), written);
+        let due = s.next_due().expect("asked");
+        assert!(
+            due >= written + Duration::from_millis(40) * REWRITE_SPACING
+                - Duration::from_millis(50)
+        );
+        assert!(s
+            .take_due(Some(written + Duration::from_secs(1)))
+            .is_empty());
+        assert_eq!(
+            s.take_due(None),
+            ["long"],
+            "stopping writes everything asked for"
+        );
     }
 }

@@ -26,8 +26,16 @@ use crate::ingest::{NormalizedEvent, Outcome, Rejection};
 const BATCH_MAX: usize = 4096;
 /// How long the writer waits for a burst to gather before a transaction.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// The live recorder's linger: a transaction's fixed cost (the 16 KiB pages
+/// of the table and its indexes written to the WAL) is shared by the events of
+/// up to 25 ms instead of 2 ms at moderate rates (a few thousand events per
+/// second), looking at the queue every [`LINGER`].
+const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 /// Below this many queued messages the writer lingers before a transaction.
 const LINGER_BELOW: usize = 256;
+/// Fewer new messages than this in a [`LINGER`] step (and fewer than four
+/// times this queued) make a slow stream.
+const LINGER_SLOW: usize = 4;
 /// Two stamps of one happening by two sources are this close (see
 /// `WriterState::counterpart`): claude-mpm's full handler stamps a tool call
 /// well under a second after its transcript line, its end just before the
@@ -59,6 +67,8 @@ pub struct WriterConfig {
     /// How long the writing connection waits for another process's lock
     /// before failing (short for the `hook` command, which must not wait).
     pub busy_timeout: std::time::Duration,
+    /// How long the writer lets a short queue fill before a transaction.
+    pub linger: std::time::Duration,
 }
 
 impl WriterConfig {
@@ -77,6 +87,7 @@ impl WriterConfig {
             cache_kib: 16 * 1024,
             pricing_file: config.pricing_file.clone(),
             busy_timeout: super::BUSY_TIMEOUT,
+            linger: LINGER,
         }
     }
 
@@ -86,6 +97,7 @@ impl WriterConfig {
         WriterConfig {
             channel_capacity: 1024,
             cache_kib: 4 * 1024,
+            linger: RECORDER_LINGER,
             ..Self::from_config(config)
         }
     }
@@ -472,11 +484,21 @@ impl WriterState {
 
     fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
         while let Ok(first) = rx.recv() {
-            if rx.len() < LINGER_BELOW {
-                // A short queue: let a burst gather so that producers need not
-                // wake this thread once per event. A quiet stream still
-                // commits within a few milliseconds.
-                std::thread::sleep(LINGER);
+            // A short queue: let a burst of events gather so that producers
+            // need not wake this thread once per event. A quiet stream still
+            // commits within `linger`; a busy one stops waiting once the queue
+            // is long; anything else (a heartbeat, a flush) commits at once.
+            // A slow stream (few events in the first step) waits out the rest
+            // in one sleep: one wakeup per batch instead of one per step.
+            let lingered = std::time::Instant::now();
+            let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_));
+            let mut step = LINGER.min(self.config.linger);
+            while events && rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
+                let before = rx.len();
+                std::thread::sleep(step);
+                if rx.len() < (before + LINGER_SLOW).min(LINGER_SLOW * 4) {
+                    step = self.config.linger.saturating_sub(lingered.elapsed());
+                }
             }
             self.batch += 1;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
