@@ -268,3 +268,16 @@ pub const LAST_EVENT_TIME_SQL: &str = "SELECT max(t) FROM (
     SELECT max(last_event_time) AS t FROM sessions
     UNION ALL
     SELECT max(timestamp) FROM events WHERE session_id IS NULL)";
+
+/// How far each transcript file was read (`transcript_offsets`): path →
+/// bytes whose events are all stored.
+pub fn transcript_offsets(conn: &Connection) -> Result<std::collections::HashMap<String, u64>> {
+    let mut stmt = conn
+        .prepare("SELECT path, offset FROM transcript_offsets")
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql_err)?;
+    rows.map(|r| r.map(|(p, o)| (p, o.max(0) as u64)).map_err(sql_err))
+        .collect()
+}

@@ -339,6 +339,11 @@ impl Writer {
         .map_err(|e| AggregatorError::db_message(&self.database, e))
     }
 
+    /// The database it writes.
+    pub fn database(&self) -> &std::path::Path {
+        &self.database
+    }
+
     /// The error that stopped the writer (for producers whose send failed).
     pub fn failure(&self) -> AggregatorError {
         match self.failed.lock().ok().and_then(|f| f.clone()) {
