@@ -30,6 +30,7 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
         cache_kib: 16 * 1024,
         pricing_file: Default::default(),
         busy_timeout: mpm_aggregate::store::BUSY_TIMEOUT,
+        short_lived: false,
     })
     .expect("writer")
 }

@@ -114,12 +114,15 @@ fn remap(text: &[u8], run: u64, copy: u64) -> Vec<u8> {
             }
         }
         // An agent id: `a` and 16 hex digits (file names and lines alike).
-        if boundary && rest.len() >= 17 && rest[0] == b'a' && is_hex(&rest[1..17]) {
-            if rest.get(17).is_none_or(|c| !is_word(*c)) {
-                remap_hex(&mut out, i + 1, 8, mask >> 13);
-                i += 17;
-                continue;
-            }
+        if boundary
+            && rest.len() >= 17
+            && rest[0] == b'a'
+            && is_hex(&rest[1..17])
+            && rest.get(17).is_none_or(|c| !is_word(*c))
+        {
+            remap_hex(&mut out, i + 1, 8, mask >> 13);
+            i += 17;
+            continue;
         }
         // An ISO time with milliseconds: 2026-11-24T10:48:34.380Z.
         if rest.len() >= 24
@@ -157,27 +160,27 @@ fn corpus(base: &Path, target_bytes: u64) -> (PathBuf, u64, u64) {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let runs: Vec<(PathBuf, Vec<(PathBuf, Vec<u8>)>)> = sources()
+    // Per fixture run: its files (path relative to the run, content).
+    let runs: Vec<Vec<(PathBuf, Vec<u8>)>> = sources()
         .into_iter()
         .map(|run| {
-            let files = files_under(&run)
+            files_under(&run)
                 .into_iter()
                 .map(|rel| {
                     let bytes = std::fs::read(run.join(&rel)).expect("fixture");
                     (rel, bytes)
                 })
-                .collect();
-            (run, files)
+                .collect()
         })
         .collect();
     let set_bytes: u64 = runs
         .iter()
-        .flat_map(|(_, f)| f.iter().map(|(_, b)| b.len() as u64))
+        .flat_map(|f| f.iter().map(|(_, b)| b.len() as u64))
         .sum();
     let copies = target_bytes.div_ceil(set_bytes);
     let (mut files, mut bytes) = (0u64, 0u64);
     for copy in 0..copies {
-        for (run, (_, run_files)) in runs.iter().enumerate() {
+        for (run, run_files) in runs.iter().enumerate() {
             for (rel, content) in run_files {
                 // Copies spread over 20 projects per fixture project, as a
                 // user's folder holds many projects of many sessions.

@@ -59,6 +59,35 @@ pub struct WriterConfig {
     /// How long the writing connection waits for another process's lock
     /// before failing (short for the `hook` command, which must not wait).
     pub busy_timeout: std::time::Duration,
+    /// A process that writes a few events and exits (the `hook` command):
+    /// no lingering for a burst, no checkpoint thread, and no checkpoint
+    /// when it closes unless the WAL has grown past
+    /// [`SHORT_LIVED_CHECKPOINT_BYTES`] (see `end_short_lived`).
+    pub short_lived: bool,
+}
+
+/// The WAL size past which a short-lived writer checkpoints when it ends.
+pub const SHORT_LIVED_CHECKPOINT_BYTES: u64 = 1 << 20;
+
+/// The end of a short-lived writer. SQLite's last connection to close would
+/// checkpoint and delete the WAL, and the next process create it again: four
+/// fsyncs for a write of a few pages. Instead the WAL is left as it is until
+/// it passes [`SHORT_LIVED_CHECKPOINT_BYTES`] (about eight hooks); then it is
+/// copied back and truncated (TRUNCATE: a WAL left with frames already copied
+/// would be copied again by every later process, which rebuilds its index
+/// from the file). Never waits: when another connection is busy, it (the
+/// recorder's checkpoint thread) or a later process does it.
+fn end_short_lived(conn: &Connection, path: &std::path::Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    if size < SHORT_LIVED_CHECKPOINT_BYTES {
+        return;
+    }
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!("checkpoint: {e}");
+    }
 }
 
 impl WriterConfig {
@@ -77,6 +106,7 @@ impl WriterConfig {
             cache_kib: 16 * 1024,
             pricing_file: config.pricing_file.clone(),
             busy_timeout: super::BUSY_TIMEOUT,
+            short_lived: false,
         }
     }
 
@@ -278,15 +308,29 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         let files = session_file::FileWriter::spawn(path.clone(), config.session_files)
             .map_err(|e| AggregatorError::io(&path, e))?;
-        // The writer never checkpoints itself: a helper thread does.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+        let checkpointer = if config.short_lived {
+            // Its own checkpoint when it ends, past a WAL size (see `end_short_lived`).
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
             .map_err(|e| AggregatorError::db(&path, e))?;
-        let checkpointer =
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|e| AggregatorError::db(&path, e))?;
+            super::checkpoint::Checkpointer::none()
+        } else {
+            // The writer never checkpoints itself: a helper thread does.
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|e| AggregatorError::db(&path, e))?;
             super::checkpoint::Checkpointer::spawn(path.clone(), config.busy_timeout)
-                .map_err(|e| AggregatorError::io(&path, e))?;
+                .map_err(|e| AggregatorError::io(&path, e))?
+        };
         let mut state = WriterState::new(conn, config, pricing, files, checkpointer)
             .map_err(|e| AggregatorError::db(&path, e))?;
         let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
+        if state.config.short_lived {
+            end_short_lived(&state.conn, &path);
+        }
         // Session files finalized so far are written before the writer reports back.
         state.files.finish();
         state.checkpointer.finish();
@@ -477,7 +521,7 @@ impl WriterState {
 
     fn run(&mut self, rx: flume::Receiver<WriterMsg>) -> rusqlite::Result<()> {
         while let Ok(first) = rx.recv() {
-            if rx.len() < LINGER_BELOW {
+            if rx.len() < LINGER_BELOW && !self.config.short_lived {
                 // A short queue: let a burst gather so that producers need not
                 // wake this thread once per event. A quiet stream still
                 // commits within a few milliseconds.
