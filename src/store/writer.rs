@@ -838,6 +838,8 @@ impl WriterState {
         }
         let merged = merge_data(&data, &event.data);
         let origins = merge_origins(origin.as_deref(), event.origin.as_str());
+        // What the session's projection reads of the event before the merge.
+        let before = super::queries::stored_event(&self.conn, session_id, row)?;
         // A transcript's time is the true time of the happening; the others
         // are arrival times (SPEC section 7).
         let timestamp = if event.origin == Source::Transcript {
@@ -848,21 +850,34 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        self.rebuild_with_source(session_id, event.origin.as_str())?;
+        // A merge that changes nothing the projection reads (the new fields are
+        // not facts, the time is the same) leaves the session as it is: no
+        // replay of the whole session, which made a long session followed
+        // beside its hooks quadratic.
+        let after = super::queries::stored_event(&self.conn, session_id, row)?;
+        let rebuild = projected(&before) != projected(&after);
+        self.rebuild_with_source(session_id, event.origin.as_str(), rebuild)?;
         Ok(true)
     }
 
-    /// Marks a session for rebuilding at the end of the batch, after an
-    /// observation from `origin` was merged into one of its events: that
-    /// source contributed, though it added no event of its own.
-    fn rebuild_with_source(&mut self, session_id: &str, origin: &str) -> rusqlite::Result<()> {
+    /// Marks a session for rebuilding at the end of the batch (`rebuild`),
+    /// after an observation from `origin` was merged into one of its events:
+    /// that source contributed, though it added no event of its own.
+    fn rebuild_with_source(
+        &mut self,
+        session_id: &str,
+        origin: &str,
+        rebuild: bool,
+    ) -> rusqlite::Result<()> {
         if let Some(state) = self.cache.get_or_load(&self.conn, session_id)? {
             if !state.sources.iter().any(|s| s == origin) {
                 state.sources.push(origin.to_string());
                 state.dirty = true;
             }
         }
-        self.rebuild.insert(session_id.to_string());
+        if rebuild {
+            self.rebuild.insert(session_id.to_string());
+        }
         Ok(())
     }
 
@@ -1113,7 +1128,7 @@ impl WriterState {
             ])?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
-            self.rebuild_with_source(session_id, event.origin.as_str())?;
+            self.rebuild_with_source(session_id, event.origin.as_str(), true)?;
         }
         Ok(())
     }
@@ -1617,6 +1632,31 @@ impl WriterState {
         }
         self.cache.evict(self.batch);
     }
+}
+
+/// What the session projection (`core::session`) reads of a stored event: two
+/// events alike in these project alike.
+#[allow(clippy::type_complexity)]
+fn projected(
+    e: &NormalizedEvent,
+) -> (
+    &crate::core::HookEvent,
+    &crate::core::Facts,
+    DateTime<Utc>,
+    bool,
+    Source,
+    crate::core::Category,
+    (&Option<String>, &str, &Option<String>, &Option<String>),
+) {
+    (
+        &e.kind,
+        &e.facts,
+        e.timestamp,
+        e.time_known,
+        e.origin,
+        e.category,
+        (&e.subtype, &e.socket_event, &e.raw_type, &e.correlation_id),
+    )
 }
 
 /// What [`WriterState::content_match`] did with an observation.
