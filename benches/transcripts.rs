@@ -283,4 +283,36 @@ fn main() {
     } else {
         println!("stats                : no `stats` command in this binary");
     }
+    // What `stats` will read, as plain queries through the real binary: the
+    // kept figures of `metrics` and `delegations` (one row per session or
+    // delegation), per day, project, model, agent, and tool calls by tool.
+    let queries = [
+        ("totals", "SELECT count(*), sum(m.tool_calls), sum(m.tool_failures), sum(m.api_calls), sum(m.cost_usd), sum(json_extract(m.tokens, '$.input')), sum(json_extract(m.tokens, '$.output')) FROM metrics m"),
+        ("by day", "SELECT substr(s.start_time, 1, 10) AS day, count(*), sum(m.tool_calls), sum(m.cost_usd) FROM sessions s JOIN metrics m USING (session_id) GROUP BY day"),
+        ("by project", "SELECT s.working_directory, count(*), sum(m.tool_calls), sum(m.cost_usd) FROM sessions s JOIN metrics m USING (session_id) GROUP BY s.working_directory"),
+        ("by model", "SELECT j.key, sum(json_extract(j.value, '$.output')) FROM metrics m, json_each(m.tokens_by_model) j GROUP BY j.key"),
+        ("by agent", "SELECT agent_type, count(*), sum(success), sum(tool_calls), sum(cost_usd) FROM delegations GROUP BY agent_type"),
+        ("by tool", "SELECT tool_name, count(*) FROM events WHERE event_type = 'PreToolUse' GROUP BY tool_name"),
+    ];
+    for (name, sql) in queries {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let (wall, _, _, out) = common::run_measured(
+                Command::new(common::binary())
+                    .arg("--db")
+                    .arg(db.path().join("agg.db"))
+                    .args(["query", sql, "--format", "csv"]),
+            );
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            times.push(wall.as_secs_f64());
+        }
+        println!(
+            "stats query {name:<10}: {:>7.3} s wall (median of 5, process included)",
+            common::median(times)
+        );
+    }
 }
