@@ -1169,6 +1169,7 @@ impl WriterState {
         let Some(old) = self.cache.get_or_load(&self.conn, session_id)?.cloned() else {
             return Ok(());
         };
+        tracing::debug!("session {session_id}: rebuilt from its events after a merge");
         self.cache.sessions.remove(session_id);
         self.conn
             .prepare_cached("DELETE FROM delegations WHERE session_id = ?1")?
