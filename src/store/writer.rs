@@ -850,12 +850,14 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        // A merge that changes nothing the projection reads (the new fields are
-        // not facts, the time is the same) leaves the session as it is: no
-        // replay of the whole session, which made a long session followed
-        // beside its hooks quadratic.
+        // A live observation (hook, monitor, transcript) that changes nothing
+        // the projection reads (the new fields are not facts, the time is the
+        // same) leaves the session as it is: no replay of the whole session,
+        // which made a long session followed beside its hooks quadratic. An
+        // imported file's merge still replays: only a replay sets aside the
+        // times of imported payloads that had none (`ignore_unknown_times`).
         let after = super::queries::stored_event(&self.conn, session_id, row)?;
-        let rebuild = projected(&before) != projected(&after);
+        let rebuild = event.origin == Source::Import || projected(&before) != projected(&after);
         self.rebuild_with_source(session_id, event.origin.as_str(), rebuild)?;
         Ok(true)
     }
