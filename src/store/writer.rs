@@ -838,8 +838,11 @@ impl WriterState {
         }
         let merged = merge_data(&data, &event.data);
         let origins = merge_origins(origin.as_deref(), event.origin.as_str());
-        // What the session's projection reads of the event before the merge.
-        let before = super::queries::stored_event(&self.conn, session_id, row)?;
+        // What the session's projection reads of the event before the merge
+        // (a live observation's merge may leave it unchanged: see below).
+        let before = (event.origin != Source::Import)
+            .then(|| super::queries::stored_event(&self.conn, session_id, row))
+            .transpose()?;
         // A transcript's time is the true time of the happening; the others
         // are arrival times (SPEC section 7).
         let timestamp = if event.origin == Source::Transcript {
@@ -856,8 +859,13 @@ impl WriterState {
         // which made a long session followed beside its hooks quadratic. An
         // imported file's merge still replays: only a replay sets aside the
         // times of imported payloads that had none (`ignore_unknown_times`).
-        let after = super::queries::stored_event(&self.conn, session_id, row)?;
-        let rebuild = event.origin == Source::Import || projected(&before) != projected(&after);
+        let rebuild = match &before {
+            Some(before) => {
+                let after = super::queries::stored_event(&self.conn, session_id, row)?;
+                projected(before) != projected(&after)
+            }
+            None => true,
+        };
         self.rebuild_with_source(session_id, event.origin.as_str(), rebuild)?;
         Ok(true)
     }
