@@ -31,6 +31,7 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
         pricing_file: Default::default(),
         busy_timeout: mpm_aggregate::store::BUSY_TIMEOUT,
         linger: std::time::Duration::from_millis(2),
+        short_lived: false,
     })
     .expect("writer")
 }

@@ -50,6 +50,9 @@ pub struct ImportReport {
     /// What of the transcripts became no event (bookkeeping lines, thinking
     /// blocks, …), by kind: counted, so that nothing is dropped without a word.
     pub transcript_not_stored: std::collections::BTreeMap<String, u64>,
+    /// Transcript files not read: their size is what an earlier read (an
+    /// import, the follower, a hook) recorded in `transcript_offsets`.
+    pub transcripts_unchanged: u64,
 }
 
 impl ImportReport {
@@ -69,6 +72,7 @@ struct Tally {
     newest_by_session: HashMap<String, DateTime<Utc>>,
     transcript_lines: u64,
     transcript_not_stored: std::collections::BTreeMap<String, u64>,
+    transcripts_unchanged: u64,
     /// Events and session documents of the file being read.
     file_events: u64,
     /// Rejected inputs of the file being read.
@@ -167,6 +171,13 @@ impl std::fmt::Display for ImportReport {
                 shown.join(", "),
             )?;
         }
+        if self.transcripts_unchanged > 0 {
+            write!(
+                f,
+                "\n{} unchanged since they were last read (not read again)",
+                plural(self.transcripts_unchanged, "transcript file"),
+            )?;
+        }
         Ok(())
     }
 }
@@ -225,6 +236,7 @@ pub fn import_files(
         newest_by_session: tally.newest_by_session,
         transcript_lines: tally.transcript_lines,
         transcript_not_stored: tally.transcript_not_stored,
+        transcripts_unchanged: tally.transcripts_unchanged,
     })
 }
 
@@ -328,8 +340,12 @@ fn import_transcripts(
     opts: &NormalizeOptions,
     tally: &mut Tally,
 ) -> Result<()> {
-    use crate::ingest::transcript::TranscriptReader;
+    use crate::ingest::transcript::{FileKind, TranscriptReader};
     let found = crate::ingest::transcript_files::discover(path)?;
+    // What earlier reads recorded: a file of that size is not read again.
+    let offsets = crate::store::open_read_only(writer.database())
+        .and_then(|conn| crate::store::queries::transcript_offsets(&conn))?;
+    let mut line = Vec::new();
     for session in &found.sessions {
         for sub in session.subagents.iter().filter(|s| s.meta_error.is_some()) {
             tracing::warn!(
@@ -339,9 +355,24 @@ fn import_transcripts(
             );
         }
         for (file, kind) in session.files() {
+            let key = std::path::absolute(&file)
+                .unwrap_or_else(|_| file.clone())
+                .display()
+                .to_string();
+            let size = std::fs::metadata(&file)
+                .map_err(|e| AggregatorError::io(&file, e))?
+                .len();
+            if offsets.get(&key) == Some(&size) {
+                tally.transcripts_unchanged += 1;
+                continue;
+            }
+            // A running sub-agent ends later in its `.meta.json` (`finished`),
+            // not in its file: read it again next time.
+            let complete = !matches!(&kind, FileKind::Subagent(m) if m.finished == Some(false));
             let mut reader = TranscriptReader::new(kind).with_session_id(&session.session_id);
             let mut seen = HashMap::new();
-            let input = BufReader::new(
+            let mut input = BufReader::with_capacity(
+                1 << 20,
                 std::fs::File::open(&file).map_err(|e| AggregatorError::io(&file, e))?,
             );
             let emit = |payloads: Vec<Value>,
@@ -360,8 +391,21 @@ fn import_transcripts(
                 }
                 Ok(())
             };
-            for line in input.split(b'\n') {
-                let line = line.map_err(|e| AggregatorError::io(&file, e))?;
+            // Bytes up to the end of the last whole line (a partial last line
+            // is read, and read again next time).
+            let mut whole_lines = 0u64;
+            loop {
+                line.clear();
+                let n = input
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| AggregatorError::io(&file, e))?;
+                if n == 0 {
+                    break;
+                }
+                if line.last() == Some(&b'\n') {
+                    whole_lines += n as u64;
+                    line.pop();
+                }
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
@@ -390,6 +434,18 @@ fn import_transcripts(
             tally.transcript_lines += stats.lines;
             for (kind, n) in &stats.not_emitted {
                 *tally.transcript_not_stored.entry(kind.clone()).or_default() += n;
+            }
+            if complete && whole_lines > 0 {
+                // After the file's events: committed with them or after them.
+                send(
+                    writer,
+                    &file,
+                    tally,
+                    WriterMsg::TranscriptOffset {
+                        path: key,
+                        offset: Some(whole_lines),
+                    },
+                )?;
             }
         }
     }

@@ -205,9 +205,12 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The binary, built by cargo with the bench profile.
+/// The binary, built by cargo with the bench profile, or `BENCH_BIN` (another
+/// build, to compare before and after a change).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mpm-aggregate"))
+    std::env::var_os("BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mpm-aggregate")))
 }
 
 /// `n` capture lines spread over `sessions` sessions: each copy of the capture

@@ -197,6 +197,7 @@ fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<
     let opts = hook_options(config);
     let writer = Writer::spawn(WriterConfig {
         busy_timeout: BUSY_WAIT,
+        short_lived: true,
         ..crate::documents::writer_config(config)
     })?;
     let mut claimed = Vec::new();

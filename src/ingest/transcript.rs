@@ -290,12 +290,23 @@ impl TranscriptReader {
     /// it makes known, possibly including ones that only this line completes
     /// (the previous API response, the previous turn's `Stop`).
     pub fn feed_line(&mut self, line: &str) -> Result<Vec<Value>, LineError> {
+        self.feed(line, true)
+    }
+
+    /// `peek`: bookkeeping lines are read without their tree (tests compare
+    /// with the full reading of every line).
+    fn feed(&mut self, line: &str, peek: bool) -> Result<Vec<Value>, LineError> {
         self.line_no += 1;
         self.stats.lines += 1;
         let text = line.trim_start_matches('\u{feff}').trim();
         if text.is_empty() {
             self.stats.blank += 1;
             return Ok(Vec::new());
+        }
+        if peek {
+            if let Some(none) = self.bookkeeping_line(text) {
+                return Ok(none);
+            }
         }
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
@@ -330,6 +341,56 @@ impl TranscriptReader {
         self.dispatch(&obj, &mut out);
         self.count_emitted(&out);
         Ok(out)
+    }
+
+    /// A line that tells no happening (an attachment: context snapshots,
+    /// reminders, hook output; `api-request-*` and other bookkeeping lines:
+    /// most of a transcript's bytes), read without building its tree: only
+    /// its type and the context every line updates. Anything else, or any
+    /// doubt (a field of another type, a repeated field, not an object), is
+    /// left to the full reading (`None`), so both give the same result.
+    fn bookkeeping_line(&mut self, text: &str) -> Option<Vec<Value>> {
+        if !text.starts_with('{') {
+            return None;
+        }
+        let peek: Peek = serde_json::from_str(text).ok()?;
+        let ty = peek.ty.as_deref()?;
+        if matches!(ty, "" | "user" | "assistant" | "system" | "cost-state") {
+            return None;
+        }
+        // The attachment's own type, when it is an object (a struct would
+        // also read an array).
+        let sub = match peek.attachment {
+            Some(raw) if ty == "attachment" && raw.get().starts_with('{') => {
+                serde_json::from_str::<PeekAttachment>(raw.get()).ok()?.ty
+            }
+            _ => None,
+        };
+        let key = match sub {
+            Some(sub) => format!("{ty}:{sub}"),
+            None => ty.to_owned(),
+        };
+        let set = |slot: &mut Option<String>, v: &Option<std::borrow::Cow<str>>| {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                *slot = Some(v.to_owned());
+            }
+        };
+        set(&mut self.ctx.session_id, &peek.session_id);
+        set(&mut self.ctx.cwd, &peek.cwd);
+        set(&mut self.ctx.git_branch, &peek.git_branch);
+        set(&mut self.ctx.version, &peek.version);
+        // `null` reads as `None`: a null time leaves the context's, as below.
+        if let Some(t) = peek.timestamp {
+            self.ctx.timestamp = Some(t);
+        }
+        let skipped = if ty == "attachment" {
+            format!("line:{key}")
+        } else {
+            format!("line:{ty}")
+        };
+        *self.stats.line_types.entry(key).or_default() += 1;
+        self.skip(skipped);
+        Some(Vec::new())
     }
 
     /// What the end of the written part of the file tells: the last API
@@ -915,6 +976,31 @@ impl TranscriptReader {
     }
 }
 
+/// What [`TranscriptReader::bookkeeping_line`] reads of a line; every other
+/// field is skipped unparsed. A field of another type fails the whole read.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    attachment: Option<&'a serde_json::value::RawValue>,
+    #[serde(rename = "sessionId", borrow)]
+    session_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    cwd: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "gitBranch", borrow)]
+    git_branch: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    version: Option<std::borrow::Cow<'a, str>>,
+    timestamp: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekAttachment<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Refuses lines whose happening cannot be read: a conversation line without
 /// its message, a tool call or result without its id.
 fn validate(obj: &Map<String, Value>) -> Result<(), String> {
@@ -1454,6 +1540,65 @@ mod tests {
     fn prompt(pid: &str, ts: &str, text: &str) -> Value {
         json!({"type": "user", "uuid": format!("p-{ts}"), "timestamp": ts, "sessionId": "s", "promptId": pid,
             "promptSource": "sdk", "message": {"role": "user", "content": text}})
+    }
+
+    #[test]
+    fn bookkeeping_lines_read_without_their_tree_give_what_the_full_reading_gives() {
+        let mut files = Vec::new();
+        for run in runs() {
+            let mut stack = vec![run.join("transcripts")];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "jsonl") {
+                        files.push(p);
+                    }
+                }
+            }
+        }
+        assert!(files.len() >= 4);
+        // Odd shapes too: each must take the full reading's way.
+        let odd = [
+            r#"{"type":"attachment","attachment":["x"],"timestamp":"2026-01-01T00:00:00.000Z"}"#,
+            r#"{"type":"attachment","attachment":{"type":7}}"#,
+            r#"{"type":"attachment","attachment":null,"cwd":"","timestamp":null}"#,
+            r#"{"type":"last-prompt","type":"x"}"#,
+            r#"{"type":"queue-operation","sessionId":5}"#,
+            r#"{"type":"progress","timestamp":12,"gitBranch":"bé"}"#,
+            r#"["type","attachment"]"#,
+            r#"{"type":"api-request-blob","data":{"a":[1,2,{"b":null}]}"#,
+        ];
+        for file in files {
+            let kind = if file.to_string_lossy().contains("/subagents/") {
+                FileKind::Subagent(SubagentMeta::bare("a0"))
+            } else {
+                FileKind::Main
+            };
+            let (mut fast, mut full) = (
+                TranscriptReader::new(kind.clone()),
+                TranscriptReader::new(kind),
+            );
+            let text = std::fs::read_to_string(&file).unwrap();
+            let mut peeked = 0;
+            for line in text.lines().chain(odd) {
+                let before = fast.stats.not_emitted.values().sum::<u64>();
+                let a = fast.feed(line, true);
+                if fast.stats.not_emitted.values().sum::<u64>() > before && a == Ok(Vec::new()) {
+                    peeked += 1;
+                }
+                assert_eq!(a, full.feed(line, false), "{}: {line}", file.display());
+                assert_eq!(
+                    format!("{:?}", fast.ctx),
+                    format!("{:?}", full.ctx),
+                    "{line}"
+                );
+            }
+            assert_eq!(fast.finish(), full.finish());
+            assert_eq!(fast.stats, full.stats, "{}", file.display());
+            assert!(peeked > 10, "{}: {peeked}", file.display());
+        }
     }
 
     #[test]

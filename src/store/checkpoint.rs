@@ -60,6 +60,15 @@ impl Checkpointer {
         })
     }
 
+    /// No thread: for a short-lived writer, whose commits checkpoint
+    /// themselves past a WAL size.
+    pub fn none() -> Checkpointer {
+        Checkpointer {
+            tx: None,
+            handle: None,
+        }
+    }
+
     /// Tells the thread a transaction was committed.
     pub fn committed(&self) {
         if let Some(tx) = &self.tx {

@@ -71,6 +71,12 @@ pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> 
          PRAGMA foreign_keys = OFF;",
     )
     .map_err(|e| AggregatorError::db(path, e))?;
+    // A database this build (or a later one) migrated says so in its user_version: one read
+    // instead of the migration runner's look at its history (a `hook` process opens it each time).
+    let latest = latest_migration();
+    if schema_version(&conn, path)? >= latest {
+        return Ok(conn);
+    }
     // Several processes opening a new database at once (Claude Code starts hooks in parallel) would
     // each see the migrations pending and all but one fail on what the other just made: they take
     // turns, holding a lock on a file beside the database while they look and migrate.
@@ -78,7 +84,23 @@ pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> 
     embedded::migrations::runner()
         .run(&mut conn)
         .map_err(|e| AggregatorError::db_message(path, format!("migration failed: {e}")))?;
+    if schema_version(&conn, path)? < latest {
+        conn.execute_batch(&format!("PRAGMA user_version = {latest}"))
+            .map_err(|e| AggregatorError::db(path, e))?;
+    }
     Ok(conn)
+}
+
+/// The newest migration of this build (`build.rs` reads `migrations/`; a
+/// unit test checks it against the runner's).
+fn latest_migration() -> i64 {
+    env!("MPM_LATEST_MIGRATION").parse().unwrap_or(0)
+}
+
+/// The newest migration applied, as recorded in `PRAGMA user_version` (0: not recorded).
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| AggregatorError::db(path, e))
 }
 
 /// An exclusive lock on `<database>.lock`, held while migrations are looked at
@@ -145,4 +167,17 @@ pub fn integrity_ok(conn: &Connection) -> Result<bool> {
     conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
         .map(|s| s == "ok")
         .map_err(AggregatorError::query)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_latest_migration_is_the_runners_newest() {
+        let newest = super::embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max();
+        assert_eq!(Some(super::latest_migration()), newest);
+    }
 }

@@ -422,3 +422,16 @@ pub fn events_up_to(
     rows.reverse();
     Ok(rows)
 }
+
+/// How far each transcript file was read (`transcript_offsets`): path →
+/// bytes whose events are all stored.
+pub fn transcript_offsets(conn: &Connection) -> Result<std::collections::HashMap<String, u64>> {
+    let mut stmt = conn
+        .prepare("SELECT path, offset FROM transcript_offsets")
+        .map_err(sql_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql_err)?;
+    rows.map(|r| r.map(|(p, o)| (p, o.max(0) as u64)).map_err(sql_err))
+        .collect()
+}

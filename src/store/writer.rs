@@ -69,6 +69,35 @@ pub struct WriterConfig {
     pub busy_timeout: std::time::Duration,
     /// How long the writer lets a short queue fill before a transaction.
     pub linger: std::time::Duration,
+    /// A process that writes a few events and exits (the `hook` command):
+    /// no lingering for a burst, no checkpoint thread, and no checkpoint
+    /// when it closes unless the WAL has grown past
+    /// [`SHORT_LIVED_CHECKPOINT_BYTES`] (see `end_short_lived`).
+    pub short_lived: bool,
+}
+
+/// The WAL size past which a short-lived writer checkpoints when it ends.
+pub const SHORT_LIVED_CHECKPOINT_BYTES: u64 = 1 << 20;
+
+/// The end of a short-lived writer. SQLite's last connection to close would
+/// checkpoint and delete the WAL, and the next process create it again: four
+/// fsyncs for a write of a few pages. Instead the WAL is left as it is until
+/// it passes [`SHORT_LIVED_CHECKPOINT_BYTES`] (about eight hooks); then it is
+/// copied back and truncated (TRUNCATE: a WAL left with frames already copied
+/// would be copied again by every later process, which rebuilds its index
+/// from the file). Never waits: when another connection is busy, it (the
+/// recorder's checkpoint thread) or a later process does it.
+fn end_short_lived(conn: &Connection, path: &std::path::Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    if size < SHORT_LIVED_CHECKPOINT_BYTES {
+        return;
+    }
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!("checkpoint: {e}");
+    }
 }
 
 impl WriterConfig {
@@ -88,6 +117,7 @@ impl WriterConfig {
             pricing_file: config.pricing_file.clone(),
             busy_timeout: super::BUSY_TIMEOUT,
             linger: LINGER,
+            short_lived: false,
         }
     }
 
@@ -290,15 +320,29 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         let files = session_file::FileWriter::spawn(path.clone(), config.session_files)
             .map_err(|e| AggregatorError::io(&path, e))?;
-        // The writer never checkpoints itself: a helper thread does.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+        let checkpointer = if config.short_lived {
+            // Its own checkpoint when it ends, past a WAL size (see `end_short_lived`).
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
             .map_err(|e| AggregatorError::db(&path, e))?;
-        let checkpointer =
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|e| AggregatorError::db(&path, e))?;
+            super::checkpoint::Checkpointer::none()
+        } else {
+            // The writer never checkpoints itself: a helper thread does.
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|e| AggregatorError::db(&path, e))?;
             super::checkpoint::Checkpointer::spawn(path.clone(), config.busy_timeout)
-                .map_err(|e| AggregatorError::io(&path, e))?;
+                .map_err(|e| AggregatorError::io(&path, e))?
+        };
         let mut state = WriterState::new(conn, config, pricing, files, checkpointer)
             .map_err(|e| AggregatorError::db(&path, e))?;
         let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
+        if state.config.short_lived {
+            end_short_lived(&state.conn, &path);
+        }
         // Session files finalized so far are written before the writer reports back.
         state.files.finish();
         state.checkpointer.finish();
@@ -349,6 +393,11 @@ impl Writer {
             reply,
         })?
         .map_err(|e| AggregatorError::db_message(&self.database, e))
+    }
+
+    /// The database it writes.
+    pub fn database(&self) -> &std::path::Path {
+        &self.database
     }
 
     /// The error that stopped the writer (for producers whose send failed).
@@ -491,7 +540,8 @@ impl WriterState {
             // A slow stream (few events in the first step) waits out the rest
             // in one sleep: one wakeup per batch instead of one per step.
             let lingered = std::time::Instant::now();
-            let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_));
+            let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_))
+                && !self.config.short_lived;
             let mut step = LINGER.min(self.config.linger);
             while events && rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
                 let before = rx.len();
@@ -811,6 +861,11 @@ impl WriterState {
         }
         let merged = merge_data(&data, &event.data);
         let origins = merge_origins(origin.as_deref(), event.origin.as_str());
+        // What the session's projection reads of the event before the merge
+        // (a live observation's merge may leave it unchanged: see below).
+        let before = (event.origin != Source::Import)
+            .then(|| super::queries::stored_event(&self.conn, session_id, row))
+            .transpose()?;
         // A transcript's time is the true time of the happening; the others
         // are arrival times (SPEC section 7).
         let timestamp = if event.origin == Source::Transcript {
@@ -821,21 +876,41 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        self.rebuild_with_source(session_id, event.origin.as_str())?;
+        // A live observation (hook, monitor, transcript) that changes nothing
+        // the projection reads (the new fields are not facts, the time is the
+        // same) leaves the session as it is: no replay of the whole session,
+        // which made a long session followed beside its hooks quadratic. An
+        // imported file's merge still replays: only a replay sets aside the
+        // times of imported payloads that had none (`ignore_unknown_times`).
+        let rebuild = match &before {
+            Some(before) => {
+                let after = super::queries::stored_event(&self.conn, session_id, row)?;
+                projected(before) != projected(&after)
+            }
+            None => true,
+        };
+        self.rebuild_with_source(session_id, event.origin.as_str(), rebuild)?;
         Ok(true)
     }
 
-    /// Marks a session for rebuilding at the end of the batch, after an
-    /// observation from `origin` was merged into one of its events: that
-    /// source contributed, though it added no event of its own.
-    fn rebuild_with_source(&mut self, session_id: &str, origin: &str) -> rusqlite::Result<()> {
+    /// Marks a session for rebuilding at the end of the batch (`rebuild`),
+    /// after an observation from `origin` was merged into one of its events:
+    /// that source contributed, though it added no event of its own.
+    fn rebuild_with_source(
+        &mut self,
+        session_id: &str,
+        origin: &str,
+        rebuild: bool,
+    ) -> rusqlite::Result<()> {
         if let Some(state) = self.cache.get_or_load(&self.conn, session_id)? {
             if !state.sources.iter().any(|s| s == origin) {
                 state.sources.push(origin.to_string());
                 state.dirty = true;
             }
         }
-        self.rebuild.insert(session_id.to_string());
+        if rebuild {
+            self.rebuild.insert(session_id.to_string());
+        }
         Ok(())
     }
 
@@ -1086,7 +1161,7 @@ impl WriterState {
             ])?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
-            self.rebuild_with_source(session_id, event.origin.as_str())?;
+            self.rebuild_with_source(session_id, event.origin.as_str(), true)?;
         }
         Ok(())
     }
@@ -1127,6 +1202,7 @@ impl WriterState {
         let Some(old) = self.cache.get_or_load(&self.conn, session_id)?.cloned() else {
             return Ok(());
         };
+        tracing::debug!("session {session_id}: rebuilt from its events after a merge");
         self.cache.sessions.remove(session_id);
         self.conn
             .prepare_cached("DELETE FROM delegations WHERE session_id = ?1")?
@@ -1590,6 +1666,31 @@ impl WriterState {
         }
         self.cache.evict(self.batch);
     }
+}
+
+/// What the session projection (`core::session`) reads of a stored event: two
+/// events alike in these project alike.
+#[allow(clippy::type_complexity)]
+fn projected(
+    e: &NormalizedEvent,
+) -> (
+    &crate::core::HookEvent,
+    &crate::core::Facts,
+    DateTime<Utc>,
+    bool,
+    Source,
+    crate::core::Category,
+    (&Option<String>, &str, &Option<String>, &Option<String>),
+) {
+    (
+        &e.kind,
+        &e.facts,
+        e.timestamp,
+        e.time_known,
+        e.origin,
+        e.category,
+        (&e.subtype, &e.socket_event, &e.raw_type, &e.correlation_id),
+    )
 }
 
 /// What [`WriterState::content_match`] did with an observation.
