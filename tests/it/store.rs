@@ -565,7 +565,9 @@ fn reopening_a_database_runs_no_migration_and_keeps_data() {
             .to_uppercase();
         // A trigger's body runs on later writes, not at migration: left out.
         while let Some(start) = sql.find("CREATE TRIGGER") {
-            let end = sql[start..].find("END;").map_or(sql.len(), |e| start + e + 4);
+            let end = sql[start..]
+                .find("END;")
+                .map_or(sql.len(), |e| start + e + 4);
             sql.replace_range(start..end, "");
         }
         for banned in ["DROP ", "RENAME ", "DELETE FROM", "UPDATE "] {
