@@ -50,8 +50,8 @@ fn hook_lines(n: usize) -> Vec<String> {
 fn without_index(path: &Path) {
     let conn = mpm_aggregate::store::open_writable(path).expect("open");
     conn.execute_batch(
-        "DROP TRIGGER event_search_insert; DROP TRIGGER event_search_before_update;
-         DROP TRIGGER event_search_after_update; DROP TRIGGER event_search_delete;",
+        "DROP TRIGGER event_search_insert; DROP TRIGGER event_search_update;
+         DROP TRIGGER event_search_delete;",
     )
     .expect("drop triggers");
 }
@@ -99,7 +99,7 @@ fn mix(name: &str, lines: &[String], dir: &Path) {
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .expect("count");
     let indexed: i64 = conn
-        .query_row("SELECT count(*) FROM event_search_text", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM event_search", [], |r| r.get(0))
         .expect("count");
     println!("{name}: {events} lines, {stored} events stored, {indexed} with searchable text");
     println!(
