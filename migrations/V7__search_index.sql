@@ -1,25 +1,17 @@
 -- Full-text search over what people read in a session (`search`), and an index for `stats --by tool`.
 -- Forward-only: a virtual table, triggers and an index are added; nothing is changed.
 
--- The searchable text of each event (rowid = events.id), as `mpm_search_text(event_type, data)`
--- gives it: a function of ours (src/core/searchable.rs) that every connection opened for writing
--- registers, so that the index kept as events arrive and the backfill below have one definition.
--- (A tool that writes events without it fails on these triggers: write through mpm-aggregate.)
--- The index keeps its own copy of that text (not the whole JSON): snippets are cut from it and an
--- entry is deleted by its rowid alone.
+-- The searchable text of each event (rowid = events.id), as src/core/searchable.rs makes it (the
+-- SQL function `mpm_search_text(event_type, data)` that every connection opened for writing
+-- registers, for the backfill below): one definition for the backfill and the writer. The index
+-- keeps its own copy of that text (not the whole JSON): snippets are cut from it and an entry is
+-- deleted by its rowid alone.
 CREATE VIRTUAL TABLE event_search USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');
 
--- Kept in the transaction that writes the event, by whichever process writes it (the recorder, a
--- hook, an import, a prune). A merged observation changes an event's data: its text is replaced.
-CREATE TRIGGER event_search_insert AFTER INSERT ON events BEGIN
-    INSERT INTO event_search (rowid, body)
-        SELECT new.id, t FROM (SELECT mpm_search_text(new.event_type, new.data) AS t) WHERE t <> '';
-END;
-CREATE TRIGGER event_search_update AFTER UPDATE OF data, event_type ON events BEGIN
-    DELETE FROM event_search WHERE rowid = old.id;
-    INSERT INTO event_search (rowid, body)
-        SELECT new.id, t FROM (SELECT mpm_search_text(new.event_type, new.data) AS t) WHERE t <> '';
-END;
+-- Kept by the writer, in the transaction that writes the event (src/store/search_index.rs: an
+-- event stored, or its data changed by a merged observation), not by triggers on writes: such a
+-- trigger makes every write of an event a statement transaction with its own journal, which
+-- doubled the writer's cost per event. A deletion (prune, or any tool) takes its entry away here.
 CREATE TRIGGER event_search_delete AFTER DELETE ON events BEGIN
     DELETE FROM event_search WHERE rowid = old.id;
 END;

@@ -9,7 +9,7 @@ pub mod prune;
 pub mod queries;
 pub mod readonly;
 pub mod search;
-mod search_index;
+pub(crate) mod search_index;
 pub mod session_file;
 pub mod stats;
 mod upkeep;

@@ -1,9 +1,11 @@
-//! The SQL function `mpm_search_text(event_type, data)` behind the search
-//! index (migration V7's triggers and backfill): [`searchable_text`] of the
-//! core, registered on every connection that may write events.
+//! Keeping the search index (`event_search`, migration V7): each event's
+//! searchable text ([`searchable_text`] of the core) entered as the writer
+//! stores the event, replaced when a merged observation changes its data, in
+//! the writer's transaction; and the same text as the SQL function
+//! `mpm_search_text(event_type, data)`, which V7's backfill calls.
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 
 use crate::core::searchable::searchable_text;
 
@@ -22,4 +24,30 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             Ok(searchable_text(kind, data))
         },
     )
+}
+
+/// Enters a newly stored event (row `row`) in the index.
+pub fn index_new(
+    conn: &Connection,
+    row: i64,
+    event_type: &str,
+    data: &str,
+) -> rusqlite::Result<()> {
+    let text = searchable_text(event_type, data);
+    if text.is_empty() {
+        return Ok(());
+    }
+    conn.prepare_cached("INSERT INTO event_search (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![row, text])?;
+    Ok(())
+}
+
+/// Replaces the entry of event `row` after its data changed.
+pub fn reindex(conn: &Connection, row: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM event_search WHERE rowid = ?1")?
+        .execute([row])?;
+    let (event_type, data): (String, String) = conn
+        .prepare_cached("SELECT event_type, data FROM events WHERE id = ?1")?
+        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    index_new(conn, row, &event_type, &data)
 }

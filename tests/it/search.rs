@@ -322,8 +322,7 @@ fn a_database_made_before_v7_gets_its_index_at_migration() {
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch(
-            "DROP TRIGGER event_search_insert; DROP TRIGGER event_search_update;
-             DROP TRIGGER event_search_delete; DROP TABLE event_search; DROP INDEX events_tool_calls;
+            "DROP TRIGGER event_search_delete; DROP TABLE event_search; DROP INDEX events_tool_calls;
              DELETE FROM refinery_schema_history WHERE version = 7;",
         )
         .unwrap();
