@@ -69,42 +69,105 @@ fn text<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// The top-level fields read, borrowed from the data's text: the rest of it
+/// is scanned, not built (a hook payload's paths, ids and flags).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    prompt: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    prompt_text: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    last_assistant_message: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    final_response: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    response: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    delta: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    message: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    error_message: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    file_path: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    tool_input: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    tool_parameters: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    tool_response: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    tool_output: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    output: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    result: Option<&'a serde_json::value::RawValue>,
+}
+
+fn value(raw: Option<&serde_json::value::RawValue>) -> Option<Value> {
+    serde_json::from_str(raw?.get()).ok()
+}
+
+/// A field that is a string with something in it.
+fn string(raw: Option<&serde_json::value::RawValue>) -> Option<String> {
+    match value(raw)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s),
+        _ => None,
+    }
+}
+
 /// The searchable text of an event of type `event_type` whose data is the JSON
 /// text `data`: its parts one per line; empty when it has none (or the data is
 /// not a JSON object).
 pub fn searchable_text(event_type: &str, data: &str) -> String {
-    if !TYPES.contains(&event_type) {
+    if !TYPES.contains(&event_type) || !data.trim_start().starts_with('{') {
         return String::new();
     }
-    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(data) else {
+    let Ok(f) = serde_json::from_str::<Fields<'_>>(data) else {
         return String::new();
     };
-    let mut parts: Vec<&str> = Vec::new();
-    parts.extend(text(&o, "prompt").or_else(|| text(&o, "prompt_text")));
-    parts.extend(text(&o, "last_assistant_message").or_else(|| text(&o, "final_response")));
-    if let Some(r) = o.get("response") {
-        strings(r, &[], &mut parts);
+    // Each part in the order of the rules; trees' strings copied out of them.
+    let mut parts: Vec<String> = Vec::new();
+    let leaves = |tree: Option<Value>, skip: &[&str], parts: &mut Vec<String>| {
+        let Some(tree) = tree else { return false };
+        let mut found = Vec::new();
+        strings(&tree, skip, &mut found);
+        parts.extend(found.into_iter().map(str::to_string));
+        true
+    };
+    parts.extend(string(f.prompt).or_else(|| string(f.prompt_text)));
+    parts.extend(string(f.last_assistant_message).or_else(|| string(f.final_response)));
+    leaves(value(f.response), &[], &mut parts);
+    parts.extend(string(f.delta));
+    parts.extend(string(f.message));
+    match value(f.error) {
+        Some(Value::Bool(_) | Value::Null) | None => parts.extend(string(f.error_message)),
+        e => {
+            leaves(e, &[], &mut parts);
+        }
     }
-    parts.extend(text(&o, "delta"));
-    parts.extend(text(&o, "message"));
-    match o.get("error") {
-        Some(e) if !matches!(e, Value::Bool(_) | Value::Null) => strings(e, &[], &mut parts),
-        _ => parts.extend(text(&o, "error_message")),
-    }
-    parts.extend(text(&o, "file_path"));
+    parts.extend(string(f.file_path));
     match event_type {
         "PreToolUse" => {
-            if let Some(input) = o.get("tool_input") {
-                strings(input, &[], &mut parts);
-            } else if let Some(Value::Object(p)) = o.get("tool_parameters") {
-                parts.extend(PARAMETER_KEYS.iter().filter_map(|k| text(p, k)));
+            if !leaves(value(f.tool_input), &[], &mut parts) {
+                if let Some(Value::Object(p)) = value(f.tool_parameters) {
+                    parts.extend(
+                        PARAMETER_KEYS
+                            .iter()
+                            .filter_map(|k| text(&p, k))
+                            .map(str::to_string),
+                    );
+                }
             }
         }
         "PostToolUse" => {
-            if let Some(output) = o.get("tool_response").or_else(|| o.get("tool_output")) {
-                strings(output, &OUTPUT_NOISE, &mut parts);
-            } else {
-                parts.extend(text(&o, "output").or_else(|| text(&o, "result")));
+            let output = value(f.tool_response).or_else(|| value(f.tool_output));
+            if !leaves(output, &OUTPUT_NOISE, &mut parts) {
+                parts.extend(string(f.output).or_else(|| string(f.result)));
             }
         }
         _ => {}
