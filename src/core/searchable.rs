@@ -153,15 +153,14 @@ pub fn searchable_text(event_type: &str, data: &str) -> String {
     parts.extend(string(f.file_path));
     match event_type {
         "PreToolUse" => {
-            if !leaves(value(f.tool_input), &[], &mut parts) {
-                if let Some(Value::Object(p)) = value(f.tool_parameters) {
-                    parts.extend(
-                        PARAMETER_KEYS
-                            .iter()
-                            .filter_map(|k| text(&p, k))
-                            .map(str::to_string),
-                    );
-                }
+            let found = leaves(value(f.tool_input), &[], &mut parts);
+            if let (false, Some(Value::Object(p))) = (found, value(f.tool_parameters)) {
+                parts.extend(
+                    PARAMETER_KEYS
+                        .iter()
+                        .filter_map(|k| text(&p, k))
+                        .map(str::to_string),
+                );
             }
         }
         "PostToolUse" => {
