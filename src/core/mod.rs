@@ -18,6 +18,7 @@ pub mod event;
 pub mod facts;
 pub mod model;
 pub mod pricing;
+pub mod searchable;
 pub mod session;
 pub mod time;
 

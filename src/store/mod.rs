@@ -9,6 +9,7 @@ pub mod prune;
 pub mod queries;
 pub mod readonly;
 pub mod search;
+pub(crate) mod search_index;
 pub mod session_file;
 pub mod stats;
 mod upkeep;
@@ -81,6 +82,7 @@ pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> 
     // each see the migrations pending and all but one fail on what the other just made: they take
     // turns, holding a lock on a file beside the database while they look and migrate.
     let _turn = migration_lock(path)?;
+    search_index::register(&conn).map_err(|e| AggregatorError::db(path, e))?;
     embedded::migrations::runner()
         .run(&mut conn)
         .map_err(|e| AggregatorError::db_message(path, format!("migration failed: {e}")))?;

@@ -750,8 +750,10 @@ impl WriterState {
             return Ok(());
         }
         self.stats.stored += 1;
+        let stored_row = self.conn.last_insert_rowid();
+        super::search_index::index_new(&self.conn, stored_row, event.kind.as_str(), &event.data)?;
         if match_key.is_some() {
-            self.note_prompt(event, self.conn.last_insert_rowid());
+            self.note_prompt(event, stored_row);
             if let Some(w) = event
                 .session_id
                 .as_ref()
@@ -774,7 +776,7 @@ impl WriterState {
         let Some(session_id) = &event.session_id else {
             return Ok(());
         };
-        let event_row = self.conn.last_insert_rowid();
+        let event_row = stored_row;
         if self.rebuild.contains(session_id) {
             // Rebuilt from its events at the end of the batch anyway.
             return Ok(());
@@ -876,6 +878,7 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
+        super::search_index::reindex(&self.conn, row)?;
         // A live observation (hook, monitor, transcript) that changes nothing
         // the projection reads (the new fields are not facts, the time is the
         // same) leaves the session as it is: no replay of the whole session,
@@ -1159,6 +1162,7 @@ impl WriterState {
                 event.facts.tool_name,
                 key,
             ])?;
+        super::search_index::reindex(&self.conn, row)?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
             self.rebuild_with_source(session_id, event.origin.as_str(), true)?;

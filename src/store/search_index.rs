@@ -1,0 +1,53 @@
+//! Keeping the search index (`event_search`, migration V7): each event's
+//! searchable text ([`searchable_text`] of the core) entered as the writer
+//! stores the event, replaced when a merged observation changes its data, in
+//! the writer's transaction; and the same text as the SQL function
+//! `mpm_search_text(event_type, data)`, which V7's backfill calls.
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{params, Connection};
+
+use crate::core::searchable::searchable_text;
+
+/// Registers `mpm_search_text` on `conn` (before the migrations run: V7 calls it).
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "mpm_search_text",
+        2,
+        // Innocuous: usable from triggers whatever `trusted_schema` says.
+        FunctionFlags::SQLITE_UTF8
+            | FunctionFlags::SQLITE_DETERMINISTIC
+            | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            let kind = ctx.get_raw(0).as_str().unwrap_or("");
+            let data = ctx.get_raw(1).as_str().unwrap_or("");
+            Ok(searchable_text(kind, data))
+        },
+    )
+}
+
+/// Enters a newly stored event (row `row`) in the index.
+pub fn index_new(
+    conn: &Connection,
+    row: i64,
+    event_type: &str,
+    data: &str,
+) -> rusqlite::Result<()> {
+    let text = searchable_text(event_type, data);
+    if text.is_empty() {
+        return Ok(());
+    }
+    conn.prepare_cached("INSERT INTO event_search (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![row, text])?;
+    Ok(())
+}
+
+/// Replaces the entry of event `row` after its data changed.
+pub fn reindex(conn: &Connection, row: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM event_search WHERE rowid = ?1")?
+        .execute([row])?;
+    let (event_type, data): (String, String) = conn
+        .prepare_cached("SELECT event_type, data FROM events WHERE id = ?1")?
+        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    index_new(conn, row, &event_type, &data)
+}
