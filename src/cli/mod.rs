@@ -89,14 +89,16 @@ enum Command {
     },
     /// Show one session: metadata, prompt, metrics, delegations, events
     View(ViewArgs),
-    /// Export a session as JSON (full, summary or events)
+    /// Export a session as JSON (full, summary or events) or as a self-contained HTML page
+    ///
+    /// Example: mpm-aggregate export 1a6c --format html -o session.html
     Export {
         /// Session id or unique prefix
         session: String,
-        /// Output file, directory, or - for standard output (default: ./session_<id8>_<format>.json; .gz compresses)
+        /// Output file, directory, or - for standard output (default: ./session_<id8>_<format>.json, or .html; .gz compresses)
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
-        /// full, summary or events (json = full)
+        /// full, summary, events (json = full), or html: one page to open offline in a browser
         #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Full)]
         format: FormatArg,
         /// Replace the output file if it exists
@@ -160,6 +162,7 @@ enum FormatArg {
     Full,
     Summary,
     Events,
+    Html,
 }
 
 impl From<FormatArg> for ExportFormat {
@@ -168,6 +171,7 @@ impl From<FormatArg> for ExportFormat {
             FormatArg::Full => ExportFormat::Full,
             FormatArg::Summary => ExportFormat::Summary,
             FormatArg::Events => ExportFormat::Events,
+            FormatArg::Html => ExportFormat::Html,
         }
     }
 }
