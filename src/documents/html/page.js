@@ -808,8 +808,12 @@
     var f = files[p];
     var li = el('li', 'file-row');
     li.setAttribute('data-path', p);
-    var cut = p.lastIndexOf('/');
-    add(li, add(el('span', 'path'), el('span', 'dir', p.slice(0, cut + 1)), p.slice(cut + 1)));
+    var root = S.working_directory ? S.working_directory.replace(/\/+$/, '') + '/' : null;
+    var shown = root && p.indexOf(root) === 0 ? p.slice(root.length) : p;
+    var cut = shown.lastIndexOf('/');
+    var path = add(el('span', 'path'), el('span', 'dir', shown.slice(0, cut + 1)), shown.slice(cut + 1));
+    path.title = p;
+    add(li, path);
     var who = Object.keys(f.lanes).map(function (l) { return lanes[l].name; });
     add(li, el('span', 'who', (f.written ? 'written' : 'read') + (who.length ? ' · ' + who.slice(0, 3).join(', ') + (who.length > 3 ? ' +' + (who.length - 3) : '') : '')));
     return li;
@@ -836,6 +840,13 @@
     var v = str(d.message) || str(d.delta) || str(d.reason) || str(d.source) || str(d.file_path);
     return v || '';
   }
+  var day0 = new Date(tMin).toISOString().slice(0, 10);
+  function evTime(t) {
+    if (t === null || t === undefined) return '—';
+    var iso = new Date(t).toISOString();
+    // The clock time; the date too when it is not the session's first day.
+    return iso.slice(0, 10) === day0 ? iso.slice(11, 23) : iso.slice(5, 10) + ' ' + iso.slice(11, 19);
+  }
   function evRow(i) {
     var e = EV[i];
     var r = el('div', 'ev-row' + (failedEvent[i] || e[TYPE] === 'PostToolUseFailure' ? ' failed' : '') + (selected && selected.kind === 'event' && selected.event === i ? ' selected' : ''));
@@ -845,7 +856,7 @@
     dot.style.background = lane.color;
     add(r,
       el('span', 'n', e[ID]),
-      el('span', 't', e[T] !== null ? '+' + ((e[T] - tMin) / 1000).toFixed(3) + 's' : '—'),
+      el('span', 't', evTime(e[T])),
       add(el('span', 'l'), dot, lane.name),
       add(el('span', 'y'), e[TYPE], e[TOOL] ? el('small', null, e[TOOL]) : null),
       el('span', 'w', short(eventSummary(e), 240)));
