@@ -9,7 +9,10 @@
   var ID = 0, T = 1, TYPE = 2, CAT = 3, TOOL = 4, AGENT = 5, DELEG = 6, USE = 7, PROMPT = 8, COST = 9, DATA = 10;
 
   var started = performance.now();
-  var D = JSON.parse(document.getElementById('session-data').textContent);
+  var dataScript = document.getElementById('session-data');
+  var D = JSON.parse(dataScript.textContent);
+  // Parsed once: the text (tens of MB for a long session) need not stay in the DOM.
+  dataScript.textContent = '';
   var S = D.session || {};
   var M = S.metrics || {};
   var EV = D.events || [];
@@ -505,13 +508,24 @@
     var top = tlScroll.scrollTop, h = tlScroll.clientHeight || 420;
     var a = Math.max(0, laneAt(top) - 2), b = Math.min(lanes.length, laneAt(top + h) + 3);
     tlSpace.textContent = '';
-    var marks = [];
-    turns.forEach(function (tr) {
-      if (tr.t0 >= v0 && tr.t0 <= v1) marks.push([tr.t0, 'P' + tr.n, tr]);
-    });
+    // Prompt marks, thinned to one per few pixels (a long session has thousands).
+    var marks = [], lastX = -Infinity, lastLabel = -Infinity;
+    for (var q = lowerTurn(v0); q < turns.length && turns[q].t0 <= v1; q++) {
+      var tr = turns[q], x = (tr.t0 - v0) * scale;
+      if (x - lastX < 10) continue;
+      var labelled = x - lastLabel >= 48;
+      marks.push([tr.t0, labelled ? 'P' + tr.n : null, tr]);
+      lastX = x;
+      if (labelled) lastLabel = x;
+    }
     for (var l = a; l < b; l++) tlSpace.appendChild(renderLane(l, W, scale, marks));
   }
   function px(t, scale) { return (t - v0) * scale; }
+  function lowerTurn(t) {
+    var lo = 0, hi = turns.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (turns[mid].t0 < t) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
   function renderLane(l, W, scale, marks) {
     var lane = lanes[l], d = lane.d;
     var row = el('div', 'lane');
@@ -547,7 +561,7 @@
       var mk = el('div', 'mark');
       mk.style.left = px(m[0], scale) + 'px';
       track.appendChild(mk);
-      if (l === 0) {
+      if (l === 0 && m[1]) {
         var lb = el('div', 'mark-label', m[1]);
         lb.style.left = px(m[0], scale) + 'px';
         lb.title = short(m[2].prompt, 200);
@@ -941,6 +955,8 @@
   route();
   document.body.setAttribute('data-rendered', 'true');
   document.body.setAttribute('data-render-ms', String(Math.round(performance.now() - started)));
+  // Since the navigation started: reading the file and parsing the page included.
+  document.body.setAttribute('data-ready-ms', String(Math.round(performance.now())));
   document.body.setAttribute('data-events', String(EV.length));
   document.body.setAttribute('data-lanes', String(lanes.length));
   document.body.setAttribute('data-calls', String(calls.length));
