@@ -85,13 +85,12 @@ fn html_text(s: &str) -> String {
 /// Cuts long strings anywhere in `v` to [`STRING_LIMIT`] characters.
 fn cut_strings(v: &mut Value) {
     match v {
-        Value::String(s) => {
-            if s.len() > STRING_LIMIT {
-                if let Some((i, _)) = s.char_indices().nth(STRING_LIMIT) {
-                    let left = s[i..].chars().count();
-                    s.truncate(i);
-                    s.push_str(&format!("… [{left} more characters in the full export]"));
-                }
+        // Only a string of more bytes than the limit can have more characters.
+        Value::String(s) if s.len() > STRING_LIMIT => {
+            if let Some((i, _)) = s.char_indices().nth(STRING_LIMIT) {
+                let left = s[i..].chars().count();
+                s.truncate(i);
+                s.push_str(&format!("… [{left} more characters in the full export]"));
             }
         }
         Value::Array(a) => a.iter_mut().for_each(cut_strings),
