@@ -158,8 +158,9 @@ impl EventAggregator {
         export::load_session(&conn, &id)
     }
 
-    /// Exports a session (`full`, `summary` or `events`; `json` means `full`) to
-    /// `output_path`, or to `./session_<id8>_<format>.json` when `None`.
+    /// Exports a session (`full`, `summary` or `events`; `json` means `full`;
+    /// `html`: its page) to `output_path`, or to `./session_<id8>_<format>.json`
+    /// (`./session_<id8>.html`) when `None`.
     /// A path ending in `.gz` is compressed. Returns the path written.
     pub fn export_session(
         &self,
@@ -174,7 +175,14 @@ impl EventAggregator {
             || PathBuf::from(export::default_file_name(&id, format)),
             Path::to_path_buf,
         );
-        export::export_to_file(&conn, &id, format, &path)?;
+        if format == ExportFormat::Html {
+            let pricing = crate::config::load_pricing(&self.config.pricing_file)?;
+            export::write_shared_file(&path, |out| {
+                crate::documents::html::write_page(&conn, &id, &pricing, out)
+            })?;
+        } else {
+            export::export_to_file(&conn, &id, format, &path)?;
+        }
         Ok(path)
     }
 

@@ -1,10 +1,11 @@
-//! `export`: a session document streamed from SQL to a file or standard output.
+//! `export`: a session document (or its HTML page) streamed from SQL to a file
+//! or standard output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::documents::export::{default_file_name, export_to_file, write_export, ExportFormat};
+use crate::documents::export::{default_file_name, write_export, write_shared_file, ExportFormat};
 use crate::error::{AggregatorError, Result};
 use crate::store::queries::resolve_session;
 
@@ -18,8 +19,17 @@ pub fn run(
 ) -> Result<()> {
     let conn = crate::store::open_read_only(&config.database)?;
     let id = resolve_session(&conn, session)?;
+    // The page prices each API call with the configured table, as the store did.
+    let pricing = match format {
+        ExportFormat::Html => Some(crate::config::load_pricing(&config.pricing_file)?),
+        _ => None,
+    };
+    let write = |out: &mut dyn Write| match &pricing {
+        Some(pricing) => crate::documents::html::write_page(&conn, &id, pricing, out),
+        None => write_export(&conn, &id, format, out),
+    };
     if output == Some(Path::new("-")) {
-        write_export(&conn, &id, format, out)?;
+        write(out)?;
         return Ok(());
     }
     let default_name = default_file_name(&id, format);
@@ -44,7 +54,7 @@ pub fn run(
             path.display()
         )));
     }
-    let n = export_to_file(&conn, &id, format, &path)?;
+    let n = write_shared_file(&path, write)?;
     let events = if format == ExportFormat::Summary {
         String::new()
     } else {

@@ -99,17 +99,21 @@ enum Command {
         after_help = "Examples:\n  mpm-aggregate view 1a6c\n  mpm-aggregate view 1a6c --show-events --event-limit 20\n  mpm-aggregate view 1a6c --json"
     )]
     View(ViewArgs),
-    /// Export a session as JSON (full, summary or events)
+    /// Export a session as JSON (full, summary or events) or as a self-contained HTML page
     #[command(
-        after_help = "Examples:\n  mpm-aggregate export 1a6c\n  mpm-aggregate export 1a6c --format summary -o -\n  mpm-aggregate export 1a6c -o shared/ --force"
+        after_help = "Examples:
+  mpm-aggregate export 1a6c
+  mpm-aggregate export 1a6c --format summary -o -
+  mpm-aggregate export 1a6c --format html -o session.html
+  mpm-aggregate export 1a6c -o shared/ --force"
     )]
     Export {
         /// Session id or unique prefix
         session: String,
-        /// Output file, directory, or - for standard output (default: ./session_<id8>_<format>.json; .gz compresses)
+        /// Output file, directory, or - for standard output (default: ./session_<id8>_<format>.json, or .html; .gz compresses)
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
-        /// full, summary or events (json = full)
+        /// full, summary, events (json = full), or html: one page to open offline in a browser
         #[arg(long, value_enum, ignore_case = true, default_value_t = FormatArg::Full)]
         format: FormatArg,
         /// Replace the output file if it exists
@@ -229,6 +233,7 @@ enum FormatArg {
     Full,
     Summary,
     Events,
+    Html,
 }
 
 impl From<FormatArg> for ExportFormat {
@@ -237,6 +242,7 @@ impl From<FormatArg> for ExportFormat {
             FormatArg::Full => ExportFormat::Full,
             FormatArg::Summary => ExportFormat::Summary,
             FormatArg::Events => ExportFormat::Events,
+            FormatArg::Html => ExportFormat::Html,
         }
     }
 }

@@ -355,7 +355,7 @@ pub fn apply_event(
     if let Some(i) = worker {
         delegation::count_work(&mut state.delegations[i], event);
     }
-    let merged = merge_same_agents(state);
+    let merged = merge_same_agents(state, touched.map(|(i, _)| i));
     state.trim_ended();
     merged
 }
@@ -411,8 +411,27 @@ pub fn count(m: &mut Metrics, event: &NormalizedEvent) {
 
 /// Folds delegations that name the same `agent_id` into the first of them (see
 /// [`delegation::absorb`]), keeping the session's counters right.
-fn merge_same_agents(state: &mut SessionState) -> Vec<(i64, i64)> {
+///
+/// Pairs are merged as soon as they appear, and only `open` and `apply` name
+/// a delegation's agent, so only the delegation this event `touched` can have
+/// a twin: the whole search runs only then (a session of thousands of
+/// sub-agents would otherwise compare every pair at every event).
+fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i64, i64)> {
     let mut merged = Vec::new();
+    let Some(t) = touched else {
+        return merged;
+    };
+    let Some(agent) = state.delegations.get(t).and_then(|d| d.agent_id.as_deref()) else {
+        return merged;
+    };
+    let twinned = state
+        .delegations
+        .iter()
+        .enumerate()
+        .any(|(k, d)| k != t && d.agent_id.as_deref() == Some(agent));
+    if !twinned {
+        return merged;
+    }
     let mut i = 0;
     while i < state.delegations.len() {
         let agent = state.delegations[i].agent_id.clone();

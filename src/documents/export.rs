@@ -21,6 +21,8 @@ pub enum ExportFormat {
     Summary,
     /// The JSON array of events.
     Events,
+    /// The self-contained HTML page of the session (`documents::html`).
+    Html,
 }
 
 impl ExportFormat {
@@ -30,6 +32,7 @@ impl ExportFormat {
             ExportFormat::Full => "full",
             ExportFormat::Summary => "summary",
             ExportFormat::Events => "events",
+            ExportFormat::Html => "html",
         }
     }
 }
@@ -41,8 +44,9 @@ impl FromStr for ExportFormat {
             "full" | "json" => Ok(ExportFormat::Full),
             "summary" => Ok(ExportFormat::Summary),
             "events" => Ok(ExportFormat::Events),
+            "html" => Ok(ExportFormat::Html),
             _ => Err(AggregatorError::InvalidFormat(format!(
-                "unknown export format '{s}' (expected full, summary or events)"
+                "unknown export format '{s}' (expected full, summary, events or html)"
             ))),
         }
     }
@@ -347,6 +351,8 @@ fn write_key(out: &mut dyn Write, key: &str, value: &Value, last: bool) -> std::
 }
 
 /// Streams the session in `format` to `out`. Returns the number of events written.
+/// The HTML page prices API calls with the built-in table here; the CLI gives
+/// it the configured one ([`super::html::write_page`]).
 pub fn write_export(
     conn: &Connection,
     session_id: &str,
@@ -354,6 +360,10 @@ pub fn write_export(
     out: &mut dyn Write,
 ) -> Result<u64> {
     let io = |e: std::io::Error| AggregatorError::io("<output>", e);
+    if format == ExportFormat::Html {
+        let pricing = crate::core::pricing::PricingTable::builtin();
+        return super::html::write_page(conn, session_id, pricing, out);
+    }
     if format == ExportFormat::Events {
         out.write_all(b"[").map_err(io)?;
         let mut first = true;
@@ -425,12 +435,15 @@ pub fn write_export(
     Ok(n)
 }
 
-/// `session_<id8>_<format>.json`, the default name of an export.
+/// `session_<id8>_<format>.json` (the page: `session_<id8>.html`), the default name of an export.
 pub fn default_file_name(session_id: &str, format: ExportFormat) -> String {
     let id8: String = crate::store::session_file::display_id(session_id)
         .chars()
         .take(8)
         .collect();
+    if format == ExportFormat::Html {
+        return format!("session_{id8}.html");
+    }
     format!("session_{id8}_{}.json", format.as_str())
 }
 
@@ -443,9 +456,18 @@ pub fn export_to_file(
     format: ExportFormat,
     path: &std::path::Path,
 ) -> Result<u64> {
+    write_shared_file(path, |out| write_export(conn, session_id, format, out))
+}
+
+/// Writes an export to `path` atomically (gzip when it ends in `.gz`),
+/// readable by all (0644). Returns what `fill` returns.
+pub fn write_shared_file(
+    path: &std::path::Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<u64>,
+) -> Result<u64> {
     let mut count = 0;
     crate::files::write_atomically(path, |out| {
-        count = write_export(conn, session_id, format, out).map_err(std::io::Error::other)?;
+        count = fill(out).map_err(std::io::Error::other)?;
         Ok(())
     })?;
     #[cfg(unix)]

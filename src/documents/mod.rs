@@ -1,8 +1,9 @@
 //! Documents: what the store's read model is turned into for people and other
 //! tools: the `full`, `summary` and `events` exports streamed from SQL, and the
-//! session files of the activity directory.
+//! session files of the activity directory, and the shareable HTML page.
 
 pub mod export;
+pub mod html;
 pub mod session_file;
 
 pub use export::ExportFormat;

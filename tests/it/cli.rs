@@ -1502,8 +1502,8 @@ fn choices_are_checked_by_the_parser() {
     );
     env.usage_error(&["sessions", "--sort", "size"], "time, events, duration");
     env.usage_error(
-        &["export", "5283", "--format", "html"],
-        "full, summary, events",
+        &["export", "5283", "--format", "pdf"],
+        "full, summary, events, html",
     );
     // `json` stays a name of `full`, in any case.
     let full = env.json(&["export", "5283", "-o", "-"]);

@@ -17,6 +17,7 @@ mod follower;
 mod fuzz;
 mod hook;
 mod hooks_install;
+mod html;
 mod http_hooks;
 mod interop_python;
 mod layers;
