@@ -100,13 +100,11 @@ enum Command {
     )]
     View(ViewArgs),
     /// Export a session as JSON (full, summary or events) or as a self-contained HTML page
-    #[command(
-        after_help = "Examples:
+    #[command(after_help = "Examples:
   mpm-aggregate export 1a6c
   mpm-aggregate export 1a6c --format summary -o -
   mpm-aggregate export 1a6c --format html -o session.html
-  mpm-aggregate export 1a6c -o shared/ --force"
-    )]
+  mpm-aggregate export 1a6c -o shared/ --force")]
     Export {
         /// Session id or unique prefix
         session: String,
@@ -156,8 +154,9 @@ enum Command {
         older_than_days: u64,
     },
     /// Send this store to a team's PostgreSQL database or an OpenTelemetry collector (only what is new)
-    ///
-    /// Example: mpm-aggregate push postgres://me@db.example:5432/agents --otlp http://localhost:4318
+    #[command(
+        after_help = "Examples:\n  mpm-aggregate push postgres://me@db.example:5432/agents\n  mpm-aggregate push --otlp http://localhost:4318 --otlp-headers 'authorization=Bearer%20TOKEN'\n  mpm-aggregate push postgres://me@db.example:5432/agents --watch"
+    )]
     Push(push::PushArgs),
     /// Install, remove or show our hook in Claude Code's settings (records without claude-mpm)
     #[command(subcommand)]

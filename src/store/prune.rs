@@ -1,5 +1,5 @@
 //! Deleting old data: whole sessions (events, delegations, metrics, session
-//! file) stored here longer ago than a number of days, plus session-less events
+//! file, how far their transcripts were read) stored here longer ago than a number of days, plus session-less events
 //! and rejected input of that age. The age is when the data was stored here
 //! (SPEC section 6), so an old archive imported today is not deleted at the
 //! next cleanup. Session files are deleted by the caller only after the
@@ -57,6 +57,13 @@ pub fn prune(conn: &Connection, days: u64, activity_dir: &Path) -> rusqlite::Res
             conn.execute("DELETE FROM delegations WHERE session_id = ?1", [id])? as u64;
         conn.execute("DELETE FROM metrics WHERE session_id = ?1", [id])?;
         report.sessions += conn.execute("DELETE FROM sessions WHERE session_id = ?1", [id])? as u64;
+        // Its transcripts (named by the session id, sub-agents in a folder of
+        // that name) are forgotten too: importing them again brings the
+        // session back instead of being skipped as already read.
+        conn.execute(
+            "DELETE FROM transcript_offsets WHERE instr(path, ?1) > 0",
+            [id],
+        )?;
         if let (Some(file), Some(dir)) = (file, &canonical_dir) {
             let inside = Path::new(file)
                 .canonicalize()

@@ -726,6 +726,7 @@ fn pruning_a_session_forgets_the_observations_merged_into_it() {
     );
     let merged = "SELECT count(*) FROM merged_observations";
     assert!(count(&config.database, merged) > 0);
+    assert!(count(&config.database, "SELECT count(*) FROM transcript_offsets") > 0);
     rusqlite::Connection::open(&config.database)
         .unwrap()
         .execute(
@@ -741,4 +742,12 @@ fn pruning_a_session_forgets_the_observations_merged_into_it() {
     writer.shutdown().unwrap();
     assert_eq!(report.sessions, 1);
     assert_eq!(count(&config.database, merged), 0);
+    assert_eq!(
+        count(&config.database, "SELECT count(*) FROM transcript_offsets"),
+        0
+    );
+    // Imported again, the pruned transcripts are read again, not skipped as read.
+    import_with(&config, &[path_of(&run, Transcripts)]);
+    assert_eq!(count(&config.database, "SELECT count(*) FROM sessions"), 1);
+    assert!(count(&config.database, "SELECT count(*) FROM events") > 0);
 }

@@ -13,16 +13,7 @@ use mpm_aggregate::core::searchable::searchable_text;
 use serde_json::Value;
 
 fn mpm(db: &Path, args: &[&str]) -> Command {
-    let mut c = Command::cargo_bin("mpm-aggregate").unwrap();
-    c.current_dir(db.parent().unwrap())
-        .env_remove("CLAUDE_MPM_AGGREGATOR_DB")
-        .env_remove("RUST_LOG")
-        .arg("--db")
-        .arg(db)
-        .arg("--activity-dir")
-        .arg(db.parent().unwrap().join("activity"))
-        .args(args);
-    c
+    Command::from_std(cli_on(db, args))
 }
 
 fn run_file(run: &str, file: &str) -> String {
@@ -318,12 +309,15 @@ fn a_database_made_before_v7_gets_its_index_at_migration() {
     let dir = tempfile::tempdir().unwrap();
     let db = a_fast(dir.path());
     let before = hits(&db, &["nonexistent-qa-dir", "--limit", "1000"]);
-    // Back to the schema of V6: what V7 added is taken away and refinery forgets it ran.
+    // Back to the schema of V6: what V7 and V8 added is taken away, refinery forgets they ran,
+    // and the user_version is an older build's (0: builds before V8 set none).
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch(
             "DROP TRIGGER event_search_delete; DROP TABLE event_search; DROP INDEX events_tool_calls;
-             DELETE FROM refinery_schema_history WHERE version = 7;",
+             DROP TRIGGER push_event_changed; DROP TABLE push_changes; DROP TABLE push_sessions;
+             DROP TABLE push_targets;
+             DELETE FROM refinery_schema_history WHERE version >= 7; PRAGMA user_version = 0;",
         )
         .unwrap();
     }

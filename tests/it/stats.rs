@@ -13,16 +13,7 @@ use common::*;
 use serde_json::Value;
 
 fn mpm(db: &Path, args: &[&str]) -> Command {
-    let mut c = Command::cargo_bin("mpm-aggregate").unwrap();
-    c.current_dir(db.parent().unwrap())
-        .env_remove("CLAUDE_MPM_AGGREGATOR_DB")
-        .env_remove("RUST_LOG")
-        .arg("--db")
-        .arg(db)
-        .arg("--activity-dir")
-        .arg(db.parent().unwrap().join("activity"))
-        .args(args);
-    c
+    Command::from_std(cli_on(db, args))
 }
 
 fn json(db: &Path, args: &[&str]) -> Value {

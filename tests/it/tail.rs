@@ -11,20 +11,10 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
 use common::*;
 
 fn mpm(db: &Path, args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::cargo_bin("mpm-aggregate").unwrap();
-    c.current_dir(db.parent().unwrap())
-        .env_remove("CLAUDE_MPM_AGGREGATOR_DB")
-        .env_remove("RUST_LOG")
-        .arg("--db")
-        .arg(db)
-        .arg("--activity-dir")
-        .arg(db.parent().unwrap().join("activity"))
-        .args(args);
-    c
+    cli_on(db, args)
 }
 
 fn ours(run: &str) -> String {

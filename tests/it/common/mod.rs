@@ -240,6 +240,22 @@ pub struct ForegroundRecorder {
     output: PathBuf,
 }
 
+/// `mpm-aggregate --db DB --activity-dir DB's folder/activity ARGS`, run in
+/// the database's folder with no database or log level from the environment.
+pub fn cli_on(db: &Path, args: &[&str]) -> std::process::Command {
+    use assert_cmd::cargo::CommandCargoExt;
+    let mut c = std::process::Command::cargo_bin("mpm-aggregate").expect("binary");
+    c.current_dir(db.parent().unwrap())
+        .env_remove("CLAUDE_MPM_AGGREGATOR_DB")
+        .env_remove("RUST_LOG")
+        .arg("--db")
+        .arg(db)
+        .arg("--activity-dir")
+        .arg(db.parent().unwrap().join("activity"))
+        .args(args);
+    c
+}
+
 /// `mpm-aggregate EXTRA --db rec.db --activity-dir activity start --host
 /// 127.0.0.1 --port PORT`, run in `dir`: a foreground recorder of a test.
 pub fn start_command(dir: &Path, port: u16, extra: &[&str]) -> std::process::Command {
