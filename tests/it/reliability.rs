@@ -399,14 +399,16 @@ fn readers_and_the_writer_do_not_block_each_other() {
                     vec!["view", "000001-a"],
                     vec!["export", "000001-a", "-o", "-"],
                 ] {
-                    let out = cmd(dir.path(), &args).output().unwrap();
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let stored = count(
+                    // view/export may run before session 000001-a exists: looked at
+                    // before the command (looked at after, the writer may have stored
+                    // it in between, and a correct answer would count as a failure).
+                    let stored_before = count(
                         &db,
                         "SELECT count(*) FROM sessions WHERE session_id = '000001-a'",
                     );
-                    // view/export may run before session 000001-a exists.
-                    let not_there_yet = stored == 0 && stderr.contains("no session matches");
+                    let out = cmd(dir.path(), &args).output().unwrap();
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let not_there_yet = stored_before == 0 && stderr.contains("no session matches");
                     assert!(
                         out.status.success() || not_there_yet,
                         "{args:?} failed while the recorder writes: {stderr}"
