@@ -73,10 +73,19 @@ impl Target {
     }
 
     /// The name progress is kept under: the URL without a password (a changed
-    /// password is the same target).
+    /// password is the same target), `postgresql://` spelt `postgres://` (the
+    /// same database either way).
     pub fn key(&self) -> String {
         match self {
-            Target::Postgres { url } => redact(url),
+            Target::Postgres { url } => {
+                let url = redact(url);
+                match url.get(..13) {
+                    Some(scheme) if scheme.eq_ignore_ascii_case("postgresql://") => {
+                        format!("postgres://{}", &url[13..])
+                    }
+                    _ => url,
+                }
+            }
             Target::Otlp { endpoint, .. } => format!("otlp:{}", redact(endpoint)),
         }
     }
@@ -407,6 +416,11 @@ mod tests {
             Target::parse("postgresql://me@h/db"),
             Ok(Target::Postgres { .. })
         ));
+        // Either spelling of the scheme is one target: pushing with the other sends nothing again.
+        assert_eq!(
+            Target::parse("postgresql://me:secret@db.example:5433/team").unwrap().key(),
+            t.key()
+        );
         let o = Target::otlp("http://localhost:4318", &[]).unwrap();
         assert_eq!(o.display(), "http://localhost:4318/v1/traces");
         assert_eq!(o.key(), "otlp:http://localhost:4318/v1/traces");
