@@ -38,19 +38,7 @@ fn proc_field(pid: u32, file: &str, name: &str) -> f64 {
 
 /// CPU seconds (user + system) of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (get(11) + get(12)) / ticks
+    common::cpu_seconds_of(&format!("/proc/{pid}/stat"))
 }
 
 fn stored(db: &std::path::Path) -> i64 {

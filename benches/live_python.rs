@@ -68,19 +68,7 @@ fn free_port() -> u16 {
 
 /// CPU seconds (user + system, all threads) of a running process.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (get(11) + get(12)) / ticks
+    common::cpu_seconds_of(&format!("/proc/{pid}/stat"))
 }
 
 /// CPU seconds of each thread of a process, by thread name (summed).
@@ -93,20 +81,7 @@ fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
     {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
         let tid: u32 = t.file_name().to_string_lossy().parse().unwrap_or(0);
-        let stat =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let get = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        let cpu = (get(11) + get(12)) / ticks;
+        let cpu = common::cpu_seconds_of(&format!("/proc/{pid}/task/{tid}/stat"));
         let name = comm.trim().to_string();
         match out.iter_mut().find(|(n, _)| *n == name) {
             Some((_, c)) => *c += cpu,

@@ -175,14 +175,14 @@ impl EventAggregator {
             || PathBuf::from(export::default_file_name(&id, format)),
             Path::to_path_buf,
         );
-        if format == ExportFormat::Html {
-            let pricing = crate::config::load_pricing(&self.config.pricing_file)?;
-            export::write_shared_file(&path, |out| {
-                crate::documents::html::write_page(&conn, &id, &pricing, out)
-            })?;
-        } else {
-            export::export_to_file(&conn, &id, format, &path)?;
-        }
+        let pricing = match format {
+            // Only the page prices anything: a JSON export needs no price file.
+            ExportFormat::Html => crate::config::load_pricing(&self.config.pricing_file)?,
+            _ => crate::core::pricing::PricingTable::builtin().clone(),
+        };
+        export::write_shared_file(&path, |out| {
+            export::write_export_priced(&conn, &id, format, &pricing, out)
+        })?;
         Ok(path)
     }
 

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::documents::export::{default_file_name, write_export, write_shared_file, ExportFormat};
+use crate::documents::export::{
+    default_file_name, write_export_priced, write_shared_file, ExportFormat,
+};
 use crate::error::{AggregatorError, Result};
 use crate::store::queries::resolve_session;
 
@@ -21,13 +23,11 @@ pub fn run(
     let id = resolve_session(&conn, session)?;
     // The page prices each API call with the configured table, as the store did.
     let pricing = match format {
-        ExportFormat::Html => Some(crate::config::load_pricing(&config.pricing_file)?),
-        _ => None,
+        // Only the page prices anything: a JSON export needs no price file.
+        ExportFormat::Html => crate::config::load_pricing(&config.pricing_file)?,
+        _ => crate::core::pricing::PricingTable::builtin().clone(),
     };
-    let write = |out: &mut dyn Write| match &pricing {
-        Some(pricing) => crate::documents::html::write_page(&conn, &id, pricing, out),
-        None => write_export(&conn, &id, format, out),
-    };
+    let write = |out: &mut dyn Write| write_export_priced(&conn, &id, format, &pricing, out);
     if output == Some(Path::new("-")) {
         write(out)?;
         return Ok(());

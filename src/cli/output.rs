@@ -139,3 +139,41 @@ pub fn shell_quote(text: &str) -> String {
 pub fn terminal_width() -> Option<usize> {
     comfy_table::Table::new().width().map(usize::from)
 }
+
+/// Ctrl-C and SIGTERM set the returned flag (`tail`, `push --watch`): the
+/// command's loop ends and it exits 0.
+pub(crate) fn stop_on_signal() -> crate::error::Result<std::sync::Arc<std::sync::atomic::AtomicBool>>
+{
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::AggregatorError::io("<signal handler>", e))?;
+    let mut term = runtime
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        })
+        .map_err(|e| crate::error::AggregatorError::io("<signal handler>", e))?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    Ok(stop)
+}
+
+/// `--since` as the stored timestamp it starts at.
+pub fn since_timestamp(since: Option<&str>) -> crate::error::Result<Option<String>> {
+    since
+        .map(|s| {
+            crate::core::time::parse_since(s, chrono::Utc::now())
+                .map(|t| crate::core::time::format_timestamp(&t))
+                .map_err(|e| crate::error::AggregatorError::InvalidFormat(format!("--since {e}")))
+        })
+        .transpose()
+}

@@ -2,7 +2,7 @@
 //! (`--watch`) as events arrive until Ctrl-C.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use clap::Args;
 
@@ -75,12 +75,6 @@ pub fn run(config: &Config, args: &PushArgs, out: &mut dyn Write) -> Result<()> 
     Ok(())
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: nix::libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
 /// Pushes every target on a thread of its own until Ctrl-C or SIGTERM; each
 /// push that sent something is one line, each failure one line on stderr.
 fn watch(
@@ -89,23 +83,14 @@ fn watch(
     opts: &PushOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(signal, &action) }
-            .map_err(|e| AggregatorError::Recorder(format!("cannot handle {signal}: {e}")))?;
-    }
+    let stop = super::output::stop_on_signal()?;
+    let stop = &*stop;
     let (lines, received) = std::sync::mpsc::channel::<std::result::Result<String, String>>();
     std::thread::scope(|scope| -> Result<()> {
         for target in targets {
             let lines = lines.clone();
             scope.spawn(move || {
-                push::watch(&config.database, target, opts, &STOP, &mut |outcome| {
+                push::watch(&config.database, target, opts, stop, &mut |outcome| {
                     let _ = lines.send(match outcome {
                         Ok(report) => Ok(report.to_string()),
                         Err(e) => Err(format!(
@@ -123,7 +108,7 @@ fn watch(
                 Ok(text) if result.is_ok() => {
                     if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
                         // The reader went away: stop pushing too.
-                        STOP.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
                         result = Err(super::output::stdout_error(e));
                     }
                 }

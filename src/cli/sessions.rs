@@ -30,7 +30,7 @@ fn filter(args: &super::SessionsArgs) -> Result<SessionFilter> {
         })
         .transpose()?;
     Ok(SessionFilter {
-        since: super::stats::since_timestamp(args.since.as_deref())?,
+        since: super::output::since_timestamp(args.since.as_deref())?,
         project,
         status: args.status.map(|s| {
             match s {

@@ -6,7 +6,7 @@ use std::io::Write;
 use super::output::{cost, table, thousands};
 use super::say;
 use crate::config::Config;
-use crate::error::{AggregatorError, Result};
+use crate::error::Result;
 use crate::store::stats::{stats, GroupBy, StatsRow};
 
 /// `--by` of `stats`.
@@ -51,17 +51,6 @@ pub struct StatsArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
-}
-
-/// `--since` as the stored timestamp it starts at.
-pub fn since_timestamp(since: Option<&str>) -> Result<Option<String>> {
-    since
-        .map(|s| {
-            crate::core::time::parse_since(s, chrono::Utc::now())
-                .map(|t| crate::core::time::format_timestamp(&t))
-                .map_err(|e| AggregatorError::InvalidFormat(format!("--since {e}")))
-        })
-        .transpose()
 }
 
 fn n(v: Option<i64>) -> String {
@@ -118,7 +107,7 @@ fn row_cells(r: &StatsRow) -> Vec<String> {
 }
 
 pub fn run(config: &Config, args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
-    let since = since_timestamp(args.since.as_deref())?;
+    let since = super::output::since_timestamp(args.since.as_deref())?;
     let pricing = crate::config::load_pricing(&config.pricing_file)?;
     let conn = crate::store::open_read_only(&config.database)?;
     let figures = stats(&conn, args.by.into(), since.as_deref(), &pricing)?;

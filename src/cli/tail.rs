@@ -3,8 +3,7 @@
 //! when `PRAGMA data_version` says another connection committed.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -34,31 +33,6 @@ pub struct TailArgs {
     /// How often to look for new events, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub interval_ms: u64,
-}
-
-/// Ctrl-C and SIGTERM set the flag: the loop ends and the command exits 0.
-fn stop_on_signal() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| AggregatorError::io("<signal handler>", e))?;
-    let mut term = runtime
-        .block_on(async {
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        })
-        .map_err(|e| AggregatorError::io("<signal handler>", e))?;
-    std::thread::spawn(move || {
-        runtime.block_on(async {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        });
-        flag.store(true, Ordering::SeqCst);
-    });
-    Ok(stop)
 }
 
 /// Whether standard output is a pipe whose reader has gone (`| head` done):
@@ -159,7 +133,7 @@ fn line(e: &TailEvent, width: usize) -> String {
 }
 
 pub fn run(config: &Config, args: &TailArgs, out: &mut dyn Write) -> Result<()> {
-    let stop = stop_on_signal()?;
+    let stop = super::output::stop_on_signal()?;
     let conn = crate::store::open_read_only(&config.database)?;
     let session = args
         .session

@@ -3,9 +3,9 @@
 //! call's input (on its `PreToolUse`) and its output (on its `PostToolUse`),
 //! errors, and file paths; string values only (no JSON keys), and not the
 //! copies a source repeats elsewhere (a `PostToolUse`'s `tool_input`, a
-//! `PostToolBatch`'s calls). Pure: the store calls it as the SQL function
-//! `mpm_search_text` in the triggers that keep the index and in the V7
-//! backfill, so there is one definition.
+//! `PostToolBatch`'s calls). Pure: the writer calls it for each event it
+//! stores or merges, and the V7 backfill as the SQL function
+//! `mpm_search_text`, so there is one definition.
 
 use serde_json::{Map, Value};
 

@@ -350,18 +350,30 @@ fn write_key(out: &mut dyn Write, key: &str, value: &Value, last: bool) -> std::
     out.write_all(if last { b"\n" } else { b",\n" })
 }
 
-/// Streams the session in `format` to `out`. Returns the number of events written.
-/// The HTML page prices API calls with the built-in table here; the CLI gives
-/// it the configured one ([`super::html::write_page`]).
+/// Streams the session in `format` to `out`, an HTML page priced with the
+/// built-in table. Returns the number of events written.
 pub fn write_export(
     conn: &Connection,
     session_id: &str,
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<u64> {
+    let pricing = crate::core::pricing::PricingTable::builtin();
+    write_export_priced(conn, session_id, format, pricing, out)
+}
+
+/// [`write_export`], the HTML page pricing each API call with `pricing` (the
+/// configured table, as the store priced the session). The one place an
+/// export picks its writer.
+pub fn write_export_priced(
+    conn: &Connection,
+    session_id: &str,
+    format: ExportFormat,
+    pricing: &crate::core::pricing::PricingTable,
+    out: &mut dyn Write,
+) -> Result<u64> {
     let io = |e: std::io::Error| AggregatorError::io("<output>", e);
     if format == ExportFormat::Html {
-        let pricing = crate::core::pricing::PricingTable::builtin();
         return super::html::write_page(conn, session_id, pricing, out);
     }
     if format == ExportFormat::Events {
@@ -447,20 +459,9 @@ pub fn default_file_name(session_id: &str, format: ExportFormat) -> String {
     format!("session_{id8}_{}.json", format.as_str())
 }
 
-/// Exports to a file (gzip when the path ends in `.gz`), written atomically.
-/// An export is made to be shared, so it is readable by all (0644), unlike
-/// the database and session files (0600).
-pub fn export_to_file(
-    conn: &Connection,
-    session_id: &str,
-    format: ExportFormat,
-    path: &std::path::Path,
-) -> Result<u64> {
-    write_shared_file(path, |out| write_export(conn, session_id, format, out))
-}
-
-/// Writes an export to `path` atomically (gzip when it ends in `.gz`),
-/// readable by all (0644). Returns what `fill` returns.
+/// Writes an export to `path` atomically (gzip when it ends in `.gz`). An export is
+/// made to be shared, so it is readable by all (0644), unlike the database and
+/// session files (0600). Returns what `fill` returns.
 pub fn write_shared_file(
     path: &std::path::Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<u64>,

@@ -197,6 +197,8 @@ fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<
     let opts = hook_options(config);
     let writer = Writer::spawn(WriterConfig {
         busy_timeout: BUSY_WAIT,
+        // One payload: nothing to gather a batch for.
+        linger: std::time::Duration::ZERO,
         short_lived: true,
         ..crate::documents::writer_config(config)
     })?;

@@ -383,13 +383,8 @@ impl TranscriptReader {
         if let Some(t) = peek.timestamp {
             self.ctx.timestamp = Some(t);
         }
-        let skipped = if ty == "attachment" {
-            format!("line:{key}")
-        } else {
-            format!("line:{ty}")
-        };
+        self.skip(format!("line:{key}"));
         *self.stats.line_types.entry(key).or_default() += 1;
-        self.skip(skipped);
         Some(Vec::new())
     }
 

@@ -54,14 +54,7 @@ impl EventRow {
                 "i:{:032x}",
                 super::hash128(&[self.session_id.as_deref().unwrap_or(""), identity])
             ),
-            None => {
-                let mut k = String::with_capacity(2 + 2 * self.dedup_key.len());
-                k.push_str("d:");
-                for b in &self.dedup_key {
-                    k.push_str(&format!("{b:02x}"));
-                }
-                k
-            }
+            None => format!("d:{}", super::hex(&self.dedup_key)),
         }
     }
 }

@@ -384,24 +384,29 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A stable non-zero 64-bit id of `parts` (span ids, keys).
-pub(crate) fn hash64(parts: &[&str]) -> u64 {
+/// `parts` hashed, each ended by a NUL (so that `["ab", "c"]` and `["a", "bc"]` differ).
+fn hasher(parts: &[&str]) -> xxhash_rust::xxh3::Xxh3 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for p in parts {
         h.update(p.as_bytes());
         h.update(&[0]);
     }
-    h.digest().max(1)
+    h
+}
+
+/// A stable non-zero 64-bit id of `parts` (span ids, keys).
+pub(crate) fn hash64(parts: &[&str]) -> u64 {
+    hasher(parts).digest().max(1)
 }
 
 /// A stable 128-bit id of `parts` (trace ids, event keys).
 pub(crate) fn hash128(parts: &[&str]) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update(&[0]);
-    }
-    h.digest128().max(1)
+    hasher(parts).digest128().max(1)
+}
+
+/// Lower-case hexadecimal of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -418,7 +423,9 @@ mod tests {
         ));
         // Either spelling of the scheme is one target: pushing with the other sends nothing again.
         assert_eq!(
-            Target::parse("postgresql://me:secret@db.example:5433/team").unwrap().key(),
+            Target::parse("postgresql://me:secret@db.example:5433/team")
+                .unwrap()
+                .key(),
             t.key()
         );
         let o = Target::otlp("http://localhost:4318", &[]).unwrap();

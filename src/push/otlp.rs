@@ -335,7 +335,7 @@ pub fn session_spans(b: &SessionBundle, tools: &[EventRow]) -> Vec<Span> {
             .identity
             .clone()
             .or_else(|| call.clone())
-            .unwrap_or_else(|| hex(&pre.dedup_key));
+            .unwrap_or_else(|| super::hex(&pre.dedup_key));
         let mut attrs = vec![
             kv("gen_ai.operation.name", "execute_tool"),
             kv("gen_ai.conversation.id", sid),
@@ -461,10 +461,6 @@ fn kv_f64(key: &str, value: f64) -> KeyValue {
         }),
         ..Default::default()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn clip(text: &str, max: usize) -> String {

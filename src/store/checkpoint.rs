@@ -60,8 +60,8 @@ impl Checkpointer {
         })
     }
 
-    /// No thread: for a short-lived writer, whose commits checkpoint
-    /// themselves past a WAL size.
+    /// No thread: for a short-lived writer, which checkpoints when it ends,
+    /// past a WAL size (`end_short_lived` in the writer).
     pub fn none() -> Checkpointer {
         Checkpointer {
             tx: None,

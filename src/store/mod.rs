@@ -96,7 +96,9 @@ pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> 
 /// The newest migration of this build (`build.rs` reads `migrations/`; a
 /// unit test checks it against the runner's).
 fn latest_migration() -> i64 {
-    env!("MPM_LATEST_MIGRATION").parse().unwrap_or(0)
+    env!("MPM_LATEST_MIGRATION")
+        .parse()
+        .expect("build.rs sets MPM_LATEST_MIGRATION to a migration number")
 }
 
 /// The newest migration applied, as recorded in `PRAGMA user_version` (0: not recorded).

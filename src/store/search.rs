@@ -1,6 +1,6 @@
 //! Full-text search over the events' searchable text (the FTS5 index
-//! `event_search` of migration V7, kept by triggers in the transaction that
-//! writes each event), and turning a person's words into an FTS5 query that
+//! `event_search` of migration V7, kept by the writer in the transaction
+//! that writes each event; deletions by a trigger), and turning a person's words into an FTS5 query that
 //! cannot be a syntax error.
 
 use rusqlite::{params, Connection};

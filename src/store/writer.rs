@@ -70,7 +70,7 @@ pub struct WriterConfig {
     /// How long the writer lets a short queue fill before a transaction.
     pub linger: std::time::Duration,
     /// A process that writes a few events and exits (the `hook` command):
-    /// no lingering for a burst, no checkpoint thread, and no checkpoint
+    /// no checkpoint thread, and no checkpoint
     /// when it closes unless the WAL has grown past
     /// [`SHORT_LIVED_CHECKPOINT_BYTES`] (see `end_short_lived`).
     pub short_lived: bool,
@@ -320,31 +320,31 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         let files = session_file::FileWriter::spawn(path.clone(), config.session_files)
             .map_err(|e| AggregatorError::io(&path, e))?;
+        // The writer never checkpoints as it commits: a helper thread does, or a
+        // short-lived writer when it ends, past a WAL size (see `end_short_lived`).
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(|e| AggregatorError::db(&path, e))?;
         let checkpointer = if config.short_lived {
-            // Its own checkpoint when it ends, past a WAL size (see `end_short_lived`).
             conn.set_db_config(
                 rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
                 true,
             )
             .map_err(|e| AggregatorError::db(&path, e))?;
-            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
-                .map_err(|e| AggregatorError::db(&path, e))?;
             super::checkpoint::Checkpointer::none()
         } else {
-            // The writer never checkpoints itself: a helper thread does.
-            conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
-                .map_err(|e| AggregatorError::db(&path, e))?;
             super::checkpoint::Checkpointer::spawn(path.clone(), config.busy_timeout)
                 .map_err(|e| AggregatorError::io(&path, e))?
         };
         let mut state = WriterState::new(conn, config, pricing, files, checkpointer)
             .map_err(|e| AggregatorError::db(&path, e))?;
         let result = state.run(rx).map_err(|e| AggregatorError::db(&path, e));
+        // Session files finalized so far are written before the writer reports back.
+        state.files.finish();
+        // After them: a file being rendered holds a read snapshot that the
+        // checkpoint (which never waits) would fail on.
         if state.config.short_lived {
             end_short_lived(&state.conn, &path);
         }
-        // Session files finalized so far are written before the writer reports back.
-        state.files.finish();
         state.checkpointer.finish();
         result?;
         Ok(state.current_stats())
@@ -540,8 +540,7 @@ impl WriterState {
             // A slow stream (few events in the first step) waits out the rest
             // in one sleep: one wakeup per batch instead of one per step.
             let lingered = std::time::Instant::now();
-            let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_))
-                && !self.config.short_lived;
+            let events = matches!(first, WriterMsg::Event(_) | WriterMsg::Rejected(_));
             let mut step = LINGER.min(self.config.linger);
             while events && rx.len() < LINGER_BELOW && lingered.elapsed() < self.config.linger {
                 let before = rx.len();
@@ -776,12 +775,11 @@ impl WriterState {
         let Some(session_id) = &event.session_id else {
             return Ok(());
         };
-        let event_row = stored_row;
         if self.rebuild.contains(session_id) {
             // Rebuilt from its events at the end of the batch anyway.
             return Ok(());
         }
-        self.project(session_id, event, event_row, decision, batch)
+        self.project(session_id, event, stored_row, decision, batch)
     }
 
     /// Applies a stored event to its session's projection (delegation rows

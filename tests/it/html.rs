@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{fixture, import_with, open};
+use crate::common::{fixture, import_with, open, test_config};
 
 /// Chromium, installed with apt-get when it is missing, so that `cargo test`
 /// alone works on a fresh machine.
@@ -191,14 +191,6 @@ fn thousands(n: i64) -> String {
     out
 }
 
-fn config_in(dir: &Path) -> mpm_aggregate::Config {
-    mpm_aggregate::Config {
-        database: dir.join("agg.db"),
-        activity_directory: dir.join("activity"),
-        ..Default::default()
-    }
-}
-
 /// `export <session> --format html -o <path>` with the real binary.
 fn export_page(db: &Path, session: &str, path: &Path) {
     let out = Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate"))
@@ -228,7 +220,7 @@ fn markup(html: &str) -> String {
 fn the_page_of_a_real_run_shows_lanes_failures_tokens_and_cost_and_fetches_nothing() {
     let run = fixture("claude-code-2.1").join("a-mpm-fast");
     let dir = tempfile::tempdir().unwrap();
-    let config = config_in(dir.path());
+    let config = test_config(dir.path());
     import_with(&config, &[run.join("hooks.jsonl"), run.join("transcripts")]);
     let db = open(&config.database);
     let session: String = db
@@ -445,7 +437,7 @@ fn the_page_of_a_real_run_shows_lanes_failures_tokens_and_cost_and_fetches_nothi
 /// session as our own export lines: every id (tool calls, sub-agents, API
 /// calls, prompts) made new per copy, each copy 6 s after the previous one.
 fn replicated_run(dir: &Path, copies: usize) -> (PathBuf, usize) {
-    let seed = config_in(&dir.join("seed"));
+    let seed = test_config(&dir.join("seed"));
     std::fs::create_dir_all(dir.join("seed")).unwrap();
     import_with(
         &seed,
@@ -537,7 +529,7 @@ fn a_page_of_100000_events_renders_without_freezing() {
     let copies = 100_000usize.div_ceil(65);
     let (lines, total) = replicated_run(dir.path(), copies);
     assert!(total >= 100_000);
-    let config = config_in(dir.path());
+    let config = test_config(dir.path());
     // Through the real import path, without session files: a session file
     // is rewritten at each of the 3,000 turns' ends, which is not what this
     // test measures.

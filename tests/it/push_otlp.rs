@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use assert_cmd::Command;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -20,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 use prost::Message;
 use serde_json::Value;
 
-use crate::common::{fixture, import_with, open, test_config};
+use crate::common::{fixture, import_with, open, push, test_config};
 
 /// A delegation of the store: agent type, agent id, parent agent id, tokens, success.
 type Delegation = (String, String, Option<String>, Option<String>, Option<i64>);
@@ -142,18 +140,6 @@ fn runs() -> Vec<PathBuf> {
         ours.join("nest-mpm-fast"),
         ours.join("compact-mpm-fast"),
     ]
-}
-
-fn push(db: &Path, args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("mpm-aggregate")
-        .unwrap()
-        .arg("--db")
-        .arg(db)
-        .arg("push")
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -8,11 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 use crate::common::postgres::PgServer;
-use crate::common::{count, fixture, import_with, open, test_config, wait_until};
+use crate::common::{count, fixture, import_with, open, push, test_config, wait_until};
 
 fn shared_run(name: &str) -> PathBuf {
     fixture("claude-code-2.1").join(name)
@@ -34,18 +33,6 @@ fn store(dir: &Path, runs: &[PathBuf]) -> PathBuf {
         .collect();
     import_with(&config, &files);
     config.database
-}
-
-fn push(db: &Path, args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("mpm-aggregate")
-        .unwrap()
-        .arg("--db")
-        .arg(db)
-        .arg("push")
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap()
 }
 
 fn push_ok(db: &Path, args: &[&str]) -> String {

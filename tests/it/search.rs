@@ -24,16 +24,6 @@ fn run_file(run: &str, file: &str) -> String {
         .into_owned()
 }
 
-/// The transcripts of one of our own recorded runs (`tests/fixtures/claude-code/`).
-fn ours(run: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/claude-code")
-        .join(run)
-        .join("transcripts")
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn import(db: &Path, files: &[String]) -> String {
     let args: Vec<&str> = std::iter::once("import")
         .chain(files.iter().map(String::as_str))

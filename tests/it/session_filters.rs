@@ -29,15 +29,6 @@ fn ids(db: &Path, args: &[&str]) -> Vec<String> {
     ids
 }
 
-fn ours(run: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/claude-code")
-        .join(run)
-        .join("transcripts")
-        .to_string_lossy()
-        .into_owned()
-}
-
 struct Doc {
     id: String,
     start: String,

@@ -21,15 +21,6 @@ fn json(db: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out).unwrap()
 }
 
-fn ours(run: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/claude-code")
-        .join(run)
-        .join("transcripts")
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Four Claude Code sessions with tokens (one with hooks too) and three without
 /// (claude-mpm's monitor capture and the Python original's file).
 fn store(dir: &Path) -> std::path::PathBuf {

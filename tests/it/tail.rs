@@ -17,15 +17,6 @@ fn mpm(db: &Path, args: &[&str]) -> std::process::Command {
     cli_on(db, args)
 }
 
-fn ours(run: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/claude-code")
-        .join(run)
-        .join("transcripts")
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// `tail` started on `db`, its lines arriving on a channel.
 fn tail(db: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut all = vec!["tail", "--interval-ms", "50"];

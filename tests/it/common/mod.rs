@@ -256,6 +256,30 @@ pub fn cli_on(db: &Path, args: &[&str]) -> std::process::Command {
     c
 }
 
+/// The transcripts folder of one of our own real Claude Code runs
+/// (`tests/fixtures/claude-code/RUN/transcripts`), as a command argument.
+pub fn ours(run: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/claude-code")
+        .join(run)
+        .join("transcripts")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `mpm-aggregate --db DB push ARGS`, given two minutes.
+pub fn push(db: &Path, args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("mpm-aggregate")
+        .unwrap()
+        .arg("--db")
+        .arg(db)
+        .arg("push")
+        .args(args)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
 /// `mpm-aggregate EXTRA --db rec.db --activity-dir activity start --host
 /// 127.0.0.1 --port PORT`, run in `dir`: a foreground recorder of a test.
 pub fn start_command(dir: &Path, port: u16, extra: &[&str]) -> std::process::Command {
