@@ -42,12 +42,10 @@ pub fn index_new(
     Ok(())
 }
 
-/// Replaces the entry of event `row` after its data changed.
-pub fn reindex(conn: &Connection, row: i64) -> rusqlite::Result<()> {
+/// Replaces the entry of event `row` after its data changed to `data` (the
+/// writer has it in hand: no reading it back).
+pub fn reindex(conn: &Connection, row: i64, event_type: &str, data: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM event_search WHERE rowid = ?1")?
         .execute([row])?;
-    let (event_type, data): (String, String) = conn
-        .prepare_cached("SELECT event_type, data FROM events WHERE id = ?1")?
-        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    index_new(conn, row, &event_type, &data)
+    index_new(conn, row, event_type, data)
 }

@@ -841,54 +841,68 @@ impl WriterState {
         let (Some(session_id), Some(identity)) = (&event.session_id, &event.identity) else {
             return Ok(false);
         };
-        type Stored = (i64, String, Option<String>, String, Vec<u8>);
-        let existing: Option<Stored> = self
+        let existing = self
             .conn
             .prepare_cached(
-                "SELECT id, data, origin, timestamp, dedup_key FROM events WHERE session_id = ?1 AND identity = ?2",
+                "SELECT id, data, origin, timestamp, dedup_key, event_type, category, socket_event,
+                        raw_type, subtype, correlation_id, envelope
+                 FROM events WHERE session_id = ?1 AND identity = ?2",
             )?
             .query_row(params![session_id, identity], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok(MergeTarget {
+                    row: r.get(0)?,
+                    data: r.get(1)?,
+                    origin: r.get(2)?,
+                    timestamp: r.get(3)?,
+                    key: r.get(4)?,
+                    identity: identity.clone(),
+                    event_type: r.get(5)?,
+                    category: r.get(6)?,
+                    socket_event: r.get(7)?,
+                    raw_type: r.get(8)?,
+                    subtype: r.get(9)?,
+                    correlation_id: r.get(10)?,
+                    envelope: r.get(11)?,
+                })
             })
             .optional()?;
-        let Some((row, data, origin, timestamp, key)) = existing else {
+        let Some(stored) = existing else {
             return Ok(false);
         };
-        if key == event.dedup_key
+        let (row, key) = (stored.row, &stored.key);
+        if *key == event.dedup_key
             || !self.remember_observation(&event.dedup_key, session_id, row)?
         {
             return Ok(false);
         }
-        let merged = merge_data(&data, &event.data);
-        let origins = merge_origins(origin.as_deref(), event.origin.as_str());
-        // What the session's projection reads of the event before the merge
-        // (a live observation's merge may leave it unchanged: see below).
-        let before = (event.origin != Source::Import)
-            .then(|| super::queries::stored_event(&self.conn, session_id, row))
-            .transpose()?;
+        let merged = merge_data(&stored.data, &event.data);
+        let origins = merge_origins(stored.origin.as_deref(), event.origin.as_str());
         // A transcript's time is the true time of the happening; the others
         // are arrival times (SPEC section 7).
         let timestamp = if event.origin == Source::Transcript {
             event.timestamp_text()
         } else {
-            timestamp
+            stored.timestamp.clone()
         };
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        super::search_index::reindex(&self.conn, row)?;
+        super::search_index::reindex(&self.conn, row, &stored.event_type, &merged)?;
         // A live observation (hook, monitor, transcript) that changes nothing
         // the projection reads (the new fields are not facts, the time is the
         // same) leaves the session as it is: no replay of the whole session,
         // which made a long session followed beside its hooks quadratic. An
         // imported file's merge still replays: only a replay sets aside the
         // times of imported payloads that had none (`ignore_unknown_times`).
-        let rebuild = match &before {
-            Some(before) => {
-                let after = super::queries::stored_event(&self.conn, session_id, row)?;
-                projected(before) != projected(&after)
-            }
-            None => true,
+        let rebuild = event.origin == Source::Import || {
+            let before = stored.as_event(
+                session_id,
+                &stored.data,
+                stored.origin.as_deref(),
+                &stored.timestamp,
+            );
+            let after = stored.as_event(session_id, &merged, Some(&origins), &timestamp);
+            projected(&before) != projected(&after)
         };
         self.rebuild_with_source(session_id, event.origin.as_str(), rebuild)?;
         Ok(true)
@@ -1115,14 +1129,21 @@ impl WriterState {
     /// delivery of it is found by the unique index); the other one's is kept
     /// in `merged_observations`.
     fn pair(&mut self, row: i64, event: &NormalizedEvent) -> rusqlite::Result<()> {
-        type Stored = (String, Option<String>, Option<String>, String, Vec<u8>);
-        let (data, envelope, origin, timestamp, stored_key): Stored = self
+        type Stored = (
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Vec<u8>,
+            String,
+        );
+        let (data, envelope, origin, timestamp, stored_key, event_type): Stored = self
             .conn
             .prepare_cached(
-                "SELECT data, envelope, origin, timestamp, dedup_key FROM events WHERE id = ?1",
+                "SELECT data, envelope, origin, timestamp, dedup_key, event_type FROM events WHERE id = ?1",
             )?
             .query_row([row], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })?;
         let data = merge_data(&data, &event.data);
         let envelope = match (envelope, &event.envelope) {
@@ -1160,7 +1181,7 @@ impl WriterState {
                 event.facts.tool_name,
                 key,
             ])?;
-        super::search_index::reindex(&self.conn, row)?;
+        super::search_index::reindex(&self.conn, row, &event_type, &data)?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
             self.rebuild_with_source(session_id, event.origin.as_str(), true)?;
@@ -1706,6 +1727,55 @@ enum ContentMatch {
 
 /// Adds to a stored event's data what another observation tells and it lacks
 /// (top-level keys; nested objects merged the same way). What is stored wins.
+/// The stored event an observation with its identity is merged into: what the
+/// merge changes (data, sources, time) and what the session's projection reads
+/// of it, read in one query.
+struct MergeTarget {
+    row: i64,
+    data: String,
+    origin: Option<String>,
+    timestamp: String,
+    key: Vec<u8>,
+    /// The identity it was found by (the observation's).
+    identity: String,
+    event_type: String,
+    category: String,
+    socket_event: String,
+    raw_type: Option<String>,
+    subtype: Option<String>,
+    correlation_id: Option<String>,
+    envelope: Option<String>,
+}
+
+impl MergeTarget {
+    /// The event as the projection reads it, with `data`, `origin` and
+    /// `timestamp` as they are before or after the merge (as
+    /// [`super::queries::stored_event`] reads a row).
+    fn as_event(
+        &self,
+        session_id: &str,
+        data: &str,
+        origin: Option<&str>,
+        timestamp: &str,
+    ) -> NormalizedEvent {
+        crate::ingest::StoredEvent {
+            session_id,
+            timestamp,
+            event_type: &self.event_type,
+            category: &self.category,
+            socket_event: &self.socket_event,
+            raw_type: self.raw_type.clone(),
+            subtype: self.subtype.clone(),
+            correlation_id: self.correlation_id.clone(),
+            data,
+            envelope: self.envelope.as_deref(),
+            identity: Some(self.identity.clone()),
+            origin,
+        }
+        .to_event()
+    }
+}
+
 fn merge_data(stored: &str, new: &str) -> String {
     fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
         match (into, from) {
