@@ -1,10 +1,16 @@
 //! The `hook` command: one process per Claude Code hook payload, as Claude
 //! Code runs it. Prints p50/p99 latency (spawn to exit) one at a time and 16
 //! at once (16 sessions), the CPU (user+sys) each process used, and how many
-//! payloads were spooled.
+//! payloads were left in the spool.
+//!
+//! The hook hands its payload to a background drainer it forks (see
+//! `src/import/hook.rs`): this process is the drainers' subreaper, so it reaps
+//! them too and adds their CPU; "stored" is when the last drainer ended after
+//! the last hook exited, and the events stored are counted.
 //!
 //! `HOOK_BENCH_COUNT` payloads per phase (default 160); `HOOK_BENCH_BIN` another
-//! binary to measure (a build before a change).
+//! binary to measure (a build before a change); `HOOK_BENCH_ARGS` arguments
+//! after `hook` (`--wait`: stored before the process exits).
 
 use std::io::Write;
 use std::path::Path;
@@ -43,6 +49,40 @@ fn binary() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_mpm-aggregate").into())
 }
 
+fn hook_args() -> Vec<String> {
+    std::env::var("HOOK_BENCH_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn us(t: libc::timeval) -> u64 {
+    t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64
+}
+
+/// Waits for the drainers of the phase and reaps them (our children as their
+/// subreaper): (how many, their CPU, when the last one ended).
+fn reap_drainers(dir: &Path) -> (usize, Duration, Instant) {
+    assert!(
+        mpm_aggregate::import::hook::wait_for_drainers(&dir.join("agg.db"), Duration::from_secs(60)),
+        "drainers still running after 60 s"
+    );
+    let ended = Instant::now();
+    let (mut n, mut cpu) = (0, Duration::ZERO);
+    loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for any child (only drainers are left), valid out-pointers.
+        let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+        if pid <= 0 {
+            break;
+        }
+        n += 1;
+        cpu += Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime));
+    }
+    (n, cpu, ended)
+}
+
 /// One process: (spawn to exit, its user+sys CPU).
 fn one(dir: &Path, payload: &str) -> (Duration, Duration) {
     let started = Instant::now();
@@ -53,6 +93,7 @@ fn one(dir: &Path, payload: &str) -> (Duration, Duration) {
         .arg("--activity-dir")
         .arg(dir.join("activity"))
         .arg("hook")
+        .args(hook_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -74,28 +115,42 @@ fn one(dir: &Path, payload: &str) -> (Duration, Duration) {
         pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "hook failed"
     );
-    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     let cpu = Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime));
     (wall, cpu)
 }
 
-fn report(name: &str, runs: Vec<(Duration, Duration)>, dir: &Path) {
+fn report(name: &str, runs: Vec<(Duration, Duration)>, dir: &Path, last_exit: Instant) {
+    let (drainers, drainer_cpu, ended) = reap_drainers(dir);
     let (mut times, mut cpu): (Vec<Duration>, Vec<Duration>) = runs.into_iter().unzip();
+    let total_cpu: Duration = cpu.iter().sum::<Duration>() + drainer_cpu;
     times.sort();
     cpu.sort();
     let cpu_at = |q: f64| cpu[((cpu.len() as f64 - 1.0) * q).round() as usize];
     let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
     let spooled = std::fs::read_dir(dir.join("hook-spool"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
         .unwrap_or(0);
+    let conn = rusqlite::Connection::open(dir.join("agg.db")).unwrap();
+    let events: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
     println!(
-        "hook {name}: {} processes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; CPU per process p50 {:.2} ms, p99 {:.2} ms; left in the spool: {spooled}",
+        "hook {name}: {} processes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; CPU per process p50 {:.2} ms, p99 {:.2} ms; \
+         {drainers} drainers, {:.1} ms of CPU; all processes {:.2} ms of CPU per payload; \
+         stored {:.1} ms after the last hook exited; {events} events in the store; left in the spool: {spooled}",
         times.len(),
         at(0.5).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         times.last().unwrap().as_secs_f64() * 1e3,
         cpu_at(0.5).as_secs_f64() * 1e3,
         cpu_at(0.99).as_secs_f64() * 1e3,
+        drainer_cpu.as_secs_f64() * 1e3,
+        total_cpu.as_secs_f64() * 1e3 / times.len() as f64,
+        ended.saturating_duration_since(last_exit).as_secs_f64() * 1e3,
     );
 }
 
@@ -104,13 +159,17 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(160);
+    // SAFETY: prctl with integer arguments; the drainers (orphaned when their
+    // hook exits) become this process's children, so their CPU is counted.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let dir = tempfile::tempdir().unwrap();
 
     // One at a time (the first creates the database: not counted).
     let seq = payloads(n + 1, 1).remove(0);
     one(dir.path(), &seq[0]);
+    reap_drainers(dir.path());
     let times: Vec<(Duration, Duration)> = seq[1..].iter().map(|p| one(dir.path(), p)).collect();
-    report("one at a time", times, dir.path());
+    report("one at a time", times, dir.path(), Instant::now());
 
     // 16 at once, one session each.
     let sessions = payloads(n.max(16), 16);
@@ -124,5 +183,5 @@ fn main() {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
-    report("16 at once", times, dir.path());
+    report("16 at once", times, dir.path(), Instant::now());
 }

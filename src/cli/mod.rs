@@ -143,9 +143,13 @@ enum Command {
     },
     /// A Claude Code `command` hook: stores the payload on standard input (never fails, prints nothing; problems go to hook.log next to the database)
     #[command(
-        after_help = "Example (what Claude Code runs; `hooks install` writes it):\n  mpm-aggregate --db /abs/.claude-mpm/aggregator.db hook < payload.json"
+        after_help = "By default the payload is spooled and the process exits at once (Claude Code waits for its hooks); a background writer stores it within milliseconds.\n\nExample (what Claude Code runs; `hooks install` writes it):\n  mpm-aggregate --db /abs/.claude-mpm/aggregator.db hook < payload.json"
     )]
-    Hook,
+    Hook {
+        /// Store the payload before exiting (for scripts that read the database next)
+        #[arg(long)]
+        wait: bool,
+    },
     /// Delete sessions (events, delegations, metrics, files) older than N days
     #[command(after_help = "Example:\n  mpm-aggregate prune --older-than-days 30")]
     Prune {
@@ -344,10 +348,9 @@ pub fn run() -> i32 {
 }
 
 fn run_cli(cli: Cli) -> i32 {
-    if matches!(cli.command, Command::Hook) {
+    if let Command::Hook { wait } = cli.command {
         // No logging to standard error, no error line, status 0: see `hook`.
-        hook::run(&cli);
-        return 0;
+        hook::run(&cli, wait);
     }
     let env_debug = std::env::var("CLAUDE_MPM_AGGREGATOR_DEBUG")
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
@@ -418,7 +421,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match cli.command {
-        Command::Start(_) | Command::Hook => Ok(()), // ran above
+        Command::Start(_) | Command::Hook { .. } => Ok(()), // ran above
         Command::Stop => stop::run(&config, &mut out),
         Command::Status { json } => status::run(&config, json, &mut out),
         Command::Sessions(args) => sessions::run(&config, &args, &mut out),

@@ -3,12 +3,22 @@
 //! Claude Code acts on a hook's exit status and standard output, so nothing
 //! here fails outward: every problem becomes one line of `hook.log` next to
 //! the database (and, where the database can be written, a row of
-//! `rejected_events`). The payload is stored through the normal [`Writer`]
-//! with a short busy wait ([`BUSY_WAIT`]); when the database stays busy (or
-//! cannot be written at all) the payload goes to the spool folder
+//! `rejected_events`).
+//!
+//! Claude Code waits for each hook before it goes on, so by default
+//! ([`hand_off`]) the process only writes the payload to the spool folder
 //! (`hook-spool/` next to the database, one file per payload, written under a
-//! temporary name and renamed, its arrival time inside), which the next hook
-//! run drains, as does `mpm-aggregate import <db dir>/hook-spool`.
+//! temporary name and renamed, its arrival time inside) and exits; the first
+//! process to find no drainer running forks one, which stores the spool in
+//! arrival order through the normal [`Writer`] (many payloads in one
+//! transaction when they come in a burst) and exits when the spool is empty.
+//! Two locks in the spool folder keep that exact: `.drain.lock`, held by the
+//! one drainer, and `.drainers`, held shared by every drainer while it lives
+//! ([`wait_for_drainers`] takes it exclusively to know they are all done).
+//! `--wait` ([`handle`]) stores the payload before the process exits, with a
+//! short busy wait ([`BUSY_WAIT`]), spooling it when the database stays busy.
+//! Files a drainer could not store stay in the spool for the next hook, or
+//! `mpm-aggregate import <db dir>/hook-spool`.
 //!
 //! At `Stop`, `StopFailure` and `SessionEnd` the main transcript
 //! (`transcript_path`) and the rest of its sub-agents' (Claude Code writes a
@@ -30,8 +40,15 @@ use crate::ingest::transcript::{FileKind, SubagentMeta, TranscriptReader};
 use crate::ingest::{normalize, DedupSalt, NormalizeOptions, Rejection, Source};
 use crate::store::writer::{send_blocking, Writer, WriterConfig, WriterMsg};
 
-/// How long a hook waits for another process's lock before spooling.
+/// How long a hook waits for another process's lock before spooling (`--wait`).
 pub const BUSY_WAIT: Duration = Duration::from_millis(200);
+/// How long a background drainer waits for another process's lock: nothing
+/// waits on it, and a payload it cannot store waits in the spool for the next.
+pub const DRAIN_BUSY_WAIT: Duration = Duration::from_secs(5);
+/// Held (exclusively) by the one process draining the spool.
+const DRAIN_LOCK: &str = ".drain.lock";
+/// Held shared by every drainer while it lives (see [`wait_for_drainers`]).
+const DRAINERS_LOCK: &str = ".drainers";
 /// The spool folder's name, next to the database.
 pub const SPOOL_DIR: &str = "hook-spool";
 /// The log file's name, next to the database.
@@ -169,11 +186,15 @@ pub fn handle(config: &Config, input: &[u8], received_at: DateTime<Utc>) -> Hook
     if let Input::Text(_, reason) = &parsed {
         log_line(&config.database, reason);
     }
-    match store(config, &parsed, received_at) {
+    store_or_spool(config, &parsed, received_at)
+}
+
+fn store_or_spool(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> HookOutcome {
+    match store(config, parsed, received_at) {
         Ok(()) => HookOutcome::Stored,
         Err(e) => {
             let why = e.to_string();
-            match spool(&config.database, &parsed, received_at) {
+            match spool(&config.database, parsed, received_at, true) {
                 Ok(file) => {
                     log_line(
                         &config.database,
@@ -210,7 +231,7 @@ fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<
         }
         send_all(&writer, messages(parsed, received_at, &opts))?;
         let reads = match parsed {
-            Input::Json(v) if is_stop(v) => read_transcripts(config, &writer, v, &opts)
+            Input::Json(v) if is_stop(v) => read_transcripts(config, &writer, v, &opts, &mut None)
                 .unwrap_or_else(|e| {
                     log_line(&config.database, &format!("transcripts not read: {e}"));
                     Vec::new()
@@ -243,6 +264,235 @@ fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<
     }
 }
 
+// ---- hand-off: the default `hook` ----
+
+/// The default `hook`: spools the payload and returns at once; when no
+/// drainer is running, forks one first, which stores the spool (this
+/// payload and any that arrive meanwhile) and returns when it is empty. The
+/// caller exits either way. Never fails and never prints.
+pub fn hand_off(config: &Config, input: &[u8], received_at: DateTime<Utc>) {
+    let parsed = parse(input, config.max_event_bytes);
+    if let Input::Text(_, reason) = &parsed {
+        log_line(&config.database, reason);
+    }
+    if let Err(e) = spool(&config.database, &parsed, received_at, false) {
+        log_line(
+            &config.database,
+            &format!("not spooled ({e}); storing it at once"),
+        );
+        store_or_spool(config, &parsed, received_at);
+        return;
+    }
+    let dir = spool_dir(&config.database);
+    let locks = match DrainLocks::try_take(&dir) {
+        Ok(Some(locks)) => locks,
+        // A drainer is running: it finds this payload before it ends.
+        Ok(None) => return,
+        Err(e) => {
+            log_line(
+                &config.database,
+                &format!("{}: {e}; draining the spool at once", dir.display()),
+            );
+            drain_while_spooled(config, None);
+            return;
+        }
+    };
+    // SAFETY: the `hook` command has not started a thread yet (configuration
+    // and standard input are read on this one), so the child may run anything.
+    match unsafe { nix::unistd::fork() } {
+        // The locks stay held: the child shares them. Closing this process's
+        // descriptors at its exit does not release them (flock(2)).
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {}
+        Ok(nix::unistd::ForkResult::Child) => {
+            detach();
+            drain_while_spooled(config, Some(locks));
+        }
+        Err(e) => {
+            log_line(
+                &config.database,
+                &format!("no background writer ({e}); draining the spool at once"),
+            );
+            drain_while_spooled(config, Some(locks));
+        }
+    }
+}
+
+/// Leaves Claude Code's session and pipes (it waits for them to close), and
+/// yields the processor to the hooks it runs next.
+fn detach() {
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..=2 {
+            // SAFETY: dup2 onto the standard descriptors, which stay open.
+            unsafe { nix::libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    // SAFETY: nice(2) changes this process's priority only.
+    unsafe { nix::libc::nice(10) };
+    // `ps` tells it from the hooks.
+    let _ = nix::sys::prctl::set_name(c"mpm-agg-drain");
+}
+
+/// The two locks of a drainer (see the module's doc).
+struct DrainLocks {
+    drain: std::fs::File,
+    /// Held shared until the process ends.
+    _drainers: std::fs::File,
+}
+
+impl DrainLocks {
+    /// The locks, or `None` when another process is draining.
+    fn try_take(dir: &Path) -> std::io::Result<Option<DrainLocks>> {
+        let open = |name: &str| {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.read(true).write(true).create(true).truncate(false);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            opts.open(dir.join(name))
+        };
+        // Shared first: a waiter that finds `.drainers` free knows that no
+        // process holds the drain lock either.
+        let drainers = open(DRAINERS_LOCK)?;
+        drainers.lock_shared()?;
+        let drain = open(DRAIN_LOCK)?;
+        match drain.try_lock() {
+            Ok(()) => Ok(Some(DrainLocks {
+                drain,
+                _drainers: drainers,
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// Drains until the spool is empty. Without `locks` (they could not be
+/// taken) it drains once, racing nobody's rename (claims are renames).
+fn drain_while_spooled(config: &Config, locks: Option<DrainLocks>) {
+    let dir = spool_dir(&config.database);
+    loop {
+        let result = drain(config, &dir);
+        if let Some(l) = &locks {
+            let _ = l.drain.unlock();
+        }
+        if let Err(e) = result {
+            log_line(
+                &config.database,
+                &format!(
+                    "not stored ({e}); spooled in {} for the next writer",
+                    dir.display()
+                ),
+            );
+            return;
+        }
+        // A payload spooled while this process held the lock was left to it:
+        // look once more after letting go, and drain again unless another
+        // process took the lock (then that one finds it).
+        let Some(l) = &locks else { return };
+        if !has_spooled(&dir) || l.drain.try_lock().is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether the spool folder holds a payload not yet claimed.
+fn has_spooled(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(SPOOL_EXT))
+    })
+}
+
+/// Stores the spool, oldest first, through one writer: each round claims what
+/// is there, stores it (reading transcripts at stops), commits, and removes
+/// the files; ends when a round finds nothing.
+fn drain(config: &Config, dir: &Path) -> Result<()> {
+    let opts = hook_options(config);
+    let writer = Writer::spawn(WriterConfig {
+        busy_timeout: DRAIN_BUSY_WAIT,
+        // Each round is one transaction already.
+        linger: Duration::ZERO,
+        short_lived: true,
+        ..crate::documents::writer_config(config)
+    })?;
+    let mut offsets = None;
+    let result = loop {
+        let claimed = claim_spool(dir);
+        if claimed.is_empty() {
+            break Ok(());
+        }
+        let mut reads = Vec::new();
+        let sent = (|| {
+            for file in &claimed {
+                let Some((input, received_at)) = read_spool_file(&config.database, file) else {
+                    continue;
+                };
+                send_all(&writer, messages(&input, received_at, &opts))?;
+                if let Input::Json(v) = &input {
+                    if is_stop(v) {
+                        match read_transcripts(config, &writer, v, &opts, &mut offsets) {
+                            Ok(r) => reads.extend(r),
+                            Err(e) => log_line(
+                                &config.database,
+                                &format!("transcripts not read: {e}"),
+                            ),
+                        }
+                    }
+                }
+            }
+            writer.flush()
+        })();
+        if let Err(e) = sent {
+            unclaim(&claimed);
+            break Err(e);
+        }
+        for file in &claimed {
+            let _ = std::fs::remove_file(file);
+        }
+        if !reads.is_empty() {
+            if let Err(e) = save_offsets(&config.database, &reads) {
+                // Read again next time: the events are recognized as duplicates.
+                log_line(
+                    &config.database,
+                    &format!("transcript offsets not saved: {e}"),
+                );
+                offsets = None;
+            }
+        }
+    };
+    let stats = writer.shutdown();
+    result.and(stats.map(|_| ()))
+}
+
+/// Waits until no drainer of `database`'s spool is running (each holds
+/// `.drainers` shared until it ends); false when `timeout` passed first.
+/// For tests, benchmarks and scripts that read the database right after
+/// running `hook`.
+pub fn wait_for_drainers(database: &Path, timeout: Duration) -> bool {
+    let Ok(file) = std::fs::File::open(spool_dir(database).join(DRAINERS_LOCK)) else {
+        return true;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                return true;
+            }
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return false,
+            Err(std::fs::TryLockError::Error(_)) => return true,
+        }
+    }
+}
+
 fn is_stop(payload: &Value) -> bool {
     matches!(
         payload.get("hook_event_name").and_then(Value::as_str),
@@ -252,8 +502,16 @@ fn is_stop(payload: &Value) -> bool {
 
 // ---- spool ----
 
-/// Writes a payload to the spool folder: a temporary name, then a rename.
-fn spool(database: &Path, parsed: &Input, received_at: DateTime<Utc>) -> Result<PathBuf> {
+/// Writes a payload to the spool folder: a temporary name, then a rename;
+/// `durable`: synced to the disk before the rename (a payload the database
+/// refused; a handed-off one is stored within milliseconds, and the database
+/// itself does not sync each commit either, `synchronous = NORMAL`).
+fn spool(
+    database: &Path,
+    parsed: &Input,
+    received_at: DateTime<Utc>,
+    durable: bool,
+) -> Result<PathBuf> {
     let dir = spool_dir(database);
     crate::files::create_private_dir(&dir)?;
     let record = match parsed {
@@ -275,7 +533,9 @@ fn spool(database: &Path, parsed: &Input, received_at: DateTime<Utc>) -> Result<
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&body)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, &file)
     };
     write().map_err(|e| {
@@ -349,19 +609,20 @@ fn unclaim(claimed: &[PathBuf]) {
     }
 }
 
-/// The messages of one spool file (a rejection if it cannot be read).
-fn spooled_messages(database: &Path, file: &Path, opts: &NormalizeOptions) -> Vec<WriterMsg> {
+/// The payload of one spool file and its arrival time; `None` (logged) when
+/// it cannot be read.
+fn read_spool_file(database: &Path, file: &Path) -> Option<(Input, DateTime<Utc>)> {
     let record = std::fs::read(file)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
-    let record = match record {
+    let mut record = match record {
         Ok(r) => r,
         Err(e) => {
             log_line(
                 database,
                 &format!("{}: unreadable spool file: {e}", file.display()),
             );
-            return Vec::new();
+            return None;
         }
     };
     let received_at = record["received_at"]
@@ -369,8 +630,9 @@ fn spooled_messages(database: &Path, file: &Path, opts: &NormalizeOptions) -> Ve
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(Utc::now);
-    let input = match (record.get("payload"), record.get("text")) {
-        (Some(p), _) => Input::Json(p.clone()),
+    let payload = record.get_mut("payload").map(Value::take);
+    let input = match (payload, record.get("text")) {
+        (Some(p), _) => Input::Json(p),
         (None, Some(Value::String(t))) => Input::Text(
             t.clone(),
             record["reason"]
@@ -380,7 +642,15 @@ fn spooled_messages(database: &Path, file: &Path, opts: &NormalizeOptions) -> Ve
         ),
         _ => Input::Text(record.to_string(), "spool file holds no payload".into()),
     };
-    messages(&input, received_at, opts)
+    Some((input, received_at))
+}
+
+/// The messages of one spool file (none when it cannot be read: logged).
+fn spooled_messages(database: &Path, file: &Path, opts: &NormalizeOptions) -> Vec<WriterMsg> {
+    match read_spool_file(database, file) {
+        Some((input, received_at)) => messages(&input, received_at, opts),
+        None => Vec::new(),
+    }
 }
 
 /// Drains a spool folder through `writer` (for `import`): each file claimed,
@@ -421,11 +691,15 @@ struct OffsetRead {
     restarted: bool,
 }
 
+/// `offsets`: where each transcript's last read ended, loaded from the
+/// database at the first stop that needs them and kept up to date by the
+/// reads (a drainer reads several stops before it saves them).
 fn read_transcripts(
     config: &Config,
     writer: &Writer,
     payload: &Value,
     opts: &NormalizeOptions,
+    offsets: &mut Option<HashMap<String, u64>>,
 ) -> Result<Vec<OffsetRead>> {
     let session_id = payload.get("session_id").and_then(Value::as_str);
     let mut files = Vec::new();
@@ -459,17 +733,23 @@ fn read_transcripts(
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let offsets = load_offsets(&config.database)?;
+    let offsets = match offsets {
+        Some(o) => o,
+        None => offsets.insert(load_offsets(&config.database)?),
+    };
     let mut reads = Vec::new();
     for (path, kind) in files {
         let key = path.to_string_lossy().into_owned();
         let from = offsets.get(&key).copied().unwrap_or(0);
         match read_from(writer, &path, kind, session_id, from, opts) {
-            Ok(Some((offset, restarted))) => reads.push(OffsetRead {
-                path: key,
-                offset,
-                restarted,
-            }),
+            Ok(Some((offset, restarted))) => {
+                offsets.insert(key.clone(), offset);
+                reads.push(OffsetRead {
+                    path: key,
+                    offset,
+                    restarted,
+                })
+            }
             Ok(None) => {}
             Err(e) => log_line(&config.database, &format!("{}: {e}", path.display())),
         }
