@@ -343,7 +343,28 @@ fn init_logging(debug: bool, command: &Command) {
 
 /// Parses the arguments, runs the command and returns the exit status.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    run_parsed(parse())
+}
+
+/// The command line, parsed (usage errors exit here, as clap does).
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+impl Cli {
+    /// Whether the command moves many events between threads (recording,
+    /// importing, exporting, pushing): the binary gives those mimalloc, the
+    /// others (a `hook` process, a query) the system allocator, cheaper to start.
+    pub fn moves_many_events(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Start(_) | Command::Import { .. } | Command::Export { .. } | Command::Push(_)
+        )
+    }
+}
+
+/// Runs a parsed command and returns the exit status.
+pub fn run_parsed(cli: Cli) -> i32 {
     run_cli(cli)
 }
 
