@@ -63,7 +63,10 @@ fn us(t: libc::timeval) -> u64 {
 /// subreaper): (how many, their CPU, when the last one ended).
 fn reap_drainers(dir: &Path) -> (usize, Duration, Instant) {
     assert!(
-        mpm_aggregate::import::hook::wait_for_drainers(&dir.join("agg.db"), Duration::from_secs(60)),
+        mpm_aggregate::import::hook::wait_for_drainers(
+            &dir.join("agg.db"),
+            Duration::from_secs(60)
+        ),
         "drainers still running after 60 s"
     );
     let ended = Instant::now();

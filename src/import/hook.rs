@@ -44,7 +44,7 @@ use crate::store::writer::{send_blocking, Writer, WriterConfig, WriterMsg};
 pub const BUSY_WAIT: Duration = Duration::from_millis(200);
 /// How long a background drainer waits for another process's lock: nothing
 /// waits on it, and a payload it cannot store waits in the spool for the next.
-pub const DRAIN_BUSY_WAIT: Duration = Duration::from_secs(5);
+pub const DRAIN_BUSY_WAIT: Duration = Duration::from_secs(2);
 /// Held (exclusively) by the one process draining the spool.
 const DRAIN_LOCK: &str = ".drain.lock";
 /// Held shared by every drainer while it lives (see [`wait_for_drainers`]).
@@ -437,10 +437,9 @@ fn drain(config: &Config, dir: &Path) -> Result<()> {
                     if is_stop(v) {
                         match read_transcripts(config, &writer, v, &opts, &mut offsets) {
                             Ok(r) => reads.extend(r),
-                            Err(e) => log_line(
-                                &config.database,
-                                &format!("transcripts not read: {e}"),
-                            ),
+                            Err(e) => {
+                                log_line(&config.database, &format!("transcripts not read: {e}"))
+                            }
                         }
                     }
                 }

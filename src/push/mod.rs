@@ -278,7 +278,8 @@ pub fn watch(
         round += 1;
         // Taken before the push: what changes during it is pushed next round.
         let signature = local::signature(db).ok();
-        let unchanged = signature.is_some() && signature == seen && round % FULL_EVERY != 0;
+        let unchanged =
+            signature.is_some() && signature == seen && !round.is_multiple_of(FULL_EVERY);
         if !unchanged {
             match push_once(db, target, opts, &mut |_| {}) {
                 Ok(report) => {

@@ -586,7 +586,7 @@ fn grouped(n: &Value) -> String {
     let digits = n.as_i64().unwrap().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

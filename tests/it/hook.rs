@@ -22,8 +22,22 @@ fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("mpm-aggregate")
 }
 
-/// Runs `hook` with `input` on stdin; returns (status, stdout, stderr, elapsed).
+/// Runs `hook` with `input` on stdin and waits for its background writer;
+/// returns (status, stdout, stderr, time to the hook's exit).
 fn hook_with(
+    args: &[&std::ffi::OsStr],
+    input: &[u8],
+    env: &[(&str, &Path)],
+) -> (i32, Vec<u8>, Vec<u8>, Duration) {
+    let r = hook_no_wait(args, input, env);
+    if let Some(db) = args.iter().position(|a| *a == "--db").map(|i| args[i + 1]) {
+        crate::common::wait_for_hooks(Path::new(db));
+    }
+    r
+}
+
+/// Runs `hook`; returns as soon as the hook exits (its payload may not be stored yet).
+fn hook_no_wait(
     args: &[&std::ffi::OsStr],
     input: &[u8],
     env: &[(&str, &Path)],
@@ -44,11 +58,12 @@ fn hook_with(
         let _ = stdin.write_all(input);
     }
     let out = child.wait_with_output().expect("hook ends");
+    let elapsed = started.elapsed();
     (
         out.status.code().unwrap_or(-1),
         out.stdout,
         out.stderr,
-        started.elapsed(),
+        elapsed,
     )
 }
 
@@ -342,7 +357,7 @@ fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_im
             s.spawn(move || {
                 let refs: Vec<&std::ffi::OsStr> = live_args.iter().map(|a| a.as_os_str()).collect();
                 for line in payloads {
-                    let r = hook_with(&refs, line.as_bytes(), &[]);
+                    let r = hook_no_wait(&refs, line.as_bytes(), &[]);
                     assert_silent_success(&r, "concurrent hook");
                 }
             });
@@ -361,6 +376,7 @@ fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_im
             );
         });
     });
+    crate::common::wait_for_hooks(&live.join("agg.db"));
     // The recorder has followed every transcript line; stopped, it has stored them all.
     assert!(crate::common::wait_until(
         Duration::from_secs(20),
@@ -421,6 +437,63 @@ fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_im
         count(&want, "SELECT count(*) FROM events")
     );
     assert_eq!(count(&got, "SELECT count(*) FROM rejected_events"), 0);
+}
+
+#[test]
+fn a_hook_exits_at_once_and_its_background_writer_stores_the_burst_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agg.db");
+    let args = db_args(dir.path());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    assert_silent_success(&hook(dir.path(), &payload("s0", "SessionStart")), "first");
+    // While another process holds the database, hooks still return at once,
+    // their pipes closed (Claude Code waits for both): the writer they fork
+    // waits for the lock in the background.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let prompts: Vec<String> = (0..6).map(|i| format!("prompt {i}")).collect();
+    for prompt in &prompts {
+        let body = serde_json::json!({"session_id": "s0", "hook_event_name": "UserPromptSubmit",
+            "cwd": "/tmp/p", "prompt": prompt})
+        .to_string();
+        let r = hook_no_wait(&refs, body.as_bytes(), &[]);
+        assert_silent_success(&r, "while busy");
+        assert!(
+            r.3 < Duration::from_millis(1500),
+            "the hook waited {:?} (its writer waits up to {:?})",
+            r.3,
+            mpm_aggregate::import::hook::DRAIN_BUSY_WAIT
+        );
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    crate::common::wait_for_hooks(&db);
+    assert_eq!(spooled(dir.path()), 0);
+    assert!(log_lines(&dir.path().join("hook.log")).is_empty());
+    let stored: Vec<String> = open(&db)
+        .prepare("SELECT json_extract(data, '$.prompt') FROM events WHERE event_type = 'UserPromptSubmit' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(stored, prompts, "stored once each, in the order they came");
+
+    // `--wait`: stored before the process exits.
+    let out = assert_cmd::Command::new(bin())
+        .args(&args)
+        .args(["hook", "--wait"])
+        .write_stdin(payload("s-wait", "UserPromptSubmit"))
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE session_id = 's-wait'"
+        ),
+        1
+    );
 }
 
 #[test]

@@ -104,6 +104,8 @@ fn run_scenario(p: &Paths, env: &[(&str, String)]) {
     );
     eprintln!("scenario a ran in {:?}", t0.elapsed());
     assert!(p.out.join("expected.json").exists());
+    // Our hooks' background writers may still be storing the last payloads.
+    crate::common::wait_for_hooks(&p.db());
 }
 
 /// No hook or recorder problem was logged, nothing rejected, nothing left in the spool.

@@ -103,6 +103,7 @@ fn each_filter_alone_and_all_combined() {
         .write_stdin(payload.to_string())
         .assert()
         .success();
+    crate::common::wait_for_hooks(&db);
     let docs = docs(&db);
     assert!(docs.len() >= 6);
 

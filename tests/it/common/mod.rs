@@ -440,3 +440,14 @@ pub fn failure_stderr(cmd: &mut assert_cmd::Command) -> String {
     let out = cmd.assert().failure().code(1).get_output().stderr.clone();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Waits until the background writers that `hook` processes of `db` forked
+/// have stored what they were handed (a `hook` exits before its payload is in
+/// the database).
+pub fn wait_for_hooks(db: &Path) {
+    assert!(
+        mpm_aggregate::import::hook::wait_for_drainers(db, std::time::Duration::from_secs(60)),
+        "hook drainers of {} still running after 60 s",
+        db.display()
+    );
+}
