@@ -1,7 +1,8 @@
 //! The `hook` command: one process per Claude Code hook payload, as Claude
-//! Code runs it. Prints p50/p99 latency (spawn to exit) one at a time and 16
-//! at once (16 sessions), the CPU (user+sys) each process used, and how many
-//! payloads were left in the spool.
+//! Code runs it. Prints p50/p99 latency (spawn to exit) one at a time, 16 at
+//! once (16 sessions, each running its next hook as soon as the last exits)
+//! and in bursts of 16 started together, the CPU (user+sys) each process
+//! used, and how many payloads were left in the spool.
 //!
 //! The hook hands its payload to a background drainer it forks (see
 //! `src/import/hook.rs`): this process is the drainers' subreaper, so it reaps
@@ -187,4 +188,34 @@ fn main() {
             .collect()
     });
     report("16 at once", times, dir.path(), Instant::now());
+
+    // Bursts: 16 sessions firing one hook each at the same moment (16 parallel
+    // sub-agents calling a tool together), 50 ms apart; the phase above keeps 16
+    // running all the time instead.
+    let mut times = Vec::new();
+    let path = dir.path();
+    for round in 0..sessions[0].len() {
+        let barrier = std::sync::Barrier::new(16);
+        let burst: Vec<(Duration, Duration)> = std::thread::scope(|s| {
+            let handles: Vec<_> = sessions
+                .iter()
+                .map(|ps| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        one(path, &ps[round])
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        times.extend(burst);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    report(
+        "16 in one burst, every 50 ms",
+        times,
+        dir.path(),
+        Instant::now(),
+    );
 }

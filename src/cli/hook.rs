@@ -5,21 +5,57 @@
 //! Problems go to `hook.log` next to the database.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use super::Cli;
 
+/// What the `hook` command is told on its command line.
+#[derive(Debug, Clone, Default)]
+pub struct HookOptions {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--db`.
+    pub db: Option<PathBuf>,
+    /// `--activity-dir`.
+    pub activity_dir: Option<PathBuf>,
+    /// `--wait`: stored before the process exits.
+    pub wait: bool,
+}
+
+impl HookOptions {
+    fn database_or_default(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| crate::config::Config::default().database)
+    }
+}
+
 pub fn run(cli: &Cli, wait: bool) -> ! {
+    run_with(&HookOptions {
+        config: cli.config.clone(),
+        db: cli.db.clone(),
+        activity_dir: cli.activity_dir.clone(),
+        wait,
+    })
+}
+
+/// The `hook` command (also the whole of `mpm-aggregate-hook`).
+pub fn run_with(options: &HookOptions) -> ! {
     // A panic message would reach standard error: keep it for the log.
     std::panic::set_hook(Box::new(|_| {}));
     let received_at = chrono::Utc::now();
     let result = std::panic::catch_unwind(|| {
-        let config = match super::load_config(cli) {
+        let overrides = crate::config::Overrides {
+            database: options.db.clone(),
+            activity_directory: options.activity_dir.clone(),
+            ..Default::default()
+        };
+        let config = match crate::config::Config::load(options.config.as_deref(), &overrides)
+            .and_then(|c| c.validate().map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => {
-                let fallback = cli
-                    .db
-                    .clone()
-                    .unwrap_or_else(|| crate::config::Config::default().database);
+                let fallback = options.database_or_default();
                 crate::import::hook::log_line(&fallback, &format!("configuration: {e}"));
                 // The payload is still stored where the defaults say, if it can be.
                 crate::config::Config {
@@ -33,19 +69,17 @@ pub fn run(cli: &Cli, wait: bool) -> ! {
         if let Err(e) = std::io::stdin().lock().take(limit).read_to_end(&mut input) {
             crate::import::hook::log_line(&config.database, &format!("standard input: {e}"));
         }
-        if wait {
+        if options.wait {
             crate::import::hook::handle(&config, &input, received_at);
         } else {
             crate::import::hook::hand_off(&config, &input, received_at);
         }
-        config.database
     });
     if result.is_err() {
-        let db = cli
-            .db
-            .clone()
-            .unwrap_or_else(|| crate::config::Config::default().database);
-        crate::import::hook::log_line(&db, "internal error (panic); payload may be lost");
+        crate::import::hook::log_line(
+            &options.database_or_default(),
+            "internal error (panic); payload may be lost",
+        );
     }
     // Status 0 whatever happened. `_exit`: no flushing to do (nothing was
     // printed, files are closed), and it skips the allocator's sweep of every

@@ -396,19 +396,28 @@ enum Ours {
     Http { url: String },
 }
 
+/// `mpm-aggregate hook` as a program of its own (`src/bin/mpm-aggregate-hook.rs`).
+const HOOK_PROGRAM: &str = "mpm-aggregate-hook";
+
 /// Whether a hook object is ours, and what it is.
 fn ours(hook: &Json) -> Option<Ours> {
     match hook.get("type").and_then(Json::as_str) {
         Some("command") => {
             let command = hook.get("command").and_then(Json::as_str)?;
             let words = shlex::split(command)?;
-            let exe_is_ours = words.first().is_some_and(|w| {
+            let exe = words.first().and_then(|w| {
                 Path::new(w)
                     .file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.trim_end_matches(".exe") == "mpm-aggregate")
+                    .map(|n| n.trim_end_matches(".exe").to_string())
             });
-            if !exe_is_ours || words.last().map(String::as_str) != Some("hook") {
+            // `mpm-aggregate … hook`, or the hook's own program.
+            let ours = match exe.as_deref() {
+                Some("mpm-aggregate") => words.last().map(String::as_str) == Some("hook"),
+                Some(HOOK_PROGRAM) => true,
+                _ => false,
+            };
+            if !ours {
                 return None;
             }
             let db = words
@@ -473,11 +482,22 @@ fn our_hook(config: &Config, http: Option<&str>) -> Result<Json> {
         std::env::current_exe().map_err(|e| AggregatorError::io("the running mpm-aggregate", e))?;
     let db = std::path::absolute(&config.database)
         .map_err(|e| AggregatorError::io(&config.database, e))?;
-    let command = format!(
-        "{} --db {} hook",
-        shell_quote(&exe.to_string_lossy()),
-        shell_quote(&db.to_string_lossy())
-    );
+    // The hook's own program when it is installed beside this one (it starts
+    // in half the time: Claude Code waits for it at every hook event).
+    let program = exe.with_file_name(format!("{HOOK_PROGRAM}{}", std::env::consts::EXE_SUFFIX));
+    let command = if program.is_file() {
+        format!(
+            "{} --db {}",
+            shell_quote(&program.to_string_lossy()),
+            shell_quote(&db.to_string_lossy())
+        )
+    } else {
+        format!(
+            "{} --db {} hook",
+            shell_quote(&exe.to_string_lossy()),
+            shell_quote(&db.to_string_lossy())
+        )
+    };
     Ok(Json::obj(&[
         ("type", Json::Str("command".into())),
         ("command", Json::Str(command)),
@@ -914,7 +934,14 @@ mod tests {
                 db: Some("/a b/db".into())
             })
         );
+        assert_eq!(
+            ours(&cmd("/x/mpm-aggregate-hook --db /d")),
+            Some(Ours::Command {
+                db: Some("/d".into())
+            })
+        );
         assert_eq!(ours(&cmd("/x/claude-hook-fast.sh")), None);
+        assert_eq!(ours(&cmd("/x/mpm-aggregate-hooks --db /d")), None);
         assert_eq!(ours(&cmd("/x/mpm-aggregate import x")), None);
         assert_eq!(ours(&cmd("python3 tap.py hook")), None);
     }

@@ -5,7 +5,7 @@
 
 mod completions;
 mod export;
-mod hook;
+pub mod hook;
 mod hooks;
 mod import;
 mod man;

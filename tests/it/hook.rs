@@ -22,6 +22,14 @@ fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("mpm-aggregate")
 }
 
+/// How a test runs the hook: `mpm-aggregate … hook`, or the program of its
+/// own that `hooks install` gives Claude Code, `mpm-aggregate-hook …`.
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    Subcommand,
+    Program,
+}
+
 /// Runs `hook` with `input` on stdin and waits for its background writer;
 /// returns (status, stdout, stderr, time to the hook's exit).
 fn hook_with(
@@ -42,11 +50,25 @@ fn hook_no_wait(
     input: &[u8],
     env: &[(&str, &Path)],
 ) -> (i32, Vec<u8>, Vec<u8>, Duration) {
+    hook_no_wait_as(Form::Subcommand, args, input, env)
+}
+
+fn hook_no_wait_as(
+    form: Form,
+    args: &[&std::ffi::OsStr],
+    input: &[u8],
+    env: &[(&str, &Path)],
+) -> (i32, Vec<u8>, Vec<u8>, Duration) {
     let started = Instant::now();
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .arg("hook")
-        .stdin(Stdio::piped())
+    let mut cmd = match form {
+        Form::Subcommand => Command::new(bin()),
+        Form::Program => Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate-hook")),
+    };
+    cmd.args(args);
+    if let Form::Subcommand = form {
+        cmd.arg("hook");
+    }
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -223,12 +245,26 @@ fn run_payloads(run: &Path) -> Vec<String> {
 
 #[test]
 fn one_process_per_payload_rebuilds_the_run_tokens_included() {
+    for form in [Form::Program, Form::Subcommand] {
+        one_process_per_payload_rebuilds_the_run(form);
+    }
+}
+
+fn one_process_per_payload_rebuilds_the_run(form: Form) {
     let run = run_dir();
     let dir = tempfile::tempdir().unwrap();
+    let args = db_args(dir.path());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     for (i, line) in run_payloads(&run).iter().enumerate() {
-        let r = hook(dir.path(), line.as_bytes());
-        assert_silent_success(&r, &format!("payload {i}"));
+        let r = hook_no_wait_as(form, &refs, line.as_bytes(), &[]);
+        assert_silent_success(&r, &format!("{form:?}: payload {i}"));
+        // As Claude Code runs them (back to back) with the program; one
+        // stored at a time with the subcommand.
+        if let Form::Subcommand = form {
+            crate::common::wait_for_hooks(&dir.path().join("agg.db"));
+        }
     }
+    crate::common::wait_for_hooks(&dir.path().join("agg.db"));
     let db = dir.path().join("agg.db");
     assert!(
         log_lines(&dir.path().join("hook.log")).is_empty(),
@@ -357,7 +393,8 @@ fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_im
             s.spawn(move || {
                 let refs: Vec<&std::ffi::OsStr> = live_args.iter().map(|a| a.as_os_str()).collect();
                 for line in payloads {
-                    let r = hook_no_wait(&refs, line.as_bytes(), &[]);
+                    // The program `hooks install` gives Claude Code.
+                    let r = hook_no_wait_as(Form::Program, &refs, line.as_bytes(), &[]);
                     assert_silent_success(&r, "concurrent hook");
                 }
             });

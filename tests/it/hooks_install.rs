@@ -82,8 +82,17 @@ impl Env {
         err
     }
 
-    /// The command our installer writes for this environment.
+    /// The command our installer writes for this environment: the hook's own
+    /// program, installed beside `mpm-aggregate`.
     fn our_command(&self) -> String {
+        let exe = assert_cmd::cargo::cargo_bin("mpm-aggregate-hook");
+        let exe = exe.canonicalize().unwrap_or(exe);
+        let db = self.project().join(".claude-mpm/aggregator.db");
+        format!("{} --db {}", exe.display(), db.display())
+    }
+
+    /// The same hook as an older install wrote it: `mpm-aggregate … hook`.
+    fn our_subcommand(&self) -> String {
         let exe = assert_cmd::cargo::cargo_bin("mpm-aggregate");
         let exe = exe.canonicalize().unwrap_or(exe);
         let db = self.project().join(".claude-mpm/aggregator.db");
@@ -218,6 +227,37 @@ fn install_keeps_everything_else_and_uninstall_gives_back_the_bytes() {
 }
 
 #[test]
+fn an_install_of_the_subcommand_form_is_replaced_by_the_program() {
+    let env = Env::new();
+    std::fs::write(env.user_settings(), users_settings()).unwrap();
+    env.run(&["hooks", "install"]);
+    let text = std::fs::read_to_string(env.user_settings()).unwrap();
+    let json_str = |s: String| serde_json::to_string(&s).unwrap();
+    let old = text.replace(
+        &json_str(env.our_command()),
+        &json_str(env.our_subcommand()),
+    );
+    assert_ne!(old, text);
+    std::fs::write(env.user_settings(), &old).unwrap();
+    // Both forms are ours: status sees it, install swaps it, uninstall removes it.
+    let out = env.run(&["hooks", "install"]);
+    assert!(!out.contains("nothing changed"), "{out}");
+    let installed = read_json(&env.user_settings());
+    for event in events() {
+        let cmds = commands(&installed, event);
+        assert_eq!(
+            cmds.iter().filter(|c| **c == env.our_command()).count(),
+            1,
+            "{event}: {cmds:?}"
+        );
+        assert!(!cmds.contains(&env.our_subcommand()), "{event}: {cmds:?}");
+    }
+    std::fs::write(env.user_settings(), &old).unwrap();
+    let out = env.run(&["hooks", "uninstall"]);
+    assert!(out.contains("removed our hook from 33 events"), "{out}");
+}
+
+#[test]
 fn uninstall_without_the_backup_still_leaves_only_the_others() {
     let env = Env::new();
     let mpm = std::fs::read_to_string(fixture("claude-code-2.1/a-mpm-fast/settings.json")).unwrap();
@@ -246,7 +286,8 @@ fn a_change_made_after_install_is_kept_by_uninstall() {
     for event in events() {
         let cmds = commands(&after, event);
         assert!(
-            cmds.iter().all(|c| !c.ends_with(" hook")),
+            cmds.iter()
+                .all(|c| !c.ends_with(" hook") && !c.contains("mpm-aggregate-hook")),
             "{event}: {cmds:?}"
         );
         assert!(cmds.iter().any(|c| c.ends_with(MPM_FAST)), "{event}");
