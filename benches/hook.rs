@@ -9,9 +9,10 @@
 //! them too and adds their CPU; "stored" is when the last drainer ended after
 //! the last hook exited, and the events stored are counted.
 //!
-//! `HOOK_BENCH_COUNT` payloads per phase (default 160); `HOOK_BENCH_BIN` another
-//! binary to measure (a build before a change); `HOOK_BENCH_ARGS` arguments
-//! after `hook` (`--wait`: stored before the process exits).
+//! `HOOK_BENCH_COUNT` payloads per phase (default 160); `HOOK_BENCH_BIN` the
+//! program measured (default `mpm-aggregate-hook`; `mpm-aggregate`, or a build
+//! before a change, runs as `… hook`); `HOOK_BENCH_ARGS` more arguments
+//! (`--wait`: stored before the process exits).
 
 use std::io::Write;
 use std::path::Path;
@@ -43,11 +44,18 @@ fn payloads(n: usize, sessions: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The binary measured: this build's, or `HOOK_BENCH_BIN` (another build, to compare).
+/// The program measured: this build's `mpm-aggregate-hook` (what `hooks
+/// install` gives Claude Code), or `HOOK_BENCH_BIN` (`mpm-aggregate`, run as
+/// `mpm-aggregate hook`, or another build, to compare).
 fn binary() -> std::path::PathBuf {
     std::env::var_os("HOOK_BENCH_BIN")
         .map(Into::into)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mpm-aggregate").into())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mpm-aggregate-hook").into())
+}
+
+/// `hook` for `mpm-aggregate`, nothing for the hook's own program.
+fn subcommand() -> Option<&'static str> {
+    (binary().file_name().and_then(|n| n.to_str()) != Some("mpm-aggregate-hook")).then_some("hook")
 }
 
 fn hook_args() -> Vec<String> {
@@ -78,8 +86,13 @@ fn reap_drainers(dir: &Path) -> (usize, Duration, Instant) {
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: waits for any child (only drainers are left), valid out-pointers.
         let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
-        if pid <= 0 {
-            break;
+        if pid == 0 {
+            // A drainer that let go of its locks and is still exiting.
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        if pid < 0 {
+            break; // no child left
         }
         n += 1;
         cpu += Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime));
@@ -96,7 +109,7 @@ fn one(dir: &Path, payload: &str) -> (Duration, Duration) {
         .arg(dir.join("agg.db"))
         .arg("--activity-dir")
         .arg(dir.join("activity"))
-        .arg("hook")
+        .args(subcommand())
         .args(hook_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
