@@ -32,7 +32,14 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // Asked at a terminal.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // Claude Code would take status 2 for "block this tool call": a
+        // broken command line is logged, and the hook ends as every hook does.
+        Err(e) => mpm_aggregate::cli::hook::refuse_arguments(&e.to_string()),
+    };
     mpm_aggregate::cli::hook::run_with(&mpm_aggregate::cli::hook::HookOptions {
         config: args.config,
         db: args.db,

@@ -87,3 +87,15 @@ pub fn run_with(options: &HookOptions) -> ! {
     // SAFETY: ends the process; no Rust state outlives it.
     unsafe { nix::libc::_exit(0) }
 }
+
+/// A `hook` command line that cannot be read: one line in the default hook
+/// log, status 0, nothing printed (see [`run_with`]).
+pub fn refuse_arguments(error: &str) -> ! {
+    let first = error.lines().next().unwrap_or(error);
+    crate::import::hook::log_line(
+        &crate::config::Config::default().database,
+        &format!("hook arguments not understood, payload not read: {first}"),
+    );
+    // SAFETY: ends the process; no Rust state outlives it.
+    unsafe { nix::libc::_exit(0) }
+}

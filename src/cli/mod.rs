@@ -346,9 +346,16 @@ pub fn run() -> i32 {
     run_parsed(parse())
 }
 
-/// The command line, parsed (usage errors exit here, as clap does).
+/// The command line, parsed (usage errors exit here, as clap does, except
+/// for `hook`: Claude Code takes status 2 for "block this tool call").
 pub fn parse() -> Cli {
-    Cli::parse()
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && std::env::args().skip(1).any(|a| a == "hook") => {
+            hook::refuse_arguments(&e.to_string())
+        }
+        Err(e) => e.exit(),
+    }
 }
 
 impl Cli {

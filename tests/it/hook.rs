@@ -231,6 +231,39 @@ fn bad_input_and_unusable_databases_exit_0_silently_with_a_log_line() {
     }
 }
 
+#[test]
+fn a_command_line_it_cannot_read_is_logged_and_still_exits_0_silently() {
+    // Claude Code takes status 2 for "block this tool call", so a usage error
+    // must not reach it as clap's usual status 2.
+    let dir = tempfile::tempdir().unwrap();
+    for (program, args) in [
+        ("mpm-aggregate-hook", vec!["--no-such-option"]),
+        ("mpm-aggregate", vec!["--no-such-option", "hook"]),
+        ("mpm-aggregate", vec!["hook", "extra"]),
+    ] {
+        let out = assert_cmd::Command::new(assert_cmd::cargo::cargo_bin(program))
+            .current_dir(dir.path())
+            .args(&args)
+            .write_stdin(payload("s", "Stop"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{program} {args:?}");
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "{program} {args:?}"
+        );
+    }
+    let log = log_lines(&dir.path().join(".claude-mpm/hook.log"));
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(log.iter().all(|l| l.contains("not understood")), "{log:?}");
+    // Asked for at a terminal, help is still help.
+    let help = assert_cmd::Command::new(assert_cmd::cargo::cargo_bin("mpm-aggregate-hook"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("--wait"));
+}
+
 /// The run's hook payloads with their transcript paths pointing at the
 /// fixture's transcripts.
 fn run_payloads(run: &Path) -> Vec<String> {
