@@ -905,19 +905,8 @@ fn offsets_connection(database: &Path) -> Result<rusqlite::Connection> {
 }
 
 fn load_offsets(database: &Path) -> Result<HashMap<String, u64>> {
-    let conn = offsets_connection(database)?;
-    let mut stmt = conn
-        .prepare("SELECT path, offset FROM transcript_offsets")
-        .map_err(|e| AggregatorError::db(database, e))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(|e| AggregatorError::db(database, e))?;
-    let mut out = HashMap::new();
-    for row in rows {
-        let (p, o) = row.map_err(|e| AggregatorError::db(database, e))?;
-        out.insert(p, o.max(0) as u64);
-    }
-    Ok(out)
+    crate::store::open_read_only(database)
+        .and_then(|conn| crate::store::queries::transcript_offsets(&conn))
 }
 
 fn save_offsets(database: &Path, reads: &[OffsetRead]) -> Result<()> {

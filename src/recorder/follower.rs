@@ -129,20 +129,12 @@ pub fn spawn(
 }
 
 fn load_offsets(database: &Path) -> HashMap<String, u64> {
-    let read = || -> rusqlite::Result<HashMap<String, u64>> {
-        let conn = rusqlite::Connection::open_with_flags(
-            database,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let mut stmt = conn.prepare("SELECT path, offset FROM transcript_offsets")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        rows.map(|r| r.map(|(p, o)| (p, o.max(0) as u64))).collect()
-    };
-    read().unwrap_or_else(|e| {
-        tracing::warn!("transcript follower: cannot read the saved offsets ({e}); every file is read from its start");
-        HashMap::new()
-    })
+    crate::store::open_read_only(database)
+        .and_then(|conn| crate::store::queries::transcript_offsets(&conn))
+        .unwrap_or_else(|e| {
+            tracing::warn!("transcript follower: cannot read the saved offsets ({e}); every file is read from its start");
+            HashMap::new()
+        })
 }
 
 impl Follower {
