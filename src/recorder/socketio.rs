@@ -26,6 +26,9 @@ pub enum Received {
         name: String,
         args: Vec<Box<RawValue>>,
     },
+    /// An event read in one pass: its name and its first argument, parsed
+    /// (when that pass fails, the event comes as [`Received::Event`]).
+    Parsed { name: String, first: Option<Value> },
     /// An event (or acknowledgement) with binary attachments, `bytes` in all.
     Binary { name: Option<String>, bytes: usize },
     /// A packet that is no usable event, with the reason and its text.
@@ -141,6 +144,42 @@ pub fn split_event(data: &str) -> Result<(String, Vec<Box<RawValue>>), String> {
     }
 }
 
+/// An event array read in one pass: its name and first argument.
+struct NameAndFirst(String, Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for NameAndFirst {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = NameAndFirst;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of an event name and its arguments")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NameAndFirst, A::Error> {
+                let name: String = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::custom("no name"))?;
+                let first = seq.next_element()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(NameAndFirst(name, first))
+            }
+        }
+        d.deserialize_seq(Items)
+    }
+}
+
+/// An event's name and first argument in one pass over its data, for the
+/// usual event (`["name", {...}, ...]`); `None` for anything else (no name, a
+/// value the parser cannot take), which [`split_event`] then reads.
+pub fn parse_event(data: &str) -> Option<(String, Option<Value>)> {
+    serde_json::from_str::<NameAndFirst>(data)
+        .ok()
+        .map(|NameAndFirst(name, first)| (name, first))
+}
+
 /// Whether an engine.io error means a frame was lost rather than the network.
 fn frame_lost(e: &rust_engineio::Error) -> bool {
     use rust_engineio::Error as E;
@@ -209,8 +248,7 @@ fn socket_fds() -> HashSet<RawFd> {
     };
     dir.flatten()
         .filter(|e| {
-            std::fs::read_link(e.path())
-                .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
         })
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect()
@@ -494,6 +532,9 @@ impl Connection {
                     // The server asked for an acknowledgement: an empty one.
                     let _ = self.send(format!("3{id}[]")).await;
                 }
+                if let Some((name, first)) = parse_event(header.data) {
+                    return Step::Item(Received::Parsed { name, first });
+                }
                 match split_event(header.data) {
                     Ok((name, args)) => Step::Item(Received::Event { name, args }),
                     Err(e) => unusable(None, e),
@@ -569,6 +610,80 @@ mod tests {
         for bad in ["", "9[]", "5x-[]", "5[]", "299999999999999999999999[]", "é"] {
             assert!(decode(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The one-pass reading gives what the two passes (raw split, then the
+    /// first argument parsed) give, on every real payload, as python-socketio
+    /// and as serde_json write them; anything else is left to the two passes.
+    #[test]
+    fn one_pass_reading_equals_the_two_passes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+        let mut payloads: Vec<(String, String)> = Vec::new();
+        for capture in [
+            "claude-mpm-monitor-capture.jsonl",
+            "claude-code-2.1/a-mpm-fast/monitor-capture.jsonl",
+            "claude-code-2.1/a-mpm-full/monitor-capture.jsonl",
+        ] {
+            for line in std::fs::read_to_string(root.join(capture)).unwrap().lines() {
+                let Ok(v) = serde_json::from_str::<Value>(line) else {
+                    continue;
+                };
+                let name = v["event"].as_str().unwrap_or("claude_event").to_string();
+                let data = serde_json::to_string(&v["data"]).unwrap();
+                // python-socketio's spacing and key order: the line's own text of `data`.
+                let own = line
+                    .split_once("\"data\": ")
+                    .and_then(|(_, d)| d.trim_end().strip_suffix('}'))
+                    .map(str::to_string);
+                payloads.push((name.clone(), data));
+                payloads.extend(own.map(|d| (name.clone(), d)));
+            }
+        }
+        for hooks in [
+            "claude-code-hooks.jsonl",
+            "claude-code-2.1/a-mpm-full/hooks.jsonl",
+        ] {
+            for line in std::fs::read_to_string(root.join(hooks)).unwrap().lines() {
+                payloads.push(("claude_event".into(), line.to_string()));
+            }
+        }
+        assert!(payloads.len() > 200, "{} payloads", payloads.len());
+        let mut compared = 0;
+        for (name, data) in &payloads {
+            let text = format!("[\"{name}\", {data}, 7]");
+            let two_passes = split_event(&text).ok().and_then(|(n, args)| {
+                let first = args
+                    .first()
+                    .map(|a| serde_json::from_str::<Value>(a.get()).ok());
+                match first {
+                    Some(None) => None,
+                    Some(Some(v)) => Some((n, Some(v))),
+                    None => Some((n, None)),
+                }
+            });
+            if two_passes.is_some() {
+                compared += 1;
+            }
+            assert_eq!(parse_event(&text), two_passes, "{text}");
+        }
+        // Every payload read by both (the python-socketio texts included).
+        assert_eq!(compared, payloads.len());
+
+        let mut deep = String::from("1");
+        for _ in 0..400 {
+            deep = format!("[{deep}]");
+        }
+        for other in [
+            r#"[{"a":1}]"#.to_string(),
+            "[]".into(),
+            "[1,2]".into(),
+            r#"["x",{"a":1}"#.into(),
+            r#"["x","\ud800"]"#.into(),
+            format!(r#"["x",{deep}]"#),
+        ] {
+            assert_eq!(parse_event(&other), None, "{other}");
+        }
+        assert_eq!(parse_event(r#"["x"]"#), Some(("x".into(), None)));
     }
 
     #[test]
