@@ -85,15 +85,11 @@ pub fn unique_path(
 
 /// The session file path recorded for a session.
 pub fn stored_path(conn: &Connection, session_id: &str) -> Option<String> {
-    conn.query_row(
-        "SELECT file_path FROM sessions WHERE session_id = ?1",
-        [session_id],
-        |r| r.get(0),
-    )
-    .optional()
-    .ok()
-    .flatten()
-    .flatten()
+    conn.prepare_cached("SELECT file_path FROM sessions WHERE session_id = ?1")
+        .and_then(|mut s| s.query_row([session_id], |r| r.get(0)).optional())
+        .ok()
+        .flatten()
+        .flatten()
 }
 
 /// Renders the session file of a session from SQL to a path.
@@ -236,7 +232,13 @@ impl FileWriter {
                     pending.sort_unstable();
                     if conn.is_none() {
                         match super::open_read_only(&database) {
-                            Ok(c) => conn = Some(c),
+                            Ok(c) => {
+                                // Each file's read starts a new read transaction, after
+                                // which a WAL reader's page cache is stale: pages read
+                                // from a mapping instead of copied by `pread` every time.
+                                let _ = c.execute_batch("PRAGMA mmap_size = 268435456");
+                                conn = Some(c)
+                            }
                             Err(e) => {
                                 tracing::error!("cannot write session files: {e}");
                                 c.errors.fetch_add(pending.len() as u64, Relaxed);
