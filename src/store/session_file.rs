@@ -232,13 +232,7 @@ impl FileWriter {
                     pending.sort_unstable();
                     if conn.is_none() {
                         match super::open_read_only(&database) {
-                            Ok(c) => {
-                                // Each file's read starts a new read transaction, after
-                                // which a WAL reader's page cache is stale: pages read
-                                // from a mapping instead of copied by `pread` every time.
-                                let _ = c.execute_batch("PRAGMA mmap_size = 268435456");
-                                conn = Some(c)
-                            }
+                            Ok(c) => conn = Some(c),
                             Err(e) => {
                                 tracing::error!("cannot write session files: {e}");
                                 c.errors.fetch_add(pending.len() as u64, Relaxed);
