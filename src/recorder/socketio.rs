@@ -225,9 +225,9 @@ struct PendingBinary {
 /// and a wakeup costs more than decoding a frame. The kernel wakes the reader
 /// as soon as that much is there (or its buffer is under pressure), so a fast
 /// stream is never held back.
-const LOW_WATER: libc::c_int = 8 * 1024;
+const LOW_WATER: libc::c_int = 16 * 1024;
 /// The longest the reader waits for [`LOW_WATER`] before it reads what there is.
-const LOW_WAIT: Duration = Duration::from_millis(4);
+const LOW_WAIT: Duration = Duration::from_millis(8);
 /// A stream is dense when the reader, waiting for any byte, waited less than this.
 const DENSE_WAIT: Duration = Duration::from_micros(500);
 
