@@ -236,6 +236,29 @@ async fn on_received(shared: &Shared, item: Received, history: &mut HistoryWait)
                     event_outcomes(&name, first, at, &opts)
                 }
             }
+            Received::Parsed { name, first } => {
+                if HISTORY_REQUESTS.iter().any(|(_, answer)| *answer == name) {
+                    // Rare: read as raw text like any history answer.
+                    let raw = first.map(|v| serde_json::value::to_raw_value(&v));
+                    match raw.transpose() {
+                        Ok(raw) => {
+                            let (outcomes, items) =
+                                history_outcomes(&name, raw.as_deref(), at, &opts);
+                            history.answered(&name, items);
+                            outcomes
+                        }
+                        Err(e) => vec![Outcome::Rejected(Rejection::of_text(
+                            Some(&name),
+                            format!("payload cannot be written back as JSON: {e}"),
+                            "",
+                            at,
+                        ))],
+                    }
+                } else {
+                    let value = first.unwrap_or(Value::Null);
+                    normalize(&name, value, at, &opts, &mut DedupSalt::ReceivedAt)
+                }
+            }
             Received::Binary { name, bytes } => vec![Outcome::Rejected(Rejection {
                 socket_event: name,
                 reason: format!("binary payload of {bytes} bytes (events are JSON)"),

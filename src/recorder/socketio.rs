@@ -8,10 +8,11 @@
 //! comes out as a [`Received`] with its arguments as raw JSON text; parsing
 //! them, and rejecting what cannot be parsed, is the caller's business.
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use std::collections::{HashSet, VecDeque};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use rust_engineio::asynchronous::{Client as EngineClient, ClientBuilder as EngineBuilder};
 use rust_engineio::{Packet as EnginePacket, PacketId as EnginePacketId};
 use serde_json::value::RawValue;
@@ -25,6 +26,9 @@ pub enum Received {
         name: String,
         args: Vec<Box<RawValue>>,
     },
+    /// An event read in one pass: its name and its first argument, parsed
+    /// (when that pass fails, the event comes as [`Received::Event`]).
+    Parsed { name: String, first: Option<Value> },
     /// An event (or acknowledgement) with binary attachments, `bytes` in all.
     Binary { name: Option<String>, bytes: usize },
     /// A packet that is no usable event, with the reason and its text.
@@ -140,6 +144,42 @@ pub fn split_event(data: &str) -> Result<(String, Vec<Box<RawValue>>), String> {
     }
 }
 
+/// An event array read in one pass: its name and first argument.
+struct NameAndFirst(String, Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for NameAndFirst {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = NameAndFirst;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of an event name and its arguments")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NameAndFirst, A::Error> {
+                let name: String = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::custom("no name"))?;
+                let first = seq.next_element()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(NameAndFirst(name, first))
+            }
+        }
+        d.deserialize_seq(Items)
+    }
+}
+
+/// An event's name and first argument in one pass over its data, for the
+/// usual event (`["name", {...}, ...]`); `None` for anything else (no name, a
+/// value the parser cannot take), which [`split_event`] then reads.
+pub fn parse_event(data: &str) -> Option<(String, Option<Value>)> {
+    serde_json::from_str::<NameAndFirst>(data)
+        .ok()
+        .map(|NameAndFirst(name, first)| (name, first))
+}
+
 /// Whether an engine.io error means a frame was lost rather than the network.
 fn frame_lost(e: &rust_engineio::Error) -> bool {
     use rust_engineio::Error as E;
@@ -179,9 +219,90 @@ struct PendingBinary {
     bytes: usize,
 }
 
+/// While a stream is dense, the reader waits for this much to be buffered
+/// (`SO_RCVLOWAT`) instead of waking for every TCP segment: a python-socketio
+/// monitor sends every event in a WebSocket frame and a segment of its own,
+/// and a wakeup costs more than decoding a frame. The kernel wakes the reader
+/// as soon as that much is there (or its buffer is under pressure), so a fast
+/// stream is never held back.
+const LOW_WATER: libc::c_int = 16 * 1024;
+/// The longest the reader waits for [`LOW_WATER`] before it reads what there is.
+const LOW_WAIT: Duration = Duration::from_millis(8);
+/// A stream is dense when the reader, waiting for any byte, waited less than this.
+const DENSE_WAIT: Duration = Duration::from_micros(500);
+
+/// How the reader waits for the socket (see [`LOW_WATER`]).
+#[derive(Default)]
+struct Pacer {
+    /// The transport's TCP socket, when it was found.
+    fd: Option<RawFd>,
+    /// `SO_RCVLOWAT` is [`LOW_WATER`] now (else 1).
+    low: bool,
+    dense: bool,
+}
+
+/// The file descriptors of this process's sockets.
+fn socket_fds() -> HashSet<RawFd> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return HashSet::new();
+    };
+    dir.flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The remote port of socket `fd`, if it is a connected TCP/IP socket.
+fn peer_port(fd: RawFd) -> Option<u16> {
+    // SAFETY: getpeername writes at most `len` bytes into the storage it is given.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let ok = unsafe { libc::getpeername(fd, (&raw mut addr).cast(), &mut len) } == 0;
+    if !ok {
+        return None;
+    }
+    match i32::from(addr.ss_family) {
+        // SAFETY: the family says which address type the storage holds.
+        libc::AF_INET => Some(u16::from_be(unsafe {
+            (*(&raw const addr).cast::<libc::sockaddr_in>()).sin_port
+        })),
+        libc::AF_INET6 => Some(u16::from_be(unsafe {
+            (*(&raw const addr).cast::<libc::sockaddr_in6>()).sin6_port
+        })),
+        _ => None,
+    }
+}
+
+/// The socket the transport opened to the monitor: rust_engineio does not
+/// expose it, so it is the one that appeared while connecting whose peer is
+/// the monitor's port (none when that is not exactly one).
+fn transport_socket(before: &HashSet<RawFd>, port: u16) -> Option<RawFd> {
+    let mut new = socket_fds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd) && peer_port(*fd) == Some(port));
+    let fd = new.next()?;
+    new.next().is_none().then_some(fd)
+}
+
+fn set_low_water(fd: RawFd, bytes: libc::c_int) {
+    // SAFETY: SO_RCVLOWAT takes a c_int; a failure leaves the socket as it was.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// One open Socket.IO connection on the main namespace.
 pub struct Connection {
     engine: EngineClient,
+    pacer: Pacer,
     /// Items read while waiting for the server to acknowledge the connection.
     backlog: VecDeque<Received>,
     pending: Option<PendingBinary>,
@@ -215,13 +336,20 @@ impl Connection {
         // WebSocket only: rust_engineio's long-polling transport was seen to
         // cut a packet in two and stall. claude-mpm's monitor (aiohttp) and
         // any Socket.IO v4+ server accept a direct WebSocket connection.
+        let port = parsed.port_or_known_default();
+        let before = socket_fds();
         let engine = EngineBuilder::new(parsed)
             .build_websocket()
             .await
             .map_err(|e| reason(&e))?;
+        let fd = port.and_then(|p| transport_socket(&before, p));
         engine.connect().await.map_err(|e| reason(&e))?;
         let mut conn = Connection {
             engine,
+            pacer: Pacer {
+                fd,
+                ..Pacer::default()
+            },
             backlog: VecDeque::new(),
             pending: None,
             ended: None,
@@ -283,9 +411,37 @@ impl Connection {
         }
     }
 
+    /// The next engine.io packet: at once when one is buffered, else once
+    /// enough is (see [`LOW_WATER`]). The stream keeps its state between
+    /// polls: nothing is lost when this future is dropped.
+    async fn next_packet(&mut self) -> Option<Result<EnginePacket, rust_engineio::Error>> {
+        if let Some(p) = self.engine.next().now_or_never() {
+            return p;
+        }
+        let Some(fd) = self.pacer.fd else {
+            return self.engine.next().await;
+        };
+        if self.pacer.dense {
+            if !self.pacer.low {
+                set_low_water(fd, LOW_WATER);
+                self.pacer.low = true;
+            }
+            if let Ok(p) = tokio::time::timeout(LOW_WAIT, self.engine.next()).await {
+                return p;
+            }
+            // Lowering it signals what is buffered, if anything.
+            set_low_water(fd, 1);
+            self.pacer.low = false;
+        }
+        let began = Instant::now();
+        let p = self.engine.next().await;
+        self.pacer.dense = began.elapsed() < DENSE_WAIT;
+        p
+    }
+
     /// Reads one engine.io packet and decodes it.
     async fn step(&mut self) -> Step {
-        let packet = match self.engine.next().await {
+        let packet = match self.next_packet().await {
             None => return Step::Ended(Ended::Lost("the connection was closed".into())),
             Some(Err(e)) => {
                 let why = reason(&e);
@@ -376,6 +532,9 @@ impl Connection {
                     // The server asked for an acknowledgement: an empty one.
                     let _ = self.send(format!("3{id}[]")).await;
                 }
+                if let Some((name, first)) = parse_event(header.data) {
+                    return Step::Item(Received::Parsed { name, first });
+                }
                 match split_event(header.data) {
                     Ok((name, args)) => Step::Item(Received::Event { name, args }),
                     Err(e) => unusable(None, e),
@@ -451,6 +610,80 @@ mod tests {
         for bad in ["", "9[]", "5x-[]", "5[]", "299999999999999999999999[]", "é"] {
             assert!(decode(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The one-pass reading gives what the two passes (raw split, then the
+    /// first argument parsed) give, on every real payload, as python-socketio
+    /// and as serde_json write them; anything else is left to the two passes.
+    #[test]
+    fn one_pass_reading_equals_the_two_passes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+        let mut payloads: Vec<(String, String)> = Vec::new();
+        for capture in [
+            "claude-mpm-monitor-capture.jsonl",
+            "claude-code-2.1/a-mpm-fast/monitor-capture.jsonl",
+            "claude-code-2.1/a-mpm-full/monitor-capture.jsonl",
+        ] {
+            for line in std::fs::read_to_string(root.join(capture)).unwrap().lines() {
+                let Ok(v) = serde_json::from_str::<Value>(line) else {
+                    continue;
+                };
+                let name = v["event"].as_str().unwrap_or("claude_event").to_string();
+                let data = serde_json::to_string(&v["data"]).unwrap();
+                // python-socketio's spacing and key order: the line's own text of `data`.
+                let own = line
+                    .split_once("\"data\": ")
+                    .and_then(|(_, d)| d.trim_end().strip_suffix('}'))
+                    .map(str::to_string);
+                payloads.push((name.clone(), data));
+                payloads.extend(own.map(|d| (name.clone(), d)));
+            }
+        }
+        for hooks in [
+            "claude-code-hooks.jsonl",
+            "claude-code-2.1/a-mpm-full/hooks.jsonl",
+        ] {
+            for line in std::fs::read_to_string(root.join(hooks)).unwrap().lines() {
+                payloads.push(("claude_event".into(), line.to_string()));
+            }
+        }
+        assert!(payloads.len() > 200, "{} payloads", payloads.len());
+        let mut compared = 0;
+        for (name, data) in &payloads {
+            let text = format!("[\"{name}\", {data}, 7]");
+            let two_passes = split_event(&text).ok().and_then(|(n, args)| {
+                let first = args
+                    .first()
+                    .map(|a| serde_json::from_str::<Value>(a.get()).ok());
+                match first {
+                    Some(None) => None,
+                    Some(Some(v)) => Some((n, Some(v))),
+                    None => Some((n, None)),
+                }
+            });
+            if two_passes.is_some() {
+                compared += 1;
+            }
+            assert_eq!(parse_event(&text), two_passes, "{text}");
+        }
+        // Every payload read by both (the python-socketio texts included).
+        assert_eq!(compared, payloads.len());
+
+        let mut deep = String::from("1");
+        for _ in 0..400 {
+            deep = format!("[{deep}]");
+        }
+        for other in [
+            r#"[{"a":1}]"#.to_string(),
+            "[]".into(),
+            "[1,2]".into(),
+            r#"["x",{"a":1}"#.into(),
+            r#"["x","\ud800"]"#.into(),
+            format!(r#"["x",{deep}]"#),
+        ] {
+            assert_eq!(parse_event(&other), None, "{other}");
+        }
+        assert_eq!(parse_event(r#"["x"]"#), Some(("x".into(), None)));
     }
 
     #[test]

@@ -85,15 +85,11 @@ pub fn unique_path(
 
 /// The session file path recorded for a session.
 pub fn stored_path(conn: &Connection, session_id: &str) -> Option<String> {
-    conn.query_row(
-        "SELECT file_path FROM sessions WHERE session_id = ?1",
-        [session_id],
-        |r| r.get(0),
-    )
-    .optional()
-    .ok()
-    .flatten()
-    .flatten()
+    conn.prepare_cached("SELECT file_path FROM sessions WHERE session_id = ?1")
+        .and_then(|mut s| s.query_row([session_id], |r| r.get(0)).optional())
+        .ok()
+        .flatten()
+        .flatten()
 }
 
 /// Renders the session file of a session from SQL to a path.

@@ -28,11 +28,11 @@ const BATCH_MAX: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// The live recorder's linger: a transaction's fixed cost (the 16 KiB pages
 /// of the table and its indexes written to the WAL) is shared by the events of
-/// up to 25 ms instead of 2 ms at moderate rates (a few thousand events per
+/// up to 50 ms instead of 2 ms at moderate rates (a few thousand events per
 /// second), looking at the queue every [`LINGER`].
-const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
+const RECORDER_LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 /// Below this many queued messages the writer lingers before a transaction.
-const LINGER_BELOW: usize = 256;
+const LINGER_BELOW: usize = 512;
 /// Fewer new messages than this in a [`LINGER`] step (and fewer than four
 /// times this queued) make a slow stream.
 const LINGER_SLOW: usize = 4;
