@@ -1,13 +1,13 @@
 //! WAL checkpoints off the writer thread. The writer's connection does not
 //! checkpoint on commit; this thread, with a connection of its own, copies the
 //! WAL back into the database (PASSIVE: it never blocks the writer or readers)
-//! after commits, at most every 50 ms. On shutdown the WAL is truncated.
+//! after commits, at most every 250 ms. On shutdown the WAL is truncated.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const EVERY: Duration = Duration::from_millis(50);
+const EVERY: Duration = Duration::from_millis(250);
 
 pub struct Checkpointer {
     tx: Option<flume::Sender<()>>,
