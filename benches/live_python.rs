@@ -284,9 +284,30 @@ impl Run {
             }
         });
         let expected_python = self.claude_events;
+        // A watchdog: should the original stop answering its count requests
+        // (it once did), it is killed after two minutes, and the read of its
+        // answer ends with a clear failure instead of waiting for ever.
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some((child, _)) = &self.python {
+            let pid = child.id() as libc::pid_t;
+            let answered = answered.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while Instant::now() < deadline {
+                    if answered.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                eprintln!("the Python original did not report all its events in 120 s: killed");
+                // SAFETY: signals our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            });
+        }
         while self.python.is_some() && self.python_captured() < expected_python {
             std::thread::sleep(Duration::from_millis(20));
         }
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut f = done.split_whitespace().skip(1);
         let n: f64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         let secs: f64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(1.0);
