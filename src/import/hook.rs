@@ -214,53 +214,105 @@ fn store_or_spool(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -
     }
 }
 
+/// Stores the payload (after what the spool holds), with a short busy wait.
 fn store(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> Result<()> {
+    store_spool_then(config, BUSY_WAIT, Some((parsed, received_at)))
+}
+
+/// Stores through one writer, oldest first: the spool, round after round
+/// (each round claims what is there, commits it and removes its files) until
+/// a round finds nothing, then `last`, a payload that is not in the spool.
+/// Transcripts are read at each stop; their offsets are saved once committed.
+fn store_spool_then(
+    config: &Config,
+    busy_timeout: Duration,
+    last: Option<(&Input, DateTime<Utc>)>,
+) -> Result<()> {
     let opts = hook_options(config);
+    let dir = spool_dir(&config.database);
     let writer = Writer::spawn(WriterConfig {
-        busy_timeout: BUSY_WAIT,
-        // One payload: nothing to gather a batch for.
-        linger: std::time::Duration::ZERO,
+        busy_timeout,
+        // Each round is one transaction already.
+        linger: Duration::ZERO,
         short_lived: true,
         ..crate::documents::writer_config(config)
     })?;
-    let mut claimed = Vec::new();
+    let mut offsets = None;
     let result = (|| {
-        claimed = claim_spool(&spool_dir(&config.database));
-        for file in &claimed {
-            send_all(&writer, spooled_messages(&config.database, file, &opts))?;
-        }
-        send_all(&writer, messages(parsed, received_at, &opts))?;
-        let reads = match parsed {
-            Input::Json(v) if is_stop(v) => read_transcripts(config, &writer, v, &opts, &mut None)
-                .unwrap_or_else(|e| {
-                    log_line(&config.database, &format!("transcripts not read: {e}"));
-                    Vec::new()
-                }),
-            _ => Vec::new(),
-        };
-        Ok::<_, AggregatorError>(reads)
-    })();
-    let stats = writer.shutdown();
-    match (result, stats) {
-        (Ok(reads), Ok(_)) => {
+        loop {
+            let claimed = claim_spool(&dir);
+            if claimed.is_empty() {
+                break;
+            }
+            let mut reads = Vec::new();
+            let sent = (|| {
+                for file in &claimed {
+                    if let Some((input, at)) = read_spool_file(&config.database, file) {
+                        send_payload(config, &writer, &input, at, &opts, &mut offsets, &mut reads)?;
+                    }
+                }
+                writer.flush()
+            })();
+            if let Err(e) = sent {
+                unclaim(&claimed);
+                return Err(e);
+            }
             for file in &claimed {
                 let _ = std::fs::remove_file(file);
             }
-            if !reads.is_empty() {
-                if let Err(e) = save_offsets(&config.database, &reads) {
-                    // Read again next time: the events are recognized as duplicates.
-                    log_line(
-                        &config.database,
-                        &format!("transcript offsets not saved: {e}"),
-                    );
-                }
+            remember_reads(config, &reads, &mut offsets);
+        }
+        if let Some((input, at)) = last {
+            let mut reads = Vec::new();
+            send_payload(config, &writer, input, at, &opts, &mut offsets, &mut reads)?;
+            writer.flush()?;
+            remember_reads(config, &reads, &mut offsets);
+        }
+        Ok(())
+    })();
+    let stats = writer.shutdown();
+    result.and(stats.map(|_| ()))
+}
+
+/// Sends one payload, and at a stop what its transcripts gained (the reads
+/// are added to `reads`, to be saved once committed).
+fn send_payload(
+    config: &Config,
+    writer: &Writer,
+    input: &Input,
+    received_at: DateTime<Utc>,
+    opts: &NormalizeOptions,
+    offsets: &mut Option<HashMap<String, u64>>,
+    reads: &mut Vec<OffsetRead>,
+) -> Result<()> {
+    send_all(writer, messages(input, received_at, opts))?;
+    if let Input::Json(v) = input {
+        if is_stop(v) {
+            match read_transcripts(config, writer, v, opts, offsets) {
+                Ok(r) => reads.extend(r),
+                Err(e) => log_line(&config.database, &format!("transcripts not read: {e}")),
             }
-            Ok(())
         }
-        (Err(e), _) | (_, Err(e)) => {
-            unclaim(&claimed);
-            Err(e)
-        }
+    }
+    Ok(())
+}
+
+/// Saves the offsets of committed transcript reads.
+fn remember_reads(
+    config: &Config,
+    reads: &[OffsetRead],
+    offsets: &mut Option<HashMap<String, u64>>,
+) {
+    if reads.is_empty() {
+        return;
+    }
+    if let Err(e) = save_offsets(&config.database, reads) {
+        // Read again next time: the events are recognized as duplicates.
+        log_line(
+            &config.database,
+            &format!("transcript offsets not saved: {e}"),
+        );
+        *offsets = None;
     }
 }
 
@@ -375,7 +427,7 @@ impl DrainLocks {
 fn drain_while_spooled(config: &Config, locks: Option<DrainLocks>) {
     let dir = spool_dir(&config.database);
     loop {
-        let result = drain(config, &dir);
+        let result = store_spool_then(config, DRAIN_BUSY_WAIT, None);
         if let Some(l) = &locks {
             let _ = l.drain.unlock();
         }
@@ -406,66 +458,6 @@ fn has_spooled(dir: &Path) -> bool {
             .filter_map(|e| e.ok())
             .any(|e| e.file_name().to_string_lossy().ends_with(SPOOL_EXT))
     })
-}
-
-/// Stores the spool, oldest first, through one writer: each round claims what
-/// is there, stores it (reading transcripts at stops), commits, and removes
-/// the files; ends when a round finds nothing.
-fn drain(config: &Config, dir: &Path) -> Result<()> {
-    let opts = hook_options(config);
-    let writer = Writer::spawn(WriterConfig {
-        busy_timeout: DRAIN_BUSY_WAIT,
-        // Each round is one transaction already.
-        linger: Duration::ZERO,
-        short_lived: true,
-        ..crate::documents::writer_config(config)
-    })?;
-    let mut offsets = None;
-    let result = loop {
-        let claimed = claim_spool(dir);
-        if claimed.is_empty() {
-            break Ok(());
-        }
-        let mut reads = Vec::new();
-        let sent = (|| {
-            for file in &claimed {
-                let Some((input, received_at)) = read_spool_file(&config.database, file) else {
-                    continue;
-                };
-                send_all(&writer, messages(&input, received_at, &opts))?;
-                if let Input::Json(v) = &input {
-                    if is_stop(v) {
-                        match read_transcripts(config, &writer, v, &opts, &mut offsets) {
-                            Ok(r) => reads.extend(r),
-                            Err(e) => {
-                                log_line(&config.database, &format!("transcripts not read: {e}"))
-                            }
-                        }
-                    }
-                }
-            }
-            writer.flush()
-        })();
-        if let Err(e) = sent {
-            unclaim(&claimed);
-            break Err(e);
-        }
-        for file in &claimed {
-            let _ = std::fs::remove_file(file);
-        }
-        if !reads.is_empty() {
-            if let Err(e) = save_offsets(&config.database, &reads) {
-                // Read again next time: the events are recognized as duplicates.
-                log_line(
-                    &config.database,
-                    &format!("transcript offsets not saved: {e}"),
-                );
-                offsets = None;
-            }
-        }
-    };
-    let stats = writer.shutdown();
-    result.and(stats.map(|_| ()))
 }
 
 /// Waits until no drainer of `database`'s spool is running (each holds
