@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -65,16 +64,7 @@ fn run(n: usize, checkpoints: &[usize]) {
         let _ = axum::serve(listener, axum::Router::new().layer(layer)).await;
     });
 
-    let mut child = Command::new(common::binary())
-        .arg("--db")
-        .arg(&db)
-        .arg("--activity-dir")
-        .arg(dir.path().join("activity"))
-        .args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("recorder");
+    let mut child = common::spawn_recorder(&db, &dir.path().join("activity"), port);
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     while io.sockets().is_empty() {

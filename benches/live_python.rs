@@ -192,16 +192,7 @@ impl Run {
         let mut emitter_out = BufReader::new(emitter.stdout.take().expect("stdout"));
         expect_line(&mut emitter_out, "ready", "the emitter");
 
-        let ours = Command::new(common::binary())
-            .arg("--db")
-            .arg(&db)
-            .arg("--activity-dir")
-            .arg(dir.path().join("activity"))
-            .args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("recorder");
+        let ours = common::spawn_recorder(&db, &dir.path().join("activity"), port);
         let python = mpm_py.map(|py| {
             let cwd = dir.path().join("python");
             std::fs::create_dir_all(&cwd).expect("python dir");

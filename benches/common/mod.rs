@@ -306,3 +306,18 @@ pub fn bench_dir() -> tempfile::TempDir {
     std::fs::create_dir_all(&base).expect("bench dir");
     tempfile::tempdir_in(base).expect("tempdir")
 }
+
+/// The recorder binary (`start`) on the monitor at 127.0.0.1:`port`, into `db`
+/// with its session files in `activity`; its output discarded.
+pub fn spawn_recorder(db: &Path, activity: &Path, port: u16) -> std::process::Child {
+    std::process::Command::new(binary())
+        .arg("--db")
+        .arg(db)
+        .arg("--activity-dir")
+        .arg(activity)
+        .args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("recorder")
+}

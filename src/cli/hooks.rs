@@ -485,19 +485,16 @@ fn our_hook(config: &Config, http: Option<&str>) -> Result<Json> {
     // The hook's own program when it is installed beside this one (it starts
     // in half the time: Claude Code waits for it at every hook event).
     let program = exe.with_file_name(format!("{HOOK_PROGRAM}{}", std::env::consts::EXE_SUFFIX));
-    let command = if program.is_file() {
-        format!(
-            "{} --db {}",
-            shell_quote(&program.to_string_lossy()),
-            shell_quote(&db.to_string_lossy())
-        )
+    let (program, subcommand) = if program.is_file() {
+        (program, "")
     } else {
-        format!(
-            "{} --db {} hook",
-            shell_quote(&exe.to_string_lossy()),
-            shell_quote(&db.to_string_lossy())
-        )
+        (exe, " hook")
     };
+    let command = format!(
+        "{} --db {}{subcommand}",
+        shell_quote(&program.to_string_lossy()),
+        shell_quote(&db.to_string_lossy())
+    );
     Ok(Json::obj(&[
         ("type", Json::Str("command".into())),
         ("command", Json::Str(command)),
