@@ -6,6 +6,8 @@
 //!
 //! cargo bench --bench html [-- EVENTS]
 
+#[path = "../tests/it/common/chromium.rs"]
+mod chromium_flags;
 mod common;
 
 use std::process::{Command, Stdio};
@@ -94,19 +96,8 @@ fn main() {
         let profile = dir.path().join(format!("chromium-{run}"));
         let started = std::time::Instant::now();
         let out = Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1440,900",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-            ])
+            .args(chromium_flags::HEADLESS)
+            .arg("--dump-dom")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(format!("file://{}", page.display()))
             .stderr(Stdio::null())

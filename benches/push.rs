@@ -9,6 +9,8 @@
 
 mod common;
 
+#[path = "../tests/it/common/apt.rs"]
+mod apt;
 #[path = "../tests/it/common/postgres.rs"]
 mod postgres_server;
 

@@ -25,22 +25,7 @@ fn chromium() -> &'static Path {
         }
         let path = PathBuf::from("/usr/bin/chromium");
         if !path.exists() {
-            let apt = |args: &[&str]| {
-                Command::new("apt-get")
-                    .args(["-o", "DPkg::Lock::Timeout=600"])
-                    .args(args)
-                    .env("DEBIAN_FRONTEND", "noninteractive")
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false)
-            };
-            if !apt(&["install", "-y", "chromium"]) {
-                assert!(apt(&["update"]), "apt-get update failed");
-                assert!(
-                    apt(&["install", "-y", "chromium"]),
-                    "apt-get install -y chromium failed (the HTML tests need Debian's chromium)"
-                );
-            }
+            crate::common::apt::install("chromium", "the HTML tests need Debian's chromium");
         }
         assert!(path.exists(), "{} is missing", path.display());
         path
@@ -65,23 +50,12 @@ fn render(page: &Path, fragment: &str, limit: Duration, screenshot: Option<&Path
         page.canonicalize().unwrap().display()
     );
     let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1440,900",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!(
-        "--user-data-dir={}",
-        profile.path().join("profile").display()
-    ))
-    .arg(format!("--log-net-log={}", net_log.display()));
+    cmd.args(crate::common::chromium::HEADLESS)
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("profile").display()
+        ))
+        .arg(format!("--log-net-log={}", net_log.display()));
     match screenshot {
         Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
         None => cmd.arg("--dump-dom"),

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod apt;
+pub mod chromium;
 pub mod postgres;
 pub mod python;
 

@@ -36,19 +36,7 @@ fn bin_dir() -> PathBuf {
                 .flatten()
                 .any(|e| e.path().join("bin/initdb").is_file());
         if !present {
-            let apt = |args: &[&str]| {
-                Command::new("apt-get")
-                    .args(["-o", "DPkg::Lock::Timeout=600"])
-                    .args(args)
-                    .env("DEBIAN_FRONTEND", "noninteractive")
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            assert!(apt(&["update", "-qq"]), "apt-get update failed");
-            assert!(
-                apt(&["install", "-y", "-qq", "postgresql"]),
-                "apt-get install -y postgresql failed (the push tests need a PostgreSQL server)"
-            );
+            super::apt::install("postgresql", "the push tests need a PostgreSQL server");
         }
     });
     // PG_BIN, else the newest /usr/lib/postgresql/<version>/bin (Debian's layout).
