@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
 
 fn main() {
     let mut args = std::env::args()
@@ -51,22 +49,7 @@ fn main() {
             vec!["view", prefix, "--show-events"],
         ),
     ] {
-        let mut times = Vec::new();
-        for _ in 0..11 {
-            let (wall, _, _, out) = common::run_measured(
-                Command::new(common::binary())
-                    .arg("--db")
-                    .arg(dir.path().join("cli.db"))
-                    .args(&cmd),
-            );
-            assert!(
-                out.status.success(),
-                "{label}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            times.push(wall.as_secs_f64() * 1000.0);
-        }
-        println!("  {label:<24} {:>6.1} ms", common::median(times));
+        let ms = common::median_wall(&dir.path().join("cli.db"), &cmd, 11) * 1000.0;
+        println!("  {label:<24} {ms:>6.1} ms");
     }
-    let _ = Duration::ZERO;
 }

@@ -255,35 +255,12 @@ fn main() {
     println!("  {said}");
     println!("import, unchanged    : {wall:>7.3} s wall, {cpu:>7.3} s CPU, peak RSS {rss:.1} MB");
 
-    // `stats` over the corpus, once the binary has that command.
-    let has_stats = Command::new(common::binary())
-        .args(["stats", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_stats {
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let (wall, _, _, out) = common::run_measured(
-                Command::new(common::binary())
-                    .arg("--db")
-                    .arg(db.path().join("agg.db"))
-                    .arg("stats"),
-            );
-            assert!(
-                out.status.success(),
-                "stats failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            times.push(wall.as_secs_f64());
-        }
-        println!(
-            "stats                : {:>7.3} s wall (median of 5)",
-            common::median(times)
-        );
-    } else {
-        println!("stats                : no `stats` command in this binary");
-    }
-    // What `stats` will read, as plain queries through the real binary: the
+    let db_file = db.path().join("agg.db");
+    println!(
+        "stats                : {:>7.3} s wall (median of 5)",
+        common::median_wall(&db_file, &["stats"], 5)
+    );
+    // The queries `stats` makes, each through `query` (process included): the
     // kept figures of `metrics` and `delegations` (one row per session or
     // delegation), per day, project, model, agent, and tool calls by tool.
     let queries = [
@@ -295,24 +272,9 @@ fn main() {
         ("by tool", "SELECT tool_name, count(*) FROM events WHERE event_type = 'PreToolUse' GROUP BY tool_name"),
     ];
     for (name, sql) in queries {
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let (wall, _, _, out) = common::run_measured(
-                Command::new(common::binary())
-                    .arg("--db")
-                    .arg(db.path().join("agg.db"))
-                    .args(["query", sql, "--format", "csv"]),
-            );
-            assert!(
-                out.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            times.push(wall.as_secs_f64());
-        }
         println!(
             "stats query {name:<10}: {:>7.3} s wall (median of 5, process included)",
-            common::median(times)
+            common::median_wall(&db_file, &["query", sql, "--format", "csv"], 5)
         );
     }
 }

@@ -321,3 +321,25 @@ pub fn spawn_recorder(db: &Path, activity: &Path, port: u16) -> std::process::Ch
         .spawn()
         .expect("recorder")
 }
+
+/// The median wall time, in seconds, of `runs` runs of the binary with
+/// `args` on the database `db` (process start included); each must succeed.
+pub fn median_wall(db: &Path, args: &[&str], runs: usize) -> f64 {
+    let times = (0..runs)
+        .map(|_| {
+            let (wall, _, _, out) = run_measured(
+                std::process::Command::new(binary())
+                    .arg("--db")
+                    .arg(db)
+                    .args(args),
+            );
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            wall.as_secs_f64()
+        })
+        .collect();
+    median(times)
+}
