@@ -341,11 +341,6 @@ fn init_logging(debug: bool, command: &Command) {
         .try_init();
 }
 
-/// Parses the arguments, runs the command and returns the exit status.
-pub fn run() -> i32 {
-    run_parsed(parse())
-}
-
 /// The command line, parsed (usage errors exit here, as clap does, except
 /// for `hook`: Claude Code takes status 2 for "block this tool call").
 pub fn parse() -> Cli {
@@ -372,10 +367,6 @@ impl Cli {
 
 /// Runs a parsed command and returns the exit status.
 pub fn run_parsed(cli: Cli) -> i32 {
-    run_cli(cli)
-}
-
-fn run_cli(cli: Cli) -> i32 {
     if let Command::Hook { wait } = cli.command {
         // No logging to standard error, no error line, status 0: see `hook`.
         hook::run(&cli, wait);
