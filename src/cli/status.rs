@@ -9,11 +9,23 @@ use crate::recorder::status::read_status;
 
 pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     let s = read_status(config)?;
+    // Payloads a hook's background writer could not store yet.
+    let spool = crate::import::hook::spool_figures(&config.database);
     if json {
+        #[derive(serde::Serialize)]
+        struct WithSpool<'a> {
+            #[serde(flatten)]
+            status: &'a crate::recorder::status::AggregatorStatus,
+            hook_spool: Option<crate::import::hook::SpoolFigures>,
+        }
+        let shown = WithSpool {
+            status: &s,
+            hook_spool: spool,
+        };
         say!(
             out,
             "{}",
-            serde_json::to_string_pretty(&s).unwrap_or_default()
+            serde_json::to_string_pretty(&shown).unwrap_or_default()
         );
         return Ok(());
     }
@@ -82,6 +94,19 @@ pub fn run(config: &Config, json: bool, out: &mut dyn Write) -> Result<()> {
     );
     if s.rejected_events > 0 {
         say!(out, "rejected input:  {}", s.rejected_events);
+    }
+    if let Some(spool) = &spool {
+        say!(
+            out,
+            "hook spool:      {} payload{} waiting since {} in {} (the next hook stores {}, or `mpm-aggregate import {}`; why: {})",
+            spool.waiting,
+            if spool.waiting == 1 { "" } else { "s" },
+            spool.oldest_received_at.as_deref().unwrap_or("-"),
+            spool.folder.display(),
+            if spool.waiting == 1 { "it" } else { "them" },
+            spool.folder.display(),
+            crate::import::hook::log_path(&config.database).display()
+        );
     }
     if let Some(e) = s
         .last_error

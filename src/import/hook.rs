@@ -17,8 +17,9 @@
 //! ([`wait_for_drainers`] takes it exclusively to know they are all done).
 //! `--wait` ([`handle`]) stores the payload before the process exits, with a
 //! short busy wait ([`BUSY_WAIT`]), spooling it when the database stays busy.
-//! Files a drainer could not store stay in the spool for the next hook, or
-//! `mpm-aggregate import <db dir>/hook-spool`.
+//! A drainer tries a busy database again for [`DRAIN_PATIENCE`]; files it
+//! could not store stay in the spool for the next hook, or `mpm-aggregate
+//! import <db dir>/hook-spool` ([`spool_figures`] tells `status` of them).
 //!
 //! At `Stop`, `StopFailure` and `SessionEnd` the main transcript
 //! (`transcript_path`) and the rest of its sub-agents' (Claude Code writes a
@@ -42,9 +43,14 @@ use crate::store::writer::{send_blocking, Writer, WriterConfig, WriterMsg};
 
 /// How long a hook waits for another process's lock before spooling (`--wait`).
 pub const BUSY_WAIT: Duration = Duration::from_millis(200);
-/// How long a background drainer waits for another process's lock: nothing
-/// waits on it, and a payload it cannot store waits in the spool for the next.
+/// How long a background drainer waits for another process's lock in one
+/// try (SQLite's busy handler).
 pub const DRAIN_BUSY_WAIT: Duration = Duration::from_secs(2);
+/// How long a background drainer keeps trying a busy database (a long
+/// import, a prune, a migration): nothing waits on it, and a payload that
+/// stays in the spool waits for the next hook, which may be hours away.
+/// Past this the payloads wait there (`status` shows them).
+pub const DRAIN_PATIENCE: Duration = Duration::from_secs(120);
 /// Held (exclusively) by the one process draining the spool.
 const DRAIN_LOCK: &str = ".drain.lock";
 /// Held shared by every drainer while it lives (see [`wait_for_drainers`]).
@@ -426,8 +432,16 @@ impl DrainLocks {
 /// taken) it drains once, racing nobody's rename (claims are renames).
 fn drain_while_spooled(config: &Config, locks: Option<DrainLocks>) {
     let dir = spool_dir(&config.database);
+    let started = std::time::Instant::now();
     loop {
         let result = store_spool_then(config, DRAIN_BUSY_WAIT, None);
+        if let Err(e) = &result {
+            if is_busy(e) && started.elapsed() < DRAIN_PATIENCE {
+                // Still ours (the lock is kept): try again.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        }
         if let Some(l) = &locks {
             let _ = l.drain.unlock();
         }
@@ -449,6 +463,57 @@ fn drain_while_spooled(config: &Config, locks: Option<DrainLocks>) {
             return;
         }
     }
+}
+
+/// Whether `e` is another process holding the database longer than we
+/// waited (worth trying again), not a database we cannot write.
+fn is_busy(e: &AggregatorError) -> bool {
+    matches!(
+        e.sqlite_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    ) || e.to_string().contains("database is locked")
+}
+
+/// Payloads waiting in a database's hook spool (not yet stored, nor being
+/// stored by a live process), and when the oldest arrived.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SpoolFigures {
+    pub folder: PathBuf,
+    pub waiting: u64,
+    /// The oldest one's arrival time (RFC 3339), when it can be read.
+    pub oldest_received_at: Option<String>,
+}
+
+/// What waits in `database`'s hook spool; `None` when nothing does.
+pub fn spool_figures(database: &Path) -> Option<SpoolFigures> {
+    let folder = spool_dir(database);
+    let mut waiting: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.ends_with(SPOOL_EXT)
+                || name
+                    .strip_suffix(DRAINING_EXT)
+                    .and_then(|rest| rest.rsplit_once('.'))
+                    .and_then(|(_, owner)| owner.parse::<u32>().ok())
+                    .is_some_and(|owner| !process_alive(owner))
+        })
+        .collect();
+    if waiting.is_empty() {
+        return None;
+    }
+    // Names begin with the arrival time (see `spool`).
+    waiting.sort();
+    let oldest_received_at = std::fs::read(&waiting[0])
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.get("received_at")?.as_str().map(str::to_string));
+    Some(SpoolFigures {
+        folder,
+        waiting: waiting.len() as u64,
+        oldest_received_at,
+    })
 }
 
 /// Whether the spool folder holds a payload not yet claimed.

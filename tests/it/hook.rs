@@ -104,6 +104,26 @@ fn hook(dir: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<u8>, Duration) {
     hook_with(&refs, input, &[])
 }
 
+/// `hook --wait`: stored before it exits, or spooled after a short wait
+/// for a busy database.
+fn hook_wait(dir: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<u8>, Duration) {
+    let mut args = db_args(dir);
+    args.push("hook".into());
+    args.push("--wait".into());
+    let started = Instant::now();
+    let out = assert_cmd::Command::new(bin())
+        .args(&args)
+        .write_stdin(input.to_vec())
+        .output()
+        .expect("hook --wait");
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        out.stderr,
+        started.elapsed(),
+    )
+}
+
 fn assert_silent_success(r: &(i32, Vec<u8>, Vec<u8>, Duration), ctx: &str) {
     assert_eq!(r.0, 0, "{ctx}: exit status");
     assert!(
@@ -567,6 +587,42 @@ fn a_hook_exits_at_once_and_its_background_writer_stores_the_burst_in_arrival_or
 }
 
 #[test]
+fn a_background_writer_outlasts_a_database_busy_for_longer_than_one_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agg.db");
+    let args = db_args(dir.path());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    assert_silent_success(&hook(dir.path(), &payload("s0", "SessionStart")), "first");
+    // Held past one busy wait of the writer, as a long import or prune may:
+    // the payload is still stored once the database is free, with no hook
+    // after it to drain the spool.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let r = hook_no_wait(&refs, &payload("s0", "UserPromptSubmit"), &[]);
+    assert_silent_success(&r, "while busy");
+    let held = mpm_aggregate::import::hook::DRAIN_BUSY_WAIT * 2;
+    std::thread::sleep(held);
+    let waiting = std::fs::read_dir(dir.path().join("hook-spool"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".hook.json") || name.ends_with(".draining")
+        })
+        .count();
+    assert_eq!(waiting, 1, "not stored while the database is held");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    crate::common::wait_for_hooks(&db);
+    assert_eq!(spooled(dir.path()), 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events WHERE session_id = 's0'"),
+        2
+    );
+    assert!(log_lines(&dir.path().join("hook.log")).is_empty());
+}
+
+#[test]
 fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("agg.db");
@@ -574,7 +630,7 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     for event in ["UserPromptSubmit", "Notification"] {
-        let r = hook(dir.path(), &payload("s1", event));
+        let r = hook_wait(dir.path(), &payload("s1", event));
         assert_silent_success(&r, "busy");
         assert!(
             r.3 < Duration::from_secs(3),
@@ -588,6 +644,40 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
         .all(|l| l.contains("spooled")));
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
+    // `status` tells what waits, and where, in words and in JSON.
+    let status = |json: bool| {
+        let out = Command::new(bin())
+            .args(db_args(dir.path()))
+            .arg("status")
+            .args(json.then_some("--json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = status(false);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("hook spool:"))
+        .unwrap_or_else(|| panic!("no spool line in:\n{text}"));
+    assert!(line.contains("2 payloads waiting since 20"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "import {}",
+            dir.path().join("hook-spool").display()
+        )),
+        "{line}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(json["hook_spool"]["waiting"], 2, "{json}");
+    assert_eq!(
+        json["total_events"], 1,
+        "the status fields stay at the top: {json}"
+    );
     // The next hook drains the spool: nothing lost, arrival times kept.
     assert_silent_success(&hook(dir.path(), &payload("s1", "Stop")), "drains");
     assert_eq!(spooled(dir.path()), 0);
@@ -604,11 +694,17 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
         1
     );
 
+    assert!(
+        !status(false).contains("hook spool:"),
+        "nothing waits once drained"
+    );
+    assert!(status(true).contains("\"hook_spool\": null"));
+
     // An explicit import of the spool folder drains it too.
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     assert_silent_success(
-        &hook(dir.path(), &payload("s2", "UserPromptSubmit")),
+        &hook_wait(dir.path(), &payload("s2", "UserPromptSubmit")),
         "busy again",
     );
     assert_eq!(spooled(dir.path()), 1);
