@@ -901,3 +901,58 @@ fn transcript_lines_written_after_their_stop_hook_are_read_at_the_next_stop() {
     assert!(log_lines(&dir.path().join("hook.log")).is_empty());
     crate::claude_code::check_store(&run, &db, true, "late transcript lines");
 }
+
+/// Whether this machine's C compiler finds a static glibc (as build.rs asks).
+fn static_glibc_installed() -> bool {
+    std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg("-print-file-name=libc.a")
+        .output()
+        .is_ok_and(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_file())
+}
+
+/// Whether an ELF64 program asks for a dynamic loader (a `PT_INTERP` header).
+fn has_interpreter(program: &Path) -> bool {
+    let elf = std::fs::read(program).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count).any(|i| {
+        let at = phoff + i * size;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+    })
+}
+
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn the_hook_program_is_linked_statically_where_a_static_glibc_is_installed() {
+    let hook = assert_cmd::cargo::cargo_bin("mpm-aggregate-hook");
+    let other = bin();
+    assert!(has_interpreter(&other), "mpm-aggregate stays dynamic");
+    assert_eq!(
+        has_interpreter(&hook),
+        !static_glibc_installed(),
+        "{} (static glibc installed: {})",
+        hook.display(),
+        static_glibc_installed()
+    );
+    // And it works: a payload stored, as by the dynamic program.
+    let dir = tempfile::tempdir().unwrap();
+    let args = db_args(dir.path());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let r = hook_no_wait_as(
+        Form::Program,
+        &refs,
+        &payload("s-static", "SessionStart"),
+        &[],
+    );
+    assert_silent_success(&r, "static program");
+    crate::common::wait_for_hooks(&dir.path().join("agg.db"));
+    assert_eq!(
+        count(
+            &dir.path().join("agg.db"),
+            "SELECT count(*) FROM events WHERE session_id = 's-static'"
+        ),
+        1
+    );
+}
