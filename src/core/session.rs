@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::category::{Category, HookEvent};
-use super::delegation::{self, DelegationState, Transition};
+use super::delegation::{self, Transition};
+use super::delegations::{Delegations, Slot};
 use super::event::{ClaudeCodeAccount, NormalizedEvent, Source, Tokens};
 
 /// Bits of [`SessionState::ids_seen`].
@@ -77,8 +78,9 @@ pub struct SessionState {
     /// Known before a replay, and then only (not stored).
     pub ignore_unknown_times: bool,
     pub metrics: Metrics,
-    /// Running delegations and the few that ended last, oldest first.
-    pub delegations: Vec<DelegationState>,
+    /// Running delegations, identified ones, and the few id-less ones that
+    /// ended last, oldest first.
+    pub delegations: Delegations,
     /// Changed since it was last written.
     pub dirty: bool,
     /// The writer's batch that last touched it (cache eviction).
@@ -107,7 +109,7 @@ impl SessionState {
             ids_seen: 0,
             ignore_unknown_times: false,
             metrics: Metrics::default(),
-            delegations: Vec::new(),
+            delegations: Delegations::default(),
             dirty: true,
             touched_batch: 0,
         }
@@ -128,34 +130,10 @@ impl SessionState {
         self.ids_seen == IDS_OF_TOOLS | IDS_OF_AGENTS
     }
 
-    fn running_index_latest(&self) -> Option<usize> {
-        self.delegations
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.is_running())
-            .max_by_key(|(_, d)| (d.start_time, d.id))
-            .map(|(i, _)| i)
-    }
-
     /// Drops ended delegations beyond the few kept for pairing (id-less
     /// sources); identified ones are found again by id on a cache miss.
     fn trim_ended(&mut self) {
-        let ended = self
-            .delegations
-            .iter()
-            .filter(|d| !d.is_running() && d.agent_id.is_none())
-            .count();
-        if ended > RECENTLY_ENDED_KEPT {
-            let mut to_drop = ended - RECENTLY_ENDED_KEPT;
-            self.delegations.retain(|d| {
-                if to_drop > 0 && !d.is_running() && !d.dirty && d.agent_id.is_none() {
-                    to_drop -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
-        }
+        self.delegations.trim_ended_idless(RECENTLY_ENDED_KEPT);
     }
 }
 
@@ -175,14 +153,15 @@ pub struct Decision {
     pub transition: Transition,
     /// Which half of a delegation's life the event is (0: none).
     pub half: i64,
-    /// The delegation (index into `SessionState::delegations`) the event counts toward.
-    pub attributed: Option<usize>,
+    /// The delegation (slot in `SessionState::delegations`) the event counts toward.
+    pub attributed: Option<Slot>,
 }
 
 /// Decides what `event` does to `state`'s delegations. `track` is off when
 /// delegations are not captured (configuration) or come from a document.
 pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool) -> Decision {
-    let delegations: &[DelegationState] = state.map_or(&[], |s| &s.delegations);
+    let none = Delegations::default();
+    let delegations = state.map_or(&none, |s| &s.delegations);
     let half = delegation::half_of(event).filter(|_| track).unwrap_or(0);
     let transition = if half != 0 {
         delegation::decide(delegations, event, half)
@@ -199,12 +178,9 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
         Transition::Attach(i) | Transition::Close(i) => Some(i),
         Transition::Open | Transition::Ignore => None,
         Transition::None => match (&event.facts.agent_id, state) {
-            (Some(agent), Some(s)) => s
-                .delegations
-                .iter()
-                .position(|d| d.agent_id.as_deref() == Some(agent.as_str())),
+            (Some(agent), Some(s)) => s.delegations.first_of_agent(agent),
             (None, Some(s)) if !(s.attributes_by_identity() || tells_its_agent(event)) => {
-                s.running_index_latest()
+                s.delegations.latest_running(None, None)
             }
             _ => None,
         },
@@ -217,12 +193,12 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
 }
 
 /// Whether an event is the work of a sub-agent no delegation stands for yet.
-fn names_an_unknown_agent(delegations: &[DelegationState], event: &NormalizedEvent) -> bool {
-    event.facts.agent_id.as_deref().is_some_and(|agent| {
-        !delegations
-            .iter()
-            .any(|d| d.agent_id.as_deref() == Some(agent))
-    })
+fn names_an_unknown_agent(delegations: &Delegations, event: &NormalizedEvent) -> bool {
+    event
+        .facts
+        .agent_id
+        .as_deref()
+        .is_some_and(|agent| delegations.first_of_agent(agent).is_none())
 }
 
 /// Whether the event's own source would name its sub-agent if it had one, so
@@ -309,8 +285,7 @@ pub fn apply_event(
         Transition::Open => {
             let d = delegation::open(event, half, new_delegation_id.unwrap_or_default());
             state.metrics.total_delegations += 1;
-            state.delegations.push(d);
-            let i = state.delegations.len() - 1;
+            let i = state.delegations.push(d);
             if half == 0 {
                 // Opened by its own work: that work counts toward it.
                 attributed = Some(i);
@@ -320,7 +295,9 @@ pub fn apply_event(
         Transition::Attach(i) | Transition::Close(i) => {
             let before = delegation::tally(&state.delegations[i]);
             let closes = matches!(decision.transition, Transition::Close(_));
-            delegation::apply(&mut state.delegations[i], event, half, closes);
+            state
+                .delegations
+                .update(i, |d| delegation::apply(d, event, half, closes));
             Some((i, before))
         }
         Transition::None | Transition::Ignore => None,
@@ -343,17 +320,17 @@ pub fn apply_event(
     let worker = if half == 0 {
         attributed
     } else if is_tool_call {
-        facts.agent_id.as_deref().and_then(|parent| {
-            state
-                .delegations
-                .iter()
-                .position(|d| d.agent_id.as_deref() == Some(parent))
-        })
+        facts
+            .agent_id
+            .as_deref()
+            .and_then(|parent| state.delegations.first_of_agent(parent))
     } else {
         None
     };
     if let Some(i) = worker {
-        delegation::count_work(&mut state.delegations[i], event);
+        state
+            .delegations
+            .update(i, |d| delegation::count_work(d, event));
     }
     let merged = merge_same_agents(state, touched.map(|(i, _)| i));
     state.trim_ended();
@@ -416,7 +393,7 @@ pub fn count(m: &mut Metrics, event: &NormalizedEvent) {
 /// a delegation's agent, so only the delegation this event `touched` can have
 /// a twin: the whole search runs only then (a session of thousands of
 /// sub-agents would otherwise compare every pair at every event).
-fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i64, i64)> {
+fn merge_same_agents(state: &mut SessionState, touched: Option<Slot>) -> Vec<(i64, i64)> {
     let mut merged = Vec::new();
     let Some(t) = touched else {
         return merged;
@@ -424,40 +401,33 @@ fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i
     let Some(agent) = state.delegations.get(t).and_then(|d| d.agent_id.as_deref()) else {
         return merged;
     };
-    let twinned = state
-        .delegations
-        .iter()
-        .enumerate()
-        .any(|(k, d)| k != t && d.agent_id.as_deref() == Some(agent));
-    if !twinned {
+    if !state.delegations.agent_twinned(agent) {
         return merged;
     }
-    let mut i = 0;
-    while i < state.delegations.len() {
-        let agent = state.delegations[i].agent_id.clone();
-        let twin = agent.as_deref().and_then(|a| {
-            (i + 1..state.delegations.len())
-                .find(|&j| state.delegations[j].agent_id.as_deref() == Some(a))
-        });
-        let Some(j) = twin else {
-            i += 1;
-            continue;
-        };
-        let other = state.delegations.remove(j);
-        let m = &mut state.metrics;
-        for (ok, failed) in [
-            delegation::tally(&state.delegations[i]),
-            delegation::tally(&other),
-        ] {
-            m.successful_delegations -= ok;
-            m.failed_delegations -= failed;
+    for agent in state.delegations.twinned_agents() {
+        let slots = state.delegations.of_agent(&agent);
+        let (&first, twins) = slots.split_first().expect("twinned");
+        for &j in twins {
+            let Some(other) = state.delegations.remove(j) else {
+                continue;
+            };
+            let m = &mut state.metrics;
+            for (ok, failed) in [
+                delegation::tally(&state.delegations[first]),
+                delegation::tally(&other),
+            ] {
+                m.successful_delegations -= ok;
+                m.failed_delegations -= failed;
+            }
+            m.total_delegations -= 1;
+            merged.push((other.id, state.delegations[first].id));
+            let (ok, failed) = state.delegations.update(first, |d| {
+                delegation::absorb(d, other);
+                delegation::tally(d)
+            });
+            state.metrics.successful_delegations += ok;
+            state.metrics.failed_delegations += failed;
         }
-        m.total_delegations -= 1;
-        merged.push((other.id, state.delegations[i].id));
-        delegation::absorb(&mut state.delegations[i], other);
-        let (ok, failed) = delegation::tally(&state.delegations[i]);
-        state.metrics.successful_delegations += ok;
-        state.metrics.failed_delegations += failed;
     }
     merged
 }
@@ -466,11 +436,13 @@ fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i
 /// running in the background alone; anything else (`SessionEnd`, the idle
 /// timeout, the recorder's stop) fails every delegation still running.
 pub fn finalize(state: &mut SessionState, end: DateTime<Utc>, completed_seq: i64, turn_only: bool) {
-    for d in state.delegations.iter_mut().filter(|d| d.is_running()) {
-        if turn_only && d.background {
+    for i in state.delegations.running() {
+        if turn_only && state.delegations[i].background {
             continue;
         }
-        delegation::end_unfinished(d, end);
+        state
+            .delegations
+            .update(i, |d| delegation::end_unfinished(d, end));
         state.metrics.failed_delegations += 1;
     }
     state.completed = true;
@@ -518,6 +490,7 @@ pub fn ends_turn_only(event: &NormalizedEvent) -> bool {
 mod tests {
     //! The delegation state machine and the projection on small tables of events.
     use super::*;
+    use crate::core::delegation::DelegationState;
     use crate::core::event::Facts;
     use chrono::TimeZone;
 
