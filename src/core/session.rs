@@ -576,6 +576,198 @@ mod tests {
             .expect("delegation")
     }
 
+    /// Feeds the events as the writer does, writing the changed delegations
+    /// back (into `table`, by row id, as SQL holds them) every `every` events
+    /// and at the end, so that ended ones can be let go of.
+    fn run_written(
+        events: &[NormalizedEvent],
+        every: usize,
+    ) -> (SessionState, BTreeMap<i64, DelegationState>) {
+        fn write_back(state: &mut SessionState, table: &mut BTreeMap<i64, DelegationState>) {
+            for slot in state.delegations.dirty() {
+                let d = &state.delegations[slot];
+                table.insert(d.id, d.clone());
+                state.delegations.mark_written(slot);
+            }
+        }
+        let mut state = SessionState::new(events[0].timestamp);
+        let mut table = BTreeMap::new();
+        let mut next_id = 1;
+        for (n, e) in events.iter().enumerate() {
+            let decision = decide(Some(&state), e, true);
+            let id = (decision.transition == Transition::Open).then(|| {
+                next_id += 1;
+                next_id - 1
+            });
+            for (gone, _) in apply_event(&mut state, e, decision, id) {
+                table.remove(&gone);
+            }
+            if finalizes(e) {
+                finalize(&mut state, e.timestamp, 1, ends_turn_only(e));
+            }
+            if (n + 1) % every == 0 {
+                write_back(&mut state, &mut table);
+            }
+        }
+        write_back(&mut state, &mut table);
+        (state, table)
+    }
+
+    /// A delegation as stored, but for its row id.
+    fn canonical(d: &DelegationState) -> String {
+        format!(
+            "{:?}",
+            DelegationState {
+                id: 0,
+                dirty: false,
+                ..d.clone()
+            }
+        )
+    }
+
+    /// Claude Code 2.1 hooks (ids) for block `k`, `k * 1000` s in: a
+    /// sequential sub-agent, two parallel ones (one left running, with a
+    /// failed tool), a start before its call, work before its start.
+    fn block_with_ids(k: i64) -> Vec<NormalizedEvent> {
+        let t = k * 1000;
+        let id = |name: &str| format!("{name}{k}");
+        let linked = |call: &str, agent: &str, agent_type: &str| Facts {
+            launched_agent_id: Some(id(agent)),
+            ..agent_call(&id(call), agent_type)
+        };
+        vec![
+            ev("PreToolUse", t, agent_call(&id("ta"), "engineer")),
+            ev("SubagentStart", t + 1, sub(&id("A"), Some("engineer"))),
+            ev(
+                "PreToolUse",
+                t + 2,
+                tool("Write", &id("wa"), Some(&id("A"))),
+            ),
+            ev("SubagentStop", t + 3, sub(&id("A"), Some("engineer"))),
+            ev("PostToolUse", t + 3, linked("ta", "A", "engineer")),
+            ev("PreToolUse", t + 4, agent_call(&id("tb"), "qa")),
+            ev("PreToolUse", t + 4, agent_call(&id("tc"), "research")),
+            ev("SubagentStart", t + 5, sub(&id("B"), Some("qa"))),
+            ev("SubagentStart", t + 5, sub(&id("C"), Some("research"))),
+            ev("PreToolUse", t + 6, tool("Read", &id("rc"), Some(&id("C")))),
+            ev("PreToolUse", t + 6, tool("Bash", &id("bb"), Some(&id("B")))),
+            ev(
+                "PostToolUseFailure",
+                t + 7,
+                tool("Bash", &id("bb"), Some(&id("B"))),
+            ),
+            ev("SubagentStop", t + 8, sub(&id("C"), Some("research"))),
+            ev("PostToolUse", t + 8, linked("tc", "C", "research")),
+            ev("SubagentStart", t + 9, sub(&id("D"), Some("engineer"))),
+            ev("PreToolUse", t + 9, agent_call(&id("td"), "engineer")),
+            ev("SubagentStop", t + 10, sub(&id("D"), Some("engineer"))),
+            ev(
+                "PreToolUse",
+                t + 11,
+                tool("Write", &id("we"), Some(&id("E"))),
+            ),
+            ev("PreToolUse", t + 12, agent_call(&id("te"), "qa")),
+            ev("SubagentStart", t + 12, sub(&id("E"), Some("qa"))),
+            ev("PostToolUse", t + 13, linked("te", "E", "qa")),
+        ]
+    }
+
+    /// claude-mpm's full handler (no ids) for block `k`, `k * 1000` s in: a
+    /// sequential pair, two parallel ones, one left running.
+    fn block_without_ids(k: i64) -> Vec<NormalizedEvent> {
+        let t = k * 1000;
+        let task = |agent_type: &str| Facts {
+            tool_name: Some("Task".into()),
+            ..bare(agent_type)
+        };
+        let read = || Facts {
+            tool_name: Some("Read".into()),
+            ..Facts::default()
+        };
+        vec![
+            ev("PreToolUse", t, task("research")),
+            ev("SubagentStart", t, bare("research")),
+            ev("PreToolUse", t + 1, read()),
+            ev("SubagentStop", t + 2, bare("research")),
+            ev("PostToolUse", t + 2, task("research")),
+            ev("PreToolUse", t + 3, task("engineer")),
+            ev("SubagentStart", t + 3, bare("engineer")),
+            ev("PreToolUse", t + 4, task("qa")),
+            ev("SubagentStart", t + 4, bare("qa")),
+            ev("PreToolUse", t + 5, read()),
+            ev("SubagentStop", t + 6, bare("qa")),
+            ev("PostToolUse", t + 6, task("qa")),
+            ev("PreToolUse", t + 7, read()),
+            ev("SubagentStop", t + 8, bare("engineer")),
+            ev("PostToolUse", t + 8, task("engineer")),
+            ev("PreToolUse", t + 9, task("docs")),
+            ev("SubagentStart", t + 9, bare("docs")),
+            ev("PreToolUse", t + 10, read()),
+        ]
+    }
+
+    #[test]
+    fn a_session_of_thousands_of_sub_agents_is_its_blocks_each_alone() {
+        const BLOCKS: i64 = 400;
+        for (block, per_block, running_per_block) in [
+            (block_with_ids as fn(i64) -> Vec<NormalizedEvent>, 5, 1),
+            (block_without_ids, 4, 1),
+        ] {
+            let events: Vec<_> = (0..BLOCKS).flat_map(block).collect();
+            let (state, table) = run_written(&events, 64);
+            // The reference: every block a session of its own.
+            let mut expected = Vec::new();
+            let mut sums = (0, 0, 0, 0, 0);
+            for k in 0..BLOCKS {
+                let (s, t) = run_written(&block(k), 64);
+                expected.extend(t.values().map(canonical));
+                let m = &s.metrics;
+                sums.0 += m.total_delegations;
+                sums.1 += m.successful_delegations;
+                sums.2 += m.failed_delegations;
+                sums.3 += m.tool_calls;
+                sums.4 += m.tool_failures;
+            }
+            let mut got: Vec<_> = table.values().map(canonical).collect();
+            got.sort();
+            expected.sort();
+            assert_eq!(got.len(), (BLOCKS * per_block) as usize);
+            assert!(got == expected, "the session differs from its blocks");
+            let m = &state.metrics;
+            assert_eq!(
+                (
+                    m.total_delegations,
+                    m.successful_delegations,
+                    m.failed_delegations,
+                    m.tool_calls,
+                    m.tool_failures
+                ),
+                sums
+            );
+            assert_eq!(
+                (m.total_delegations, m.successful_delegations),
+                (BLOCKS * per_block, BLOCKS * (per_block - running_per_block))
+            );
+            // Held in memory: the running and identified ones, and no more
+            // than the few id-less ones that ended last.
+            let held_ended_idless = state
+                .delegations
+                .iter()
+                .filter(|d| !d.is_running() && d.agent_id.is_none())
+                .count();
+            assert!(held_ended_idless <= RECENTLY_ENDED_KEPT);
+            // The end of the session fails every one still running.
+            let mut ended = state.clone();
+            let end = events.last().expect("events").timestamp;
+            finalize(&mut ended, end, 1, false);
+            assert_eq!(
+                ended.metrics.failed_delegations,
+                sums.2 + BLOCKS * running_per_block
+            );
+            assert!(ended.delegations.iter().all(|d| !d.is_running()));
+        }
+    }
+
     #[test]
     fn parallel_sub_agents_keep_their_own_work_by_agent_id() {
         let s = run(&[
