@@ -10,7 +10,7 @@
 //! through [`Delegations::update`], which moves the delegation's index
 //! entries when what they are keyed on changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Index;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use super::delegation::{DelegationState, POST_TASK, PRE_TASK, SUBAGENT_START, SU
 pub type Slot = usize;
 
 /// Which index an entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum By {
     /// Every delegation by its `agent_id` (slot order).
     Agent,
@@ -58,7 +58,10 @@ enum By {
 }
 
 /// An index entry: the index, its key, and the order within it.
-type Entry = (By, String, DateTime<Utc>, i64, Slot);
+type Entry<'a> = (By, &'a str, DateTime<Utc>, i64, Slot);
+
+/// The order within one index's key: a time (or none), the row id, the slot.
+type Order = (DateTime<Utc>, i64, Slot);
 
 /// What a delegation's entries are computed from, as last indexed.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,10 +101,10 @@ impl Shape {
             && self.dirty == d.dirty
     }
 
-    fn entries(&self, slot: Slot) -> Vec<Entry> {
+    fn entries<'a>(&'a self, slot: Slot) -> Vec<Entry<'a>> {
         let none = DateTime::<Utc>::MIN_UTC;
-        let by_slot = |by: By, key: &str| (by, key.to_string(), none, 0, slot);
-        let by_start = |by: By, key: &str| (by, key.to_string(), self.start_time, self.id, slot);
+        let by_slot = |by: By, key: &'a str| (by, key, none, 0, slot);
+        let by_start = |by: By, key: &'a str| (by, key, self.start_time, self.id, slot);
         let has = |half: i64| self.halves & half != 0;
         let mut out = Vec::with_capacity(8);
         if let Some(a) = &self.agent_id {
@@ -135,7 +138,7 @@ impl Shape {
                 out.push(by_start(By::RunningByType, &self.agent_type));
             }
             Some(end) => {
-                let by_end = |by: By| (by, String::new(), end, self.id, slot);
+                let by_end = |by: By| (by, "", end, self.id, slot);
                 if has(SUBAGENT_STOP) && !has(POST_TASK) {
                     out.push(by_end(By::EndedWithoutCallEnd));
                 }
@@ -162,7 +165,10 @@ impl Shape {
 #[derive(Debug, Clone, Default)]
 pub struct Delegations {
     held: BTreeMap<Slot, (DelegationState, Shape)>,
-    index: BTreeSet<Entry>,
+    /// Each index's keys (agent ids, calls, types) as small numbers, so that
+    /// moving an entry compares numbers, not strings.
+    keys: HashMap<String, u32>,
+    index: HashMap<(By, u32), BTreeSet<Order>>,
     next: Slot,
     ended_idless: usize,
 }
@@ -198,20 +204,39 @@ impl Delegations {
     }
 
     fn add_entries(&mut self, slot: Slot, shape: &Shape) {
-        for e in shape.entries(slot) {
-            if e.0 == By::EndedIdless {
+        for (by, key, time, id, slot) in shape.entries(slot) {
+            if by == By::EndedIdless {
                 self.ended_idless += 1;
             }
-            self.index.insert(e);
+            let key = match self.keys.get(key) {
+                Some(&k) => k,
+                None => {
+                    let k = self.keys.len() as u32;
+                    self.keys.insert(key.to_string(), k);
+                    k
+                }
+            };
+            self.index
+                .entry((by, key))
+                .or_default()
+                .insert((time, id, slot));
         }
     }
 
     fn remove_entries(&mut self, slot: Slot, shape: &Shape) {
-        for e in shape.entries(slot) {
-            if e.0 == By::EndedIdless {
+        for (by, key, time, id, slot) in shape.entries(slot) {
+            if by == By::EndedIdless {
                 self.ended_idless -= 1;
             }
-            self.index.remove(&e);
+            let Some(&key) = self.keys.get(key) else {
+                continue;
+            };
+            if let Some(set) = self.index.get_mut(&(by, key)) {
+                set.remove(&(time, id, slot));
+                if set.is_empty() {
+                    self.index.remove(&(by, key));
+                }
+            }
         }
     }
 
@@ -261,12 +286,12 @@ impl Delegations {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> impl DoubleEndedIterator<Item = Slot> + '_ {
-        self.index
-            .range(
-                (by, key.to_string(), from, i64::MIN, 0)
-                    ..=(by, key.to_string(), to, i64::MAX, Slot::MAX),
-            )
-            .map(|e| e.4)
+        self.keys
+            .get(key)
+            .and_then(|k| self.index.get(&(by, *k)))
+            .into_iter()
+            .flat_map(move |set| set.range((from, i64::MIN, 0)..=(to, i64::MAX, Slot::MAX)))
+            .map(|o| o.2)
     }
 
     fn slots_of(&self, by: By, key: &str) -> impl DoubleEndedIterator<Item = Slot> + '_ {
@@ -283,26 +308,14 @@ impl Delegations {
         self.slots_of(By::Agent, agent_id).nth(1).is_some()
     }
 
-    /// Sub-agents named by more than one delegation, by their first slot.
+    /// Sub-agents named by more than one delegation, in the order of their first slot.
     pub fn twinned_agents(&self) -> Vec<String> {
         let mut firsts: BTreeMap<Slot, String> = BTreeMap::new();
-        let mut previous: Option<&Entry> = None;
-        for e in self.index.range(
-            (
-                By::Agent,
-                String::new(),
-                DateTime::<Utc>::MIN_UTC,
-                i64::MIN,
-                0,
-            )..,
-        ) {
-            if e.0 != By::Agent {
-                break;
-            }
-            if let Some(p) = previous.filter(|p| p.1 == e.1) {
-                firsts.entry(p.4).or_insert_with(|| e.1.clone());
-            } else {
-                previous = Some(e);
+        for (key, k) in &self.keys {
+            if let Some(set) = self.index.get(&(By::Agent, *k)).filter(|s| s.len() > 1) {
+                if let Some(first) = set.first() {
+                    firsts.insert(first.2, key.clone());
+                }
             }
         }
         firsts.into_values().collect()
