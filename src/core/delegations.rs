@@ -21,7 +21,7 @@ use super::delegation::{DelegationState, POST_TASK, PRE_TASK, SUBAGENT_START, SU
 pub type Slot = usize;
 
 /// Which index an entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum By {
     /// Every delegation by its `agent_id` (slot order).
     Agent,
@@ -60,8 +60,8 @@ enum By {
 /// An index entry: the index, its key, and the order within it.
 type Entry<'a> = (By, &'a str, DateTime<Utc>, i64, Slot);
 
-/// The order within one index's key: a time (or none), the row id, the slot.
-type Order = (DateTime<Utc>, i64, Slot);
+/// An entry as held: the key interned.
+type Held = (By, u32, DateTime<Utc>, i64, Slot);
 
 /// What a delegation's entries are computed from, as last indexed.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +168,7 @@ pub struct Delegations {
     /// Each index's keys (agent ids, calls, types) as small numbers, so that
     /// moving an entry compares numbers, not strings.
     keys: HashMap<String, u32>,
-    index: HashMap<(By, u32), BTreeSet<Order>>,
+    index: BTreeSet<Held>,
     next: Slot,
     ended_idless: usize,
 }
@@ -216,10 +216,7 @@ impl Delegations {
                     k
                 }
             };
-            self.index
-                .entry((by, key))
-                .or_default()
-                .insert((time, id, slot));
+            self.index.insert((by, key, time, id, slot));
         }
     }
 
@@ -231,12 +228,7 @@ impl Delegations {
             let Some(&key) = self.keys.get(key) else {
                 continue;
             };
-            if let Some(set) = self.index.get_mut(&(by, key)) {
-                set.remove(&(time, id, slot));
-                if set.is_empty() {
-                    self.index.remove(&(by, key));
-                }
-            }
+            self.index.remove(&(by, key, time, id, slot));
         }
     }
 
@@ -288,10 +280,12 @@ impl Delegations {
     ) -> impl DoubleEndedIterator<Item = Slot> + '_ {
         self.keys
             .get(key)
-            .and_then(|k| self.index.get(&(by, *k)))
             .into_iter()
-            .flat_map(move |set| set.range((from, i64::MIN, 0)..=(to, i64::MAX, Slot::MAX)))
-            .map(|o| o.2)
+            .flat_map(move |&k| {
+                self.index
+                    .range((by, k, from, i64::MIN, 0)..=(by, k, to, i64::MAX, Slot::MAX))
+            })
+            .map(|e| e.4)
     }
 
     fn slots_of(&self, by: By, key: &str) -> impl DoubleEndedIterator<Item = Slot> + '_ {
@@ -311,11 +305,10 @@ impl Delegations {
     /// Sub-agents named by more than one delegation, in the order of their first slot.
     pub fn twinned_agents(&self) -> Vec<String> {
         let mut firsts: BTreeMap<Slot, String> = BTreeMap::new();
-        for (key, k) in &self.keys {
-            if let Some(set) = self.index.get(&(By::Agent, *k)).filter(|s| s.len() > 1) {
-                if let Some(first) = set.first() {
-                    firsts.insert(first.2, key.clone());
-                }
+        for key in self.keys.keys() {
+            let slots = self.of_agent(key);
+            if let [first, _, ..] = slots[..] {
+                firsts.insert(first, key.clone());
             }
         }
         firsts.into_values().collect()
