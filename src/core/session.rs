@@ -673,7 +673,8 @@ mod tests {
     }
 
     /// claude-mpm's full handler (no ids) for block `k`, `k * 1000` s in: a
-    /// sequential pair, two parallel ones, one left running.
+    /// sequential pair, three parallel ones (two of one type, stopping in the
+    /// reverse order, the call of the first failing), one left running.
     fn block_without_ids(k: i64) -> Vec<NormalizedEvent> {
         let t = k * 1000;
         let task = |agent_type: &str| Facts {
@@ -694,24 +695,35 @@ mod tests {
             ev("SubagentStart", t + 3, bare("engineer")),
             ev("PreToolUse", t + 4, task("qa")),
             ev("SubagentStart", t + 4, bare("qa")),
+            ev("PreToolUse", t + 5, task("qa")),
+            ev("SubagentStart", t + 5, bare("qa")),
             ev("PreToolUse", t + 5, read()),
             ev("SubagentStop", t + 6, bare("qa")),
-            ev("PostToolUse", t + 6, task("qa")),
-            ev("PreToolUse", t + 7, read()),
-            ev("SubagentStop", t + 8, bare("engineer")),
-            ev("PostToolUse", t + 8, task("engineer")),
-            ev("PreToolUse", t + 9, task("docs")),
-            ev("SubagentStart", t + 9, bare("docs")),
-            ev("PreToolUse", t + 10, read()),
+            ev("SubagentStop", t + 7, bare("qa")),
+            ev(
+                "PostToolUseFailure",
+                t + 8,
+                Facts {
+                    is_error: true,
+                    ..task("qa")
+                },
+            ),
+            ev("PostToolUse", t + 8, task("qa")),
+            ev("PreToolUse", t + 9, read()),
+            ev("SubagentStop", t + 10, bare("engineer")),
+            ev("PostToolUse", t + 10, task("engineer")),
+            ev("PreToolUse", t + 11, task("docs")),
+            ev("SubagentStart", t + 11, bare("docs")),
+            ev("PreToolUse", t + 12, read()),
         ]
     }
 
     #[test]
     fn a_session_of_thousands_of_sub_agents_is_its_blocks_each_alone() {
         const BLOCKS: i64 = 400;
-        for (block, per_block, running_per_block) in [
-            (block_with_ids as fn(i64) -> Vec<NormalizedEvent>, 5, 1),
-            (block_without_ids, 4, 1),
+        for (block, per_block, running_per_block, failed_per_block) in [
+            (block_with_ids as fn(i64) -> Vec<NormalizedEvent>, 5, 1, 0),
+            (block_without_ids, 5, 1, 1),
         ] {
             let events: Vec<_> = (0..BLOCKS).flat_map(block).collect();
             let (state, table) = run_written(&events, 64);
@@ -746,8 +758,21 @@ mod tests {
             );
             assert_eq!(
                 (m.total_delegations, m.successful_delegations),
-                (BLOCKS * per_block, BLOCKS * (per_block - running_per_block))
+                (
+                    BLOCKS * per_block,
+                    BLOCKS * (per_block - running_per_block - failed_per_block)
+                )
             );
+            // Of two qa sub-agents stopping in the reverse order, the failed
+            // call's end is the one that stopped last: the first started.
+            let failed: Vec<_> = table
+                .values()
+                .filter(|d| d.success == Some(false))
+                .collect();
+            assert_eq!(failed.len() as i64, BLOCKS * failed_per_block);
+            assert!(failed
+                .iter()
+                .all(|d| d.agent_type == "qa" && d.start_time.timestamp() % 1000 == 4));
             // Held in memory: the running and identified ones, and no more
             // than the few id-less ones that ended last.
             let held_ended_idless = state
