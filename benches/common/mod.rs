@@ -67,7 +67,12 @@ pub fn replicated_lines(n: usize) -> Vec<String> {
 }
 
 /// `n` events of one session: the capture's session-A payloads, each with its
-/// own timestamp (1 ms apart), and no `Stop` (one long turn).
+/// own timestamp (1 ms apart), and no `Stop` (one long turn). The session id
+/// is replaced everywhere in the payload, as claude-mpm would send it for that
+/// session: the sub-agent ids its full handler makes up (`research_<session>`)
+/// are then told apart from real ones, instead of one made-up id naming a
+/// sub-agent started again in every copy (each start merged into the first, the
+/// session rebuilt at every batch).
 pub fn one_session_lines(n: usize, session: &str) -> Vec<String> {
     let base: Vec<Value> = capture_text_lines()
         .iter()
@@ -78,13 +83,16 @@ pub fn one_session_lines(n: usize, session: &str) -> Vec<String> {
                 && v["data"]["data"]["hook_name"] != "Stop"
         })
         .collect();
+    let base: Vec<Value> = base
+        .iter()
+        .map(|v| serde_json::from_str(&v.to_string().replace(SESSION_A, session)).expect("json"))
+        .collect();
     let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .expect("ts")
         .with_timezone(&chrono::Utc);
     (0..n)
         .map(|i| {
             let mut v = base[i % base.len()].clone();
-            v["data"]["session_id"] = Value::from(session);
             v["data"]["timestamp"] =
                 Value::from((start + chrono::Duration::milliseconds(i as i64)).to_rfc3339());
             v.to_string()

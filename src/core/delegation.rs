@@ -17,6 +17,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::category::{HookEvent, DELEGATION_TOOLS};
+use super::delegations::{Delegations, Slot};
 use super::event::{NormalizedEvent, Tokens};
 
 /// The two halves of a delegation's start and of its end; bits record which were seen.
@@ -107,9 +108,9 @@ pub enum Transition {
     /// Starts a new delegation.
     Open,
     /// Another half of a delegation already known (by id, or the second half of a pair).
-    Attach(usize),
-    /// Ends the running delegation at this index (id-less sources).
-    Close(usize),
+    Attach(Slot),
+    /// Ends the running delegation in this slot (id-less sources).
+    Close(Slot),
     /// Not a delegation at all, and counts toward none: compaction's hidden
     /// sub-agent (`SubagentStop` with an empty `agent_type` and no start).
     Ignore,
@@ -146,9 +147,8 @@ fn event_ref(event: &NormalizedEvent) -> Option<&str> {
 }
 
 /// Decides the transition of `event` (which is half `half`) against `delegations`.
-pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i64) -> Transition {
+pub fn decide(delegations: &Delegations, event: &NormalizedEvent, half: i64) -> Transition {
     let facts = &event.facts;
-    let find = |pred: &dyn Fn(&DelegationState) -> bool| delegations.iter().position(pred);
 
     // Identities first.
     if let Some(agent) = facts
@@ -156,7 +156,7 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
         .as_deref()
         .filter(|_| half & (SUBAGENT_START | SUBAGENT_STOP) != 0)
     {
-        if let Some(i) = find(&|d| d.agent_id.as_deref() == Some(agent)) {
+        if let Some(i) = delegations.first_of_agent(agent) {
             return Transition::Attach(i);
         }
         if let Some(i) = call_waiting_for(delegations, event) {
@@ -172,30 +172,28 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
         .as_deref()
         .filter(|_| half & (PRE_TASK | POST_TASK) != 0)
     {
-        let linked = facts.launched_agent_id.as_deref();
-        if let Some(i) = find(&|d| {
-            d.start_ref.as_deref() == Some(call)
-                || (linked.is_some() && d.agent_id.as_deref() == linked)
-        }) {
+        let linked = facts
+            .launched_agent_id
+            .as_deref()
+            .and_then(|a| delegations.first_of_agent(a));
+        if let Some(i) = earliest_slot(delegations.first_of_call(call), linked) {
             return Transition::Attach(i);
         }
         if half == PRE_TASK {
             // The sub-agent may have been seen first (sources arrive in any
             // order): the earliest of that type still without its call.
-            let waiting = delegations
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| {
-                    d.halves & PRE_TASK == 0
-                        && d.start_ref.is_none()
-                        && (d.agent_type == UNKNOWN_AGENT
-                            || facts
-                                .agent_type
-                                .as_deref()
-                                .is_none_or(|t| t == d.agent_type))
-                })
-                .min_by_key(|(_, d)| (d.start_time, d.id));
-            if let Some((i, _)) = waiting {
+            let waiting = match facts.agent_type.as_deref() {
+                None => delegations.earliest_callless(None),
+                Some(t) => {
+                    let of_type = delegations.earliest_callless(Some(t));
+                    let untyped = delegations.earliest_callless(Some(UNKNOWN_AGENT));
+                    [of_type, untyped]
+                        .into_iter()
+                        .flatten()
+                        .min_by_key(|&i| (delegations[i].start_time, delegations[i].id, i))
+                }
+            };
+            if let Some(i) = waiting {
                 return Transition::Attach(i);
             }
         }
@@ -206,103 +204,65 @@ pub fn decide(delegations: &[DelegationState], event: &NormalizedEvent, half: i6
     decide_by_pairing(delegations, event, half)
 }
 
+fn earliest_slot(a: Option<Slot>, b: Option<Slot>) -> Option<Slot> {
+    [a, b].into_iter().flatten().min()
+}
+
 /// The `Agent`/`Task` call a sub-agent seen for the first time (its start, or
 /// its work arriving first) belongs to: the call its `tool_use_id` names (a
 /// transcript's `.meta.json`), else the earliest call of its type still
 /// waiting for its sub-agent (or of a type the source did not tell).
-pub fn call_waiting_for(delegations: &[DelegationState], event: &NormalizedEvent) -> Option<usize> {
+pub fn call_waiting_for(delegations: &Delegations, event: &NormalizedEvent) -> Option<Slot> {
     let facts = &event.facts;
-    let waiting = |d: &DelegationState| {
-        d.agent_id.is_none() && d.halves & PRE_TASK != 0 && d.halves & SUBAGENT_START == 0
-    };
-    if let Some(call) = facts.tool_use_id.as_deref() {
-        if let Some(i) = delegations
-            .iter()
-            .position(|d| waiting(d) && d.start_ref.as_deref() == Some(call))
-        {
-            return Some(i);
-        }
+    if let Some(i) = facts
+        .tool_use_id
+        .as_deref()
+        .and_then(|call| delegations.first_waiting_call(call))
+    {
+        return Some(i);
     }
     let wanted = facts.agent_type.as_deref()?;
+    // The same type first, then the earliest.
     delegations
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| waiting(d) && (d.agent_type == wanted || d.agent_type == UNKNOWN_AGENT))
-        // The same type first, then the earliest.
-        .min_by_key(|(_, d)| (d.agent_type != wanted, d.start_time, d.id))
-        .map(|(i, _)| i)
+        .earliest_waiting_of_type(wanted)
+        .or_else(|| delegations.earliest_waiting_of_type(UNKNOWN_AGENT))
 }
 
 /// The heuristic of SPEC section 4, for sources without ids.
-fn decide_by_pairing(
-    delegations: &[DelegationState],
-    event: &NormalizedEvent,
-    half: i64,
-) -> Transition {
+fn decide_by_pairing(delegations: &Delegations, event: &NormalizedEvent, half: i64) -> Transition {
     let agent = event.facts.agent_type.as_deref();
     let reference = event_ref(event);
-    let agent_fits = |d: &DelegationState| {
-        agent.is_none() || d.agent_type == UNKNOWN_AGENT || Some(d.agent_type.as_str()) == agent
+    let fits = |i: &Slot| {
+        let d = &delegations[*i];
+        let agent_fits = agent.is_none()
+            || d.agent_type == UNKNOWN_AGENT
+            || Some(d.agent_type.as_str()) == agent;
+        let ref_fits = match (reference, d.start_ref.as_deref()) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        agent_fits && ref_fits
     };
-    let ref_fits = |d: &DelegationState| match (reference, d.start_ref.as_deref()) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    };
-    let near = |a: DateTime<Utc>| (event.timestamp - a).abs() <= pair_window();
+    let (from, to) = (
+        event.timestamp - pair_window(),
+        event.timestamp + pair_window(),
+    );
 
     if half == PRE_TASK || half == SUBAGENT_START {
-        let other = if half == PRE_TASK {
-            SUBAGENT_START
-        } else {
-            PRE_TASK
-        };
-        let candidate = delegations
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| {
-                d.is_running()
-                    && d.halves & other != 0
-                    && d.halves & half == 0
-                    && agent_fits(d)
-                    && ref_fits(d)
-                    && near(d.start_time)
-            })
-            .min_by_key(|(_, d)| (d.start_time, d.id));
-        return candidate.map_or(Transition::Open, |(i, _)| Transition::Attach(i));
+        // Running, with the other half of the start and not this one, the earliest.
+        let candidate = delegations.running_missing(half, from, to).find(fits);
+        return candidate.map_or(Transition::Open, Transition::Attach);
     }
 
-    let other = if half == SUBAGENT_STOP {
-        POST_TASK
-    } else {
-        SUBAGENT_STOP
-    };
-    let second_half = delegations
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| {
-            d.end_time.is_some_and(near)
-                && d.halves & other != 0
-                && d.halves & half == 0
-                && agent_fits(d)
-                && ref_fits(d)
-        })
-        .max_by_key(|(_, d)| (d.end_time, d.id));
-    if let Some((i, _)) = second_half {
+    // Ended, with the other half of the end and not this one, the latest.
+    if let Some(i) = delegations.ended_missing(half, from, to).find(fits) {
         return Transition::Attach(i);
     }
-    let running = || {
-        delegations
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.is_running())
-    };
-    let latest = |it: &mut dyn Iterator<Item = (usize, &DelegationState)>| {
-        it.max_by_key(|(_, d)| (d.start_time, d.id)).map(|(i, _)| i)
-    };
-    let by_ref = reference
-        .and_then(|r| latest(&mut running().filter(|(_, d)| d.start_ref.as_deref() == Some(r))));
-    let by_agent = || agent.and_then(|a| latest(&mut running().filter(|(_, d)| d.agent_type == a)));
-    match by_ref.or_else(by_agent).or_else(|| latest(&mut running())) {
+    let latest = reference
+        .and_then(|r| delegations.latest_running(Some(r), None))
+        .or_else(|| agent.and_then(|a| delegations.latest_running(None, Some(a))))
+        .or_else(|| delegations.latest_running(None, None));
+    match latest {
         Some(i) => Transition::Close(i),
         None => Transition::None,
     }

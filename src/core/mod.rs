@@ -9,11 +9,13 @@
 //! - [`event`]: the canonical event every source is turned into.
 //! - [`facts`]: what an event's payload tells, read once.
 //! - [`delegation`]: the delegation state machine (ids first, heuristic halves for id-less sources).
+//! - [`delegations`]: a session's delegations in memory, indexed for the state machine.
 //! - [`session`]: the session projection: what an event changes in a session and its metrics.
 //! - [`model`]: the document value types of the reference API.
 
 pub mod category;
 pub mod delegation;
+pub mod delegations;
 pub mod event;
 pub mod facts;
 pub mod model;

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::category::{Category, HookEvent};
-use super::delegation::{self, DelegationState, Transition};
+use super::delegation::{self, Transition};
+use super::delegations::{Delegations, Slot};
 use super::event::{ClaudeCodeAccount, NormalizedEvent, Source, Tokens};
 
 /// Bits of [`SessionState::ids_seen`].
@@ -77,8 +78,9 @@ pub struct SessionState {
     /// Known before a replay, and then only (not stored).
     pub ignore_unknown_times: bool,
     pub metrics: Metrics,
-    /// Running delegations and the few that ended last, oldest first.
-    pub delegations: Vec<DelegationState>,
+    /// Running delegations, identified ones, and the few id-less ones that
+    /// ended last, oldest first.
+    pub delegations: Delegations,
     /// Changed since it was last written.
     pub dirty: bool,
     /// The writer's batch that last touched it (cache eviction).
@@ -107,7 +109,7 @@ impl SessionState {
             ids_seen: 0,
             ignore_unknown_times: false,
             metrics: Metrics::default(),
-            delegations: Vec::new(),
+            delegations: Delegations::default(),
             dirty: true,
             touched_batch: 0,
         }
@@ -128,34 +130,10 @@ impl SessionState {
         self.ids_seen == IDS_OF_TOOLS | IDS_OF_AGENTS
     }
 
-    fn running_index_latest(&self) -> Option<usize> {
-        self.delegations
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.is_running())
-            .max_by_key(|(_, d)| (d.start_time, d.id))
-            .map(|(i, _)| i)
-    }
-
     /// Drops ended delegations beyond the few kept for pairing (id-less
     /// sources); identified ones are found again by id on a cache miss.
     fn trim_ended(&mut self) {
-        let ended = self
-            .delegations
-            .iter()
-            .filter(|d| !d.is_running() && d.agent_id.is_none())
-            .count();
-        if ended > RECENTLY_ENDED_KEPT {
-            let mut to_drop = ended - RECENTLY_ENDED_KEPT;
-            self.delegations.retain(|d| {
-                if to_drop > 0 && !d.is_running() && !d.dirty && d.agent_id.is_none() {
-                    to_drop -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
-        }
+        self.delegations.trim_ended_idless(RECENTLY_ENDED_KEPT);
     }
 }
 
@@ -175,14 +153,15 @@ pub struct Decision {
     pub transition: Transition,
     /// Which half of a delegation's life the event is (0: none).
     pub half: i64,
-    /// The delegation (index into `SessionState::delegations`) the event counts toward.
-    pub attributed: Option<usize>,
+    /// The delegation (slot in `SessionState::delegations`) the event counts toward.
+    pub attributed: Option<Slot>,
 }
 
 /// Decides what `event` does to `state`'s delegations. `track` is off when
 /// delegations are not captured (configuration) or come from a document.
 pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool) -> Decision {
-    let delegations: &[DelegationState] = state.map_or(&[], |s| &s.delegations);
+    let none = Delegations::default();
+    let delegations = state.map_or(&none, |s| &s.delegations);
     let half = delegation::half_of(event).filter(|_| track).unwrap_or(0);
     let transition = if half != 0 {
         delegation::decide(delegations, event, half)
@@ -199,12 +178,9 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
         Transition::Attach(i) | Transition::Close(i) => Some(i),
         Transition::Open | Transition::Ignore => None,
         Transition::None => match (&event.facts.agent_id, state) {
-            (Some(agent), Some(s)) => s
-                .delegations
-                .iter()
-                .position(|d| d.agent_id.as_deref() == Some(agent.as_str())),
+            (Some(agent), Some(s)) => s.delegations.first_of_agent(agent),
             (None, Some(s)) if !(s.attributes_by_identity() || tells_its_agent(event)) => {
-                s.running_index_latest()
+                s.delegations.latest_running(None, None)
             }
             _ => None,
         },
@@ -217,12 +193,12 @@ pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool
 }
 
 /// Whether an event is the work of a sub-agent no delegation stands for yet.
-fn names_an_unknown_agent(delegations: &[DelegationState], event: &NormalizedEvent) -> bool {
-    event.facts.agent_id.as_deref().is_some_and(|agent| {
-        !delegations
-            .iter()
-            .any(|d| d.agent_id.as_deref() == Some(agent))
-    })
+fn names_an_unknown_agent(delegations: &Delegations, event: &NormalizedEvent) -> bool {
+    event
+        .facts
+        .agent_id
+        .as_deref()
+        .is_some_and(|agent| delegations.first_of_agent(agent).is_none())
 }
 
 /// Whether the event's own source would name its sub-agent if it had one, so
@@ -309,8 +285,7 @@ pub fn apply_event(
         Transition::Open => {
             let d = delegation::open(event, half, new_delegation_id.unwrap_or_default());
             state.metrics.total_delegations += 1;
-            state.delegations.push(d);
-            let i = state.delegations.len() - 1;
+            let i = state.delegations.push(d);
             if half == 0 {
                 // Opened by its own work: that work counts toward it.
                 attributed = Some(i);
@@ -320,7 +295,9 @@ pub fn apply_event(
         Transition::Attach(i) | Transition::Close(i) => {
             let before = delegation::tally(&state.delegations[i]);
             let closes = matches!(decision.transition, Transition::Close(_));
-            delegation::apply(&mut state.delegations[i], event, half, closes);
+            state
+                .delegations
+                .update(i, |d| delegation::apply(d, event, half, closes));
             Some((i, before))
         }
         Transition::None | Transition::Ignore => None,
@@ -343,17 +320,17 @@ pub fn apply_event(
     let worker = if half == 0 {
         attributed
     } else if is_tool_call {
-        facts.agent_id.as_deref().and_then(|parent| {
-            state
-                .delegations
-                .iter()
-                .position(|d| d.agent_id.as_deref() == Some(parent))
-        })
+        facts
+            .agent_id
+            .as_deref()
+            .and_then(|parent| state.delegations.first_of_agent(parent))
     } else {
         None
     };
     if let Some(i) = worker {
-        delegation::count_work(&mut state.delegations[i], event);
+        state
+            .delegations
+            .update(i, |d| delegation::count_work(d, event));
     }
     let merged = merge_same_agents(state, touched.map(|(i, _)| i));
     state.trim_ended();
@@ -416,7 +393,7 @@ pub fn count(m: &mut Metrics, event: &NormalizedEvent) {
 /// a delegation's agent, so only the delegation this event `touched` can have
 /// a twin: the whole search runs only then (a session of thousands of
 /// sub-agents would otherwise compare every pair at every event).
-fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i64, i64)> {
+fn merge_same_agents(state: &mut SessionState, touched: Option<Slot>) -> Vec<(i64, i64)> {
     let mut merged = Vec::new();
     let Some(t) = touched else {
         return merged;
@@ -424,40 +401,33 @@ fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i
     let Some(agent) = state.delegations.get(t).and_then(|d| d.agent_id.as_deref()) else {
         return merged;
     };
-    let twinned = state
-        .delegations
-        .iter()
-        .enumerate()
-        .any(|(k, d)| k != t && d.agent_id.as_deref() == Some(agent));
-    if !twinned {
+    if !state.delegations.agent_twinned(agent) {
         return merged;
     }
-    let mut i = 0;
-    while i < state.delegations.len() {
-        let agent = state.delegations[i].agent_id.clone();
-        let twin = agent.as_deref().and_then(|a| {
-            (i + 1..state.delegations.len())
-                .find(|&j| state.delegations[j].agent_id.as_deref() == Some(a))
-        });
-        let Some(j) = twin else {
-            i += 1;
-            continue;
-        };
-        let other = state.delegations.remove(j);
-        let m = &mut state.metrics;
-        for (ok, failed) in [
-            delegation::tally(&state.delegations[i]),
-            delegation::tally(&other),
-        ] {
-            m.successful_delegations -= ok;
-            m.failed_delegations -= failed;
+    for agent in state.delegations.twinned_agents() {
+        let slots = state.delegations.of_agent(&agent);
+        let (&first, twins) = slots.split_first().expect("twinned");
+        for &j in twins {
+            let Some(other) = state.delegations.remove(j) else {
+                continue;
+            };
+            let m = &mut state.metrics;
+            for (ok, failed) in [
+                delegation::tally(&state.delegations[first]),
+                delegation::tally(&other),
+            ] {
+                m.successful_delegations -= ok;
+                m.failed_delegations -= failed;
+            }
+            m.total_delegations -= 1;
+            merged.push((other.id, state.delegations[first].id));
+            let (ok, failed) = state.delegations.update(first, |d| {
+                delegation::absorb(d, other);
+                delegation::tally(d)
+            });
+            state.metrics.successful_delegations += ok;
+            state.metrics.failed_delegations += failed;
         }
-        m.total_delegations -= 1;
-        merged.push((other.id, state.delegations[i].id));
-        delegation::absorb(&mut state.delegations[i], other);
-        let (ok, failed) = delegation::tally(&state.delegations[i]);
-        state.metrics.successful_delegations += ok;
-        state.metrics.failed_delegations += failed;
     }
     merged
 }
@@ -466,11 +436,13 @@ fn merge_same_agents(state: &mut SessionState, touched: Option<usize>) -> Vec<(i
 /// running in the background alone; anything else (`SessionEnd`, the idle
 /// timeout, the recorder's stop) fails every delegation still running.
 pub fn finalize(state: &mut SessionState, end: DateTime<Utc>, completed_seq: i64, turn_only: bool) {
-    for d in state.delegations.iter_mut().filter(|d| d.is_running()) {
-        if turn_only && d.background {
+    for i in state.delegations.running() {
+        if turn_only && state.delegations[i].background {
             continue;
         }
-        delegation::end_unfinished(d, end);
+        state
+            .delegations
+            .update(i, |d| delegation::end_unfinished(d, end));
         state.metrics.failed_delegations += 1;
     }
     state.completed = true;
@@ -518,6 +490,7 @@ pub fn ends_turn_only(event: &NormalizedEvent) -> bool {
 mod tests {
     //! The delegation state machine and the projection on small tables of events.
     use super::*;
+    use crate::core::delegation::DelegationState;
     use crate::core::event::Facts;
     use chrono::TimeZone;
 
@@ -601,6 +574,223 @@ mod tests {
             .iter()
             .find(|d| d.agent_type == agent_type)
             .expect("delegation")
+    }
+
+    /// Feeds the events as the writer does, writing the changed delegations
+    /// back (into `table`, by row id, as SQL holds them) every `every` events
+    /// and at the end, so that ended ones can be let go of.
+    fn run_written(
+        events: &[NormalizedEvent],
+        every: usize,
+    ) -> (SessionState, BTreeMap<i64, DelegationState>) {
+        fn write_back(state: &mut SessionState, table: &mut BTreeMap<i64, DelegationState>) {
+            for slot in state.delegations.dirty() {
+                let d = &state.delegations[slot];
+                table.insert(d.id, d.clone());
+                state.delegations.mark_written(slot);
+            }
+        }
+        let mut state = SessionState::new(events[0].timestamp);
+        let mut table = BTreeMap::new();
+        let mut next_id = 1;
+        for (n, e) in events.iter().enumerate() {
+            let decision = decide(Some(&state), e, true);
+            let id = (decision.transition == Transition::Open).then(|| {
+                next_id += 1;
+                next_id - 1
+            });
+            for (gone, _) in apply_event(&mut state, e, decision, id) {
+                table.remove(&gone);
+            }
+            if finalizes(e) {
+                finalize(&mut state, e.timestamp, 1, ends_turn_only(e));
+            }
+            if (n + 1) % every == 0 {
+                write_back(&mut state, &mut table);
+            }
+        }
+        write_back(&mut state, &mut table);
+        (state, table)
+    }
+
+    /// A delegation as stored, but for its row id.
+    fn canonical(d: &DelegationState) -> String {
+        format!(
+            "{:?}",
+            DelegationState {
+                id: 0,
+                dirty: false,
+                ..d.clone()
+            }
+        )
+    }
+
+    /// Claude Code 2.1 hooks (ids) for block `k`, `k * 1000` s in: a
+    /// sequential sub-agent, two parallel ones (one left running, with a
+    /// failed tool), a start before its call, work before its start.
+    fn block_with_ids(k: i64) -> Vec<NormalizedEvent> {
+        let t = k * 1000;
+        let id = |name: &str| format!("{name}{k}");
+        let linked = |call: &str, agent: &str, agent_type: &str| Facts {
+            launched_agent_id: Some(id(agent)),
+            ..agent_call(&id(call), agent_type)
+        };
+        vec![
+            ev("PreToolUse", t, agent_call(&id("ta"), "engineer")),
+            ev("SubagentStart", t + 1, sub(&id("A"), Some("engineer"))),
+            ev(
+                "PreToolUse",
+                t + 2,
+                tool("Write", &id("wa"), Some(&id("A"))),
+            ),
+            ev("SubagentStop", t + 3, sub(&id("A"), Some("engineer"))),
+            ev("PostToolUse", t + 3, linked("ta", "A", "engineer")),
+            ev("PreToolUse", t + 4, agent_call(&id("tb"), "qa")),
+            ev("PreToolUse", t + 4, agent_call(&id("tc"), "research")),
+            ev("SubagentStart", t + 5, sub(&id("B"), Some("qa"))),
+            ev("SubagentStart", t + 5, sub(&id("C"), Some("research"))),
+            ev("PreToolUse", t + 6, tool("Read", &id("rc"), Some(&id("C")))),
+            ev("PreToolUse", t + 6, tool("Bash", &id("bb"), Some(&id("B")))),
+            ev(
+                "PostToolUseFailure",
+                t + 7,
+                tool("Bash", &id("bb"), Some(&id("B"))),
+            ),
+            ev("SubagentStop", t + 8, sub(&id("C"), Some("research"))),
+            ev("PostToolUse", t + 8, linked("tc", "C", "research")),
+            ev("SubagentStart", t + 9, sub(&id("D"), Some("engineer"))),
+            ev("PreToolUse", t + 9, agent_call(&id("td"), "engineer")),
+            ev("SubagentStop", t + 10, sub(&id("D"), Some("engineer"))),
+            ev(
+                "PreToolUse",
+                t + 11,
+                tool("Write", &id("we"), Some(&id("E"))),
+            ),
+            ev("PreToolUse", t + 12, agent_call(&id("te"), "qa")),
+            ev("SubagentStart", t + 12, sub(&id("E"), Some("qa"))),
+            ev("PostToolUse", t + 13, linked("te", "E", "qa")),
+        ]
+    }
+
+    /// claude-mpm's full handler (no ids) for block `k`, `k * 1000` s in: a
+    /// sequential pair, three parallel ones (two of one type, stopping in the
+    /// reverse order, the call of the first failing), one left running.
+    fn block_without_ids(k: i64) -> Vec<NormalizedEvent> {
+        let t = k * 1000;
+        let task = |agent_type: &str| Facts {
+            tool_name: Some("Task".into()),
+            ..bare(agent_type)
+        };
+        let read = || Facts {
+            tool_name: Some("Read".into()),
+            ..Facts::default()
+        };
+        vec![
+            ev("PreToolUse", t, task("research")),
+            ev("SubagentStart", t, bare("research")),
+            ev("PreToolUse", t + 1, read()),
+            ev("SubagentStop", t + 2, bare("research")),
+            ev("PostToolUse", t + 2, task("research")),
+            ev("PreToolUse", t + 3, task("engineer")),
+            ev("SubagentStart", t + 3, bare("engineer")),
+            ev("PreToolUse", t + 4, task("qa")),
+            ev("SubagentStart", t + 4, bare("qa")),
+            ev("PreToolUse", t + 5, task("qa")),
+            ev("SubagentStart", t + 5, bare("qa")),
+            ev("PreToolUse", t + 5, read()),
+            ev("SubagentStop", t + 6, bare("qa")),
+            ev("SubagentStop", t + 7, bare("qa")),
+            ev(
+                "PostToolUseFailure",
+                t + 8,
+                Facts {
+                    is_error: true,
+                    ..task("qa")
+                },
+            ),
+            ev("PostToolUse", t + 8, task("qa")),
+            ev("PreToolUse", t + 9, read()),
+            ev("SubagentStop", t + 10, bare("engineer")),
+            ev("PostToolUse", t + 10, task("engineer")),
+            ev("PreToolUse", t + 11, task("docs")),
+            ev("SubagentStart", t + 11, bare("docs")),
+            ev("PreToolUse", t + 12, read()),
+        ]
+    }
+
+    #[test]
+    fn a_session_of_thousands_of_sub_agents_is_its_blocks_each_alone() {
+        const BLOCKS: i64 = 400;
+        for (block, per_block, running_per_block, failed_per_block) in [
+            (block_with_ids as fn(i64) -> Vec<NormalizedEvent>, 5, 1, 0),
+            (block_without_ids, 5, 1, 1),
+        ] {
+            let events: Vec<_> = (0..BLOCKS).flat_map(block).collect();
+            let (state, table) = run_written(&events, 64);
+            // The reference: every block a session of its own.
+            let mut expected = Vec::new();
+            let mut sums = (0, 0, 0, 0, 0);
+            for k in 0..BLOCKS {
+                let (s, t) = run_written(&block(k), 64);
+                expected.extend(t.values().map(canonical));
+                let m = &s.metrics;
+                sums.0 += m.total_delegations;
+                sums.1 += m.successful_delegations;
+                sums.2 += m.failed_delegations;
+                sums.3 += m.tool_calls;
+                sums.4 += m.tool_failures;
+            }
+            let mut got: Vec<_> = table.values().map(canonical).collect();
+            got.sort();
+            expected.sort();
+            assert_eq!(got.len(), (BLOCKS * per_block) as usize);
+            assert!(got == expected, "the session differs from its blocks");
+            let m = &state.metrics;
+            assert_eq!(
+                (
+                    m.total_delegations,
+                    m.successful_delegations,
+                    m.failed_delegations,
+                    m.tool_calls,
+                    m.tool_failures
+                ),
+                sums
+            );
+            assert_eq!(
+                (m.total_delegations, m.successful_delegations),
+                (
+                    BLOCKS * per_block,
+                    BLOCKS * (per_block - running_per_block - failed_per_block)
+                )
+            );
+            // Of two qa sub-agents stopping in the reverse order, the failed
+            // call's end is the one that stopped last: the first started.
+            let failed: Vec<_> = table
+                .values()
+                .filter(|d| d.success == Some(false))
+                .collect();
+            assert_eq!(failed.len() as i64, BLOCKS * failed_per_block);
+            assert!(failed
+                .iter()
+                .all(|d| d.agent_type == "qa" && d.start_time.timestamp() % 1000 == 4));
+            // Held in memory: the running and identified ones, and no more
+            // than the few id-less ones that ended last.
+            let held_ended_idless = state
+                .delegations
+                .iter()
+                .filter(|d| !d.is_running() && d.agent_id.is_none())
+                .count();
+            assert!(held_ended_idless <= RECENTLY_ENDED_KEPT);
+            // The end of the session fails every one still running.
+            let mut ended = state.clone();
+            let end = events.last().expect("events").timestamp;
+            finalize(&mut ended, end, 1, false);
+            assert_eq!(
+                ended.metrics.failed_delegations,
+                sums.2 + BLOCKS * running_per_block
+            );
+            assert!(ended.delegations.iter().all(|d| !d.is_running()));
+        }
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn load(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<Sess
                     models: json_list(&r.get::<_, Option<String>>(30)?.unwrap_or_default()),
                     claude_code,
                 },
-                delegations: Vec::new(),
+                delegations: Default::default(),
                 dirty: false,
                 touched_batch: 0,
             })
@@ -259,7 +259,8 @@ pub fn flush(
                 api_calls = ?22, tokens = ?23, model = ?24, cost_usd = ?25
          WHERE id = ?1",
     )?;
-    for d in state.delegations.iter_mut().filter(|d| d.dirty) {
+    for slot in state.delegations.dirty() {
+        let d = &state.delegations[slot];
         let cost = d
             .model
             .as_deref()
@@ -292,7 +293,7 @@ pub fn flush(
             d.model,
             cost,
         ])?;
-        d.dirty = false;
+        state.delegations.mark_written(slot);
     }
     state.dirty = false;
     Ok(())
