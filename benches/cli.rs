@@ -5,7 +5,6 @@
 
 mod common;
 
-
 fn main() {
     let mut args = std::env::args()
         .skip(1)

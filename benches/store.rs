@@ -96,7 +96,35 @@ fn main() {
         n / 61 * 2
     );
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    let only_writer = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "writer");
+    // BENCH_ONLY=writer: the breakdown alone; BENCH_ONLY=ours: the store path
+    // alone, once (to profile it).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "ours" {
+        let rate = ours(&lines, dir.path(), 0);
+        println!("  mpm-aggregate store path : {rate:>9.0} events/s (one run)");
+        return;
+    }
+    if only == "normalize" {
+        let opts = NormalizeOptions::default();
+        let start = Instant::now();
+        let mut kept = 0usize;
+        for line in &lines {
+            let value: Value = serde_json::from_str(line).expect("json");
+            let (name, payload) = split_capture_line(value);
+            kept += normalize(
+                name.as_deref().unwrap_or("import"),
+                payload,
+                Utc::now(),
+                &opts,
+                &mut DedupSalt::ReceivedAt,
+            )
+            .len();
+        }
+        let rate = kept as f64 / start.elapsed().as_secs_f64();
+        println!("  parse+normalize, each event dropped: {rate:.0} events/s");
+        return;
+    }
+    let only_writer = only == "writer";
     for run in 0..if only_writer { 0 } else { 3 } {
         b.push(bare(&lines, dir.path(), run));
         a.push(ours(&lines, dir.path(), run));

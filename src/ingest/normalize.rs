@@ -475,6 +475,7 @@ fn normalize_one(
     dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
 
     let kind = HookEvent::parse(&event_type);
+    let search_text = crate::core::searchable::searchable_text(kind.as_str(), &data);
     let identity = NormalizedEvent::identity_of(&kind, &facts);
     let origin = if source.as_deref() == Some("transcript") {
         Source::Transcript
@@ -499,6 +500,7 @@ fn normalize_one(
         dedup_key,
         received_at,
         time_known: own_time.is_some() || matches!(salt, DedupSalt::ReceivedAt),
+        search_text: Some(search_text),
     }))
 }
 

@@ -33,7 +33,11 @@ pub fn index_new(
     event_type: &str,
     data: &str,
 ) -> rusqlite::Result<()> {
-    let text = searchable_text(event_type, data);
+    index_text(conn, row, &searchable_text(event_type, data))
+}
+
+/// Enters row `row` with its searchable text already made (by the normalizer).
+pub fn index_text(conn: &Connection, row: i64, text: &str) -> rusqlite::Result<()> {
     if text.is_empty() {
         return Ok(());
     }

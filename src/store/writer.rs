@@ -750,7 +750,15 @@ impl WriterState {
         }
         self.stats.stored += 1;
         let stored_row = self.conn.last_insert_rowid();
-        super::search_index::index_new(&self.conn, stored_row, event.kind.as_str(), &event.data)?;
+        match &event.search_text {
+            Some(text) => super::search_index::index_text(&self.conn, stored_row, text)?,
+            None => super::search_index::index_new(
+                &self.conn,
+                stored_row,
+                event.kind.as_str(),
+                &event.data,
+            )?,
+        }
         if match_key.is_some() {
             self.note_prompt(event, stored_row);
             if let Some(w) = event
@@ -765,10 +773,13 @@ impl WriterState {
                 }] = true;
             }
         }
-        *self
-            .type_counts
-            .entry(event.kind.as_str().to_string())
-            .or_insert(0) += 1;
+        // Looked up before inserting: no new key string per event.
+        match self.type_counts.get_mut(event.kind.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.type_counts.insert(event.kind.as_str().to_string(), 1);
+            }
+        }
         if self.last_event_time.is_none_or(|t| event.timestamp > t) {
             self.last_event_time = Some(event.timestamp);
         }
