@@ -30,6 +30,10 @@ fn first_str(objs: &[Option<&Map<String, Value>>], keys: &[&str]) -> Option<Stri
 }
 
 fn clip(s: &str) -> String {
+    // No more bytes than the limit in characters: nothing to cut, no need to count.
+    if s.len() <= MAX_FACT_CHARS {
+        return s.to_string();
+    }
     match s.char_indices().nth(MAX_FACT_CHARS) {
         Some((i, _)) => s[..i].to_string(),
         None => s.to_string(),
