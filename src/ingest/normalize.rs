@@ -206,6 +206,28 @@ fn check_session_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The text serde_json writes for `map` with the members `skip` names taken
+/// out (same order, same escapes), without taking them out.
+fn object_text_without(map: &Map<String, Value>, skip: impl Fn(&str, &Value) -> bool) -> String {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (key, value) in map {
+        if skip(key, value) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        // Writing to a Vec fails only on a value serde_json cannot write,
+        // which a parsed Value never holds.
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Normalizes one Socket.IO event. `history` events expand into their elements.
 pub fn normalize(
     socket_event: &str,
@@ -298,7 +320,7 @@ fn normalize_one(
     opts: &NormalizeOptions,
     salt: &mut DedupSalt<'_>,
 ) -> Outcome {
-    let Value::Object(mut top) = payload else {
+    let Value::Object(top) = payload else {
         let kind = match &payload {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -321,19 +343,14 @@ fn normalize_one(
         return Outcome::Control(socket_event.to_string());
     }
 
-    // The data object: the inner `data` of wrapped shapes, else the payload itself.
-    let inner = match top.remove("data") {
-        Some(Value::Object(d)) => Some(d),
-        Some(other) => {
-            top.insert("data".into(), other);
-            None
-        }
-        None => None,
-    };
-    let data_obj: &Map<String, Value> = inner.as_ref().unwrap_or(&top);
-    let top_ref = inner.as_ref().map(|_| &top);
+    // The data object: the inner `data` of wrapped shapes, else the payload
+    // itself. Read in place: no reader of the top level looks at `data`, and
+    // the envelope is written without it (no map taken apart and rebuilt).
+    let inner = top.get("data").and_then(Value::as_object);
+    let data_obj: &Map<String, Value> = inner.unwrap_or(&top);
+    let top_ref = inner.map(|_| &top);
 
-    let session_id = match inner.as_ref() {
+    let session_id = match inner {
         Some(d) => find_session_id(&top, Some(d)),
         None => find_session_id(&top, None).or_else(|| {
             // Shapes without a data object keep the lookup's nested forms at the top.
@@ -344,14 +361,10 @@ fn normalize_one(
     };
     if let Some(id) = &session_id {
         if let Err(reason) = check_session_id(id) {
-            let mut whole = top;
-            if let Some(d) = inner {
-                whole.insert("data".into(), Value::Object(d));
-            }
             return reject(
                 socket_event,
                 format!("invalid session id: {reason}"),
-                &Value::Object(whole),
+                &Value::Object(top),
                 received_at,
             );
         }
@@ -404,22 +417,20 @@ fn normalize_one(
     let (data, envelope) = match inner {
         Some(d) => {
             // Envelope fields held verbatim in a column are not stored twice.
-            for (key, column) in [
-                ("type", &raw_type),
-                ("subtype", &subtype),
-                ("source", &source),
-                ("correlation_id", &correlation_id),
-                ("session_id", &session_id),
-            ] {
-                if matches!((top.get(key), column), (Some(Value::String(v)), Some(c)) if v == c) {
-                    top.remove(key);
-                }
-            }
-            let envelope = serde_json::to_string(&top).unwrap_or_default();
-            (
-                serde_json::to_string(&d).unwrap_or_default(),
-                Some(envelope),
-            )
+            let in_column = |key: &str, value: &Value| {
+                let column = match key {
+                    "data" => return true,
+                    "type" => &raw_type,
+                    "subtype" => &subtype,
+                    "source" => &source,
+                    "correlation_id" => &correlation_id,
+                    "session_id" => &session_id,
+                    _ => return false,
+                };
+                matches!((value, column), (Value::String(v), Some(c)) if v == c)
+            };
+            let envelope = object_text_without(&top, in_column);
+            (serde_json::to_string(d).unwrap_or_default(), Some(envelope))
         }
         None => (serde_json::to_string(&top).unwrap_or_default(), None),
     };
@@ -527,6 +538,406 @@ mod tests {
             Outcome::Event(e) => *e,
             other => panic!("expected an event, got {other:?}"),
         }
+    }
+
+    // The normalizer before it read `data` in place and wrote the envelope
+    // without taking the payload apart (kept here to compare the two).
+    fn before_normalize_into(
+        socket_event: &str,
+        payload: Value,
+        received_at: DateTime<Utc>,
+        opts: &NormalizeOptions,
+        salt: &mut DedupSalt<'_>,
+        depth: u8,
+        out: &mut Vec<Outcome>,
+    ) {
+        if is_control_name(socket_event) {
+            out.push(Outcome::Control(socket_event.to_string()));
+            return;
+        }
+        if socket_event == "history" && depth == 0 {
+            let items = match payload {
+                Value::Array(items) => Some(items),
+                Value::Object(mut map) => match map.remove("events") {
+                    Some(Value::Array(items)) => Some(items),
+                    other => {
+                        if let Some(v) = other {
+                            map.insert("events".into(), v);
+                        }
+                        out.push(reject(
+                            socket_event,
+                            "history payload has no 'events' array",
+                            &Value::Object(map),
+                            received_at,
+                        ));
+                        None
+                    }
+                },
+                other => {
+                    out.push(reject(
+                        socket_event,
+                        "history payload is not an object",
+                        &other,
+                        received_at,
+                    ));
+                    None
+                }
+            };
+            for item in items.into_iter().flatten() {
+                let (name, inner) = split_capture_line(item);
+                let name = name.unwrap_or_else(|| "history".to_string());
+                before_normalize_into(&name, inner, received_at, opts, salt, depth + 1, out);
+            }
+            return;
+        }
+        out.push(before_normalize_one(
+            socket_event,
+            payload,
+            received_at,
+            opts,
+            salt,
+        ));
+    }
+
+    fn before_normalize_one(
+        socket_event: &str,
+        payload: Value,
+        received_at: DateTime<Utc>,
+        opts: &NormalizeOptions,
+        salt: &mut DedupSalt<'_>,
+    ) -> Outcome {
+        let Value::Object(mut top) = payload else {
+            let kind = match &payload {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+            };
+            return reject(
+                socket_event,
+                format!("payload is {kind}, not a JSON object"),
+                &payload,
+                received_at,
+            );
+        };
+
+        let raw_type = str_field(Some(&top), "type");
+        let subtype = str_field(Some(&top), "subtype");
+        if [raw_type.as_deref(), subtype.as_deref()].contains(&Some("heartbeat")) {
+            return Outcome::Control(socket_event.to_string());
+        }
+
+        // The data object: the inner `data` of wrapped shapes, else the payload itself.
+        let inner = match top.remove("data") {
+            Some(Value::Object(d)) => Some(d),
+            Some(other) => {
+                top.insert("data".into(), other);
+                None
+            }
+            None => None,
+        };
+        let data_obj: &Map<String, Value> = inner.as_ref().unwrap_or(&top);
+        let top_ref = inner.as_ref().map(|_| &top);
+
+        let session_id = match inner.as_ref() {
+            Some(d) => find_session_id(&top, Some(d)),
+            None => find_session_id(&top, None).or_else(|| {
+                // Shapes without a data object keep the lookup's nested forms at the top.
+                ["hook_data", "event_data", "context"]
+                    .iter()
+                    .find_map(|k| id_candidate(top.get(*k)?.as_object()?.get("session_id")))
+            }),
+        };
+        if let Some(id) = &session_id {
+            if let Err(reason) = check_session_id(id) {
+                let mut whole = top;
+                if let Some(d) = inner {
+                    whole.insert("data".into(), Value::Object(d));
+                }
+                return reject(
+                    socket_event,
+                    format!("invalid session id: {reason}"),
+                    &Value::Object(whole),
+                    received_at,
+                );
+            }
+        }
+
+        let event_type = str_field(Some(data_obj), "hook_event_name")
+            .or_else(|| top_ref.and_then(|t| str_field(Some(t), "hook_event_name")))
+            .or_else(|| str_field(Some(&top), "event_type"))
+            .or_else(|| {
+                subtype
+                    .as_deref()
+                    .map(|s| hook_name_for_subtype(s).map_or_else(|| s.to_string(), str::to_string))
+            })
+            .or_else(|| raw_type.clone())
+            .or_else(|| {
+                Some(socket_event.trim())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "unknown".to_string());
+
+        let mut facts = Facts::extract(&event_type, Some(data_obj), top_ref);
+        // claude-mpm's full handler makes up `<agent_type>_<session_id>` as an
+        // agent id: the same for two sub-agents of one type, so not an identity.
+        if let (Some(agent), Some(sid)) = (&facts.agent_id, &session_id) {
+            if agent.ends_with(sid.as_str()) {
+                facts.agent_id = None;
+            }
+        }
+        // Our own exported events (and the Python original's) carry their category.
+        let category = top
+            .get("category")
+            .and_then(Value::as_str)
+            .filter(|_| top.contains_key("event_type"))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| category_for(&event_type, facts.tool_name.as_deref()));
+
+        let ts_value = top.get("timestamp").or_else(|| data_obj.get("timestamp"));
+        let has_own_timestamp = ts_value.is_some();
+        // Stored with millisecond precision, so durations computed now equal those
+        // computed later from the stored text.
+        let own_time = ts_value.and_then(parse_timestamp);
+        let timestamp = own_time.unwrap_or(received_at);
+        let timestamp =
+            DateTime::from_timestamp_millis(timestamp.timestamp_millis()).unwrap_or(timestamp);
+        let correlation_id = str_field(Some(&top), "correlation_id")
+            .or_else(|| str_field(Some(data_obj), "correlation_id"));
+        let source = str_field(Some(&top), "source");
+
+        let (data, envelope) = match inner {
+            Some(d) => {
+                // Envelope fields held verbatim in a column are not stored twice.
+                for (key, column) in [
+                    ("type", &raw_type),
+                    ("subtype", &subtype),
+                    ("source", &source),
+                    ("correlation_id", &correlation_id),
+                    ("session_id", &session_id),
+                ] {
+                    if matches!((top.get(key), column), (Some(Value::String(v)), Some(c)) if v == c)
+                    {
+                        top.remove(key);
+                    }
+                }
+                let envelope = serde_json::to_string(&top).unwrap_or_default();
+                (
+                    serde_json::to_string(&d).unwrap_or_default(),
+                    Some(envelope),
+                )
+            }
+            None => (serde_json::to_string(&top).unwrap_or_default(), None),
+        };
+        let size = data.len() + envelope.as_ref().map_or(0, String::len);
+        if size > opts.max_event_bytes {
+            let mut text = envelope.unwrap_or_default();
+            text.push_str(&data);
+            return Outcome::Rejected(Rejection::of_text(
+                Some(socket_event),
+                format!(
+                    "payload of {size} bytes exceeds max_event_bytes ({})",
+                    opts.max_event_bytes
+                ),
+                &text,
+                received_at,
+            ));
+        }
+
+        let mut hasher = Xxh3::new();
+        hasher.update(envelope.as_deref().unwrap_or("").as_bytes());
+        hasher.update(b"\x00");
+        hasher.update(data.as_bytes());
+        for column in [&raw_type, &subtype, &source, &correlation_id, &session_id] {
+            match column {
+                Some(v) => {
+                    hasher.update(b"\x01");
+                    hasher.update(v.as_bytes());
+                }
+                None => hasher.update(b"\x00"),
+            }
+        }
+        // The key's time part must be the same on every delivery of an event: its
+        // own time; the arrival time only where arrival already tells events apart.
+        let mut key_time = own_time.map_or(0, |t| t.timestamp_millis());
+        if !has_own_timestamp {
+            let content = hasher.digest128();
+            if matches!(salt, DedupSalt::ReceivedAt) {
+                key_time = received_at.timestamp_millis();
+            }
+            let extra: u64 = match salt {
+                DedupSalt::ReceivedAt => {
+                    received_at.timestamp_nanos_opt().unwrap_or_default() as u64
+                }
+                DedupSalt::Occurrences(seen) => {
+                    let n = seen.entry(content).or_insert(0);
+                    *n += 1;
+                    u64::from(*n)
+                }
+            };
+            hasher.update(b"\x00salt");
+            hasher.update(&extra.to_le_bytes());
+        }
+        let mut dedup_key = [0u8; 24];
+        dedup_key[..8].copy_from_slice(&(key_time.max(0) as u64).to_be_bytes());
+        dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
+
+        let kind = HookEvent::parse(&event_type);
+        let search_text = crate::core::searchable::searchable_text(kind.as_str(), &data);
+        let identity = NormalizedEvent::identity_of(&kind, &facts);
+        let origin = if source.as_deref() == Some("transcript") {
+            Source::Transcript
+        } else {
+            opts.origin
+        };
+        Outcome::Event(Box::new(NormalizedEvent {
+            session_id,
+            timestamp,
+            kind,
+            category,
+            socket_event: socket_event.to_string(),
+            raw_type,
+            subtype,
+            source,
+            correlation_id,
+            data,
+            envelope,
+            identity,
+            origin,
+            facts,
+            dedup_key,
+            received_at,
+            time_known: own_time.is_some() || matches!(salt, DedupSalt::ReceivedAt),
+            search_text: Some(search_text),
+        }))
+    }
+
+    /// Every payload of the fixtures as the sources hand them to the
+    /// normalizer: capture and hook lines, and the hook-like payloads the
+    /// transcript reader makes of every real transcript.
+    fn fixture_payloads() -> Vec<(String, Value)> {
+        use crate::ingest::transcript::TranscriptReader;
+        use crate::ingest::transcript_files::discover;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![
+            root.join("../shared/fixtures"),
+            root.join("tests/transcript-fixtures"),
+        ];
+        let mut files = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() && !path.ends_with("transcripts") {
+                    dirs.push(path);
+                } else if path.is_dir() {
+                    let found = discover(&path).unwrap();
+                    for session in &found.sessions {
+                        for (file, kind) in session.files() {
+                            let mut reader =
+                                TranscriptReader::new(kind).with_session_id(&session.session_id);
+                            let text = std::fs::read_to_string(&file).unwrap();
+                            let mut payloads = Vec::new();
+                            for line in text.lines() {
+                                payloads.extend(reader.feed_line(line).unwrap_or_default());
+                            }
+                            payloads.extend(reader.finish());
+                            files.push(("transcript".to_string(), payloads));
+                        }
+                    }
+                } else if path.extension().is_some_and(|e| e == "jsonl") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let lines = text
+                        .lines()
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                        .collect();
+                    files.push((String::new(), lines));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (name, payloads) in files {
+            for payload in payloads {
+                let (line_name, inner) = split_capture_line(payload);
+                let name = line_name.unwrap_or_else(|| {
+                    if name.is_empty() {
+                        "import".to_string()
+                    } else {
+                        name.clone()
+                    }
+                });
+                out.push((name, inner));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn in_place_reading_equals_the_normalizer_before() {
+        let payloads = fixture_payloads();
+        assert!(payloads.len() > 1000, "{} payloads", payloads.len());
+        let at = Utc::now();
+        let small = NormalizeOptions {
+            max_event_bytes: 300,
+            ..NormalizeOptions::default()
+        };
+        // Each payload as it came, inside a history batch, with a session id
+        // no store accepts, and with the size limit biting.
+        let mut cases: Vec<(String, Value)> = payloads.clone();
+        cases.push((
+            "history".into(),
+            json!({"events": payloads.iter().take(200).map(|(n, p)| json!({"event": n, "data": p})).collect::<Vec<_>>()}),
+        ));
+        for (name, p) in payloads.iter().take(300) {
+            let mut p = p.clone();
+            if let Some(o) = p.as_object_mut() {
+                o.insert("session_id".into(), json!("bad\u{1}id"));
+            }
+            cases.push((name.clone(), p));
+        }
+        let (mut seen_new, mut seen_old) = (HashMap::new(), HashMap::new());
+        let mut events = 0;
+        for (name, payload) in &cases {
+            for opts in [NormalizeOptions::default(), small] {
+                let new = normalize(name, payload.clone(), at, &opts, &mut DedupSalt::ReceivedAt);
+                let mut old = Vec::new();
+                before_normalize_into(
+                    name,
+                    payload.clone(),
+                    at,
+                    &opts,
+                    &mut DedupSalt::ReceivedAt,
+                    0,
+                    &mut old,
+                );
+                assert_eq!(format!("{new:?}"), format!("{old:?}"), "{name}: {payload}");
+                let new = normalize(
+                    name,
+                    payload.clone(),
+                    at,
+                    &opts,
+                    &mut DedupSalt::Occurrences(&mut seen_new),
+                );
+                let mut old = Vec::new();
+                before_normalize_into(
+                    name,
+                    payload.clone(),
+                    at,
+                    &opts,
+                    &mut DedupSalt::Occurrences(&mut seen_old),
+                    0,
+                    &mut old,
+                );
+                assert_eq!(format!("{new:?}"), format!("{old:?}"), "{name}: {payload}");
+                events += new
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Event(_)))
+                    .count();
+            }
+        }
+        assert!(events > 1000);
     }
 
     #[test]
