@@ -486,7 +486,7 @@ fn normalize_one(
     dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
 
     let kind = HookEvent::parse(&event_type);
-    let search_text = crate::core::searchable::searchable_text(kind.as_str(), &data);
+    let search_text = crate::core::searchable::searchable_text_of(kind.as_str(), data_obj);
     let identity = NormalizedEvent::identity_of(&kind, &facts);
     let origin = if source.as_deref() == Some("transcript") {
         Source::Transcript
