@@ -409,3 +409,79 @@ impl Facts {
         facts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass reading of the common members against a lookup per member
+    /// (as `first_str` reads them), on every object of every fixture line.
+    #[test]
+    fn one_pass_finds_what_a_lookup_per_member_finds() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![
+            root.join("../shared/fixtures"),
+            root.join("tests/transcript-fixtures"),
+        ];
+        let mut objects: Vec<Map<String, Value>> = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "jsonl") {
+                    for line in std::fs::read_to_string(&path).unwrap().lines() {
+                        // Every object at the first three levels of a line.
+                        let mut level: Vec<Value> =
+                            serde_json::from_str(line).into_iter().collect();
+                        for _ in 0..3 {
+                            let mut next = Vec::new();
+                            for v in level {
+                                if let Value::Object(o) = v {
+                                    next.extend(o.values().cloned());
+                                    objects.push(o);
+                                }
+                            }
+                            level = next;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(objects.len() > 2000, "{}", objects.len());
+        let keys: [&[&str]; 10] = [
+            &["tool_name"],
+            &["tool_use_id"],
+            &["working_directory", "cwd"],
+            &["git_branch"],
+            &["launch_method"],
+            &["agent_id"],
+            &["prompt_id"],
+            &["claude_version"],
+            &["parent_agent_id"],
+            &["claude_pid"],
+        ];
+        let mut found = 0;
+        for pair in objects.windows(2) {
+            let (data, top) = (Some(&pair[0]), Some(&pair[1]));
+            let (d, t) = (Common::of(data), Common::of(top));
+            let one_pass = [
+                first_of(&[d.tool_name, t.tool_name]),
+                first_of(&[d.tool_use_id, t.tool_use_id]),
+                first_of(&[d.working_directory, d.cwd, t.working_directory, t.cwd]),
+                first_of(&[d.git_branch, t.git_branch]),
+                first_of(&[d.launch_method, t.launch_method]),
+                first_of(&[d.agent_id, t.agent_id]),
+                first_of(&[d.prompt_id, t.prompt_id]),
+                first_of(&[d.claude_version, t.claude_version]),
+                first_of(&[d.parent_agent_id, t.parent_agent_id]),
+                first_of(&[d.claude_pid, t.claude_pid]),
+            ];
+            for (keys, got) in keys.iter().zip(one_pass) {
+                assert_eq!(got, first_str(&[data, top], keys), "{keys:?}");
+                found += usize::from(got.is_some());
+            }
+        }
+        assert!(found > 1000, "{found}");
+    }
+}
