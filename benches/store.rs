@@ -36,10 +36,22 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
     .expect("writer")
 }
 
-fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
+/// CPU seconds (user + system) of this process so far, all its threads
+/// (ended ones included): steadier than a rate on a shared machine.
+fn cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The store path's rate, and its CPU per event in µs (every thread).
+fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> (f64, f64) {
     let writer = store_writer(dir, &format!("ours-{run}"));
     let tx = writer.sender();
     let opts = NormalizeOptions::default();
+    let cpu = cpu_seconds();
     let start = Instant::now();
     for line in lines {
         let value: Value = serde_json::from_str(line).expect("json");
@@ -59,8 +71,9 @@ fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
     let stats = writer.flush().expect("flush");
     let elapsed = start.elapsed().as_secs_f64();
     writer.shutdown().expect("shutdown");
+    let cpu = cpu_seconds() - cpu;
     assert_eq!(stats.stored + stats.control, lines.len() as u64);
-    lines.len() as f64 / elapsed
+    (lines.len() as f64 / elapsed, cpu * 1e6 / lines.len() as f64)
 }
 
 fn bare(lines: &[String], dir: &std::path::Path, run: usize) -> f64 {
@@ -95,16 +108,52 @@ fn main() {
         bytes as f64 / 1e6,
         n / 61 * 2
     );
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    let only_writer = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "writer");
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    // BENCH_ONLY=writer: the breakdown alone; BENCH_ONLY=ours: the store path
+    // alone, once (to profile it).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "ours" {
+        let (rate, cpu) = ours(&lines, dir.path(), 0);
+        println!(
+            "  mpm-aggregate store path : {rate:>9.0} events/s, {cpu:.2} µs CPU/event (one run)"
+        );
+        return;
+    }
+    if only == "normalize" {
+        let opts = NormalizeOptions::default();
+        let cpu = cpu_seconds();
+        let start = Instant::now();
+        let mut kept = 0usize;
+        for line in &lines {
+            let value: Value = serde_json::from_str(line).expect("json");
+            let (name, payload) = split_capture_line(value);
+            kept += normalize(
+                name.as_deref().unwrap_or("import"),
+                payload,
+                Utc::now(),
+                &opts,
+                &mut DedupSalt::ReceivedAt,
+            )
+            .len();
+        }
+        let rate = kept as f64 / start.elapsed().as_secs_f64();
+        let cpu = (cpu_seconds() - cpu) * 1e6 / kept as f64;
+        println!(
+            "  parse+normalize, each event dropped: {rate:.0} events/s, {cpu:.2} µs CPU/event"
+        );
+        return;
+    }
+    let only_writer = only == "writer";
     for run in 0..if only_writer { 0 } else { 3 } {
         b.push(bare(&lines, dir.path(), run));
-        a.push(ours(&lines, dir.path(), run));
+        let (rate, cpu) = ours(&lines, dir.path(), run);
+        a.push(rate);
+        c.push(cpu);
     }
     if !only_writer {
-        let (a, b) = (common::median(a), common::median(b));
+        let (a, b, c) = (common::median(a), common::median(b), common::median(c));
         println!(
-            "  mpm-aggregate store path : {:>9.0} events/s (median of 3)",
+            "  mpm-aggregate store path : {:>9.0} events/s (median of 3), {c:.2} µs CPU/event",
             a
         );
         println!(
@@ -131,6 +180,7 @@ fn main() {
     let normalize_rate = lines.len() as f64 / start.elapsed().as_secs_f64();
     let writer = store_writer(dir.path(), "writer-only");
     let tx = writer.sender();
+    let cpu = cpu_seconds();
     let start = Instant::now();
     for outcome in events {
         mpm_aggregate::store::writer::send_blocking(&tx, WriterMsg::from(outcome))
@@ -140,5 +190,6 @@ fn main() {
     writer.flush().expect("flush");
     let writer_rate = lines.len() as f64 / start.elapsed().as_secs_f64();
     writer.shutdown().expect("shutdown");
-    println!("  breakdown: parse+normalize alone {normalize_rate:.0} events/s; writer alone {writer_rate:.0} events/s");
+    let writer_cpu = (cpu_seconds() - cpu) * 1e6 / lines.len() as f64;
+    println!("  breakdown: parse+normalize alone {normalize_rate:.0} events/s; writer alone {writer_rate:.0} events/s, {writer_cpu:.2} µs CPU/event");
 }

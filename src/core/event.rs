@@ -44,6 +44,9 @@ pub struct NormalizedEvent {
     /// a live event. False for an imported payload that carried none (raw hook
     /// payloads): its time is the import's, which says nothing of when it happened.
     pub time_known: bool,
+    /// Its searchable text (`core::searchable`), made where it was normalized,
+    /// off the writer's thread; `None`: the writer makes it when it stores it.
+    pub search_text: Option<String>,
 }
 
 impl NormalizedEvent {

@@ -30,10 +30,68 @@ fn first_str(objs: &[Option<&Map<String, Value>>], keys: &[&str]) -> Option<Stri
 }
 
 fn clip(s: &str) -> String {
+    // No more bytes than the limit in characters: nothing to cut, no need to count.
+    if s.len() <= MAX_FACT_CHARS {
+        return s.to_string();
+    }
     match s.char_indices().nth(MAX_FACT_CHARS) {
         Some((i, _)) => s[..i].to_string(),
         None => s.to_string(),
     }
+}
+
+/// The members every event's facts read at the data's and the payload's top
+/// level, found in one pass over an object (a lookup per member and object
+/// was most of the facts' cost).
+#[derive(Default, Clone, Copy)]
+struct Common<'a> {
+    tool_name: Option<&'a Value>,
+    tool_use_id: Option<&'a Value>,
+    working_directory: Option<&'a Value>,
+    cwd: Option<&'a Value>,
+    git_branch: Option<&'a Value>,
+    launch_method: Option<&'a Value>,
+    claude_pid: Option<&'a Value>,
+    agent_id: Option<&'a Value>,
+    prompt_id: Option<&'a Value>,
+    claude_version: Option<&'a Value>,
+    parent_agent_id: Option<&'a Value>,
+}
+
+impl<'a> Common<'a> {
+    fn of(obj: Option<&'a Map<String, Value>>) -> Self {
+        let mut c = Common::default();
+        for (key, value) in obj.into_iter().flatten() {
+            let slot = match key.as_str() {
+                "tool_name" => &mut c.tool_name,
+                "tool_use_id" => &mut c.tool_use_id,
+                "working_directory" => &mut c.working_directory,
+                "cwd" => &mut c.cwd,
+                "git_branch" => &mut c.git_branch,
+                "launch_method" => &mut c.launch_method,
+                "claude_pid" => &mut c.claude_pid,
+                "agent_id" => &mut c.agent_id,
+                "prompt_id" => &mut c.prompt_id,
+                "claude_version" => &mut c.claude_version,
+                "parent_agent_id" => &mut c.parent_agent_id,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        c
+    }
+}
+
+/// [`first_str`] over members already found: the first that is a string with
+/// something in it, clipped.
+fn first_of(members: &[Option<&Value>]) -> Option<String> {
+    members
+        .iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .map(clip)
 }
 
 fn obj<'a>(parent: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Map<String, Value>> {
@@ -221,20 +279,21 @@ impl Facts {
         top: Option<&Map<String, Value>>,
     ) -> Facts {
         let both = [data, top];
+        let (d, t) = (Common::of(data), Common::of(top));
         let mut facts = Facts {
-            tool_name: first_str(&both, &["tool_name"]),
-            tool_use_id: first_str(&both, &["tool_use_id"]),
-            working_directory: first_str(&both, &["working_directory", "cwd"]),
-            git_branch: first_str(&both, &["git_branch"]),
-            launch_method: first_str(&both, &["launch_method"]),
-            claude_pid: [data, top]
+            tool_name: first_of(&[d.tool_name, t.tool_name]),
+            tool_use_id: first_of(&[d.tool_use_id, t.tool_use_id]),
+            working_directory: first_of(&[d.working_directory, d.cwd, t.working_directory, t.cwd]),
+            git_branch: first_of(&[d.git_branch, t.git_branch]),
+            launch_method: first_of(&[d.launch_method, t.launch_method]),
+            claude_pid: [d.claude_pid, t.claude_pid]
                 .iter()
                 .flatten()
-                .find_map(|o| o.get("claude_pid").and_then(Value::as_i64)),
-            agent_id: first_str(&both, &["agent_id"]),
-            prompt_id: first_str(&both, &["prompt_id"]),
-            claude_version: first_str(&both, &["claude_version"]),
-            parent_agent_id: first_str(&both, &["parent_agent_id"]),
+                .find_map(|v| v.as_i64()),
+            agent_id: first_of(&[d.agent_id, t.agent_id]),
+            prompt_id: first_of(&[d.prompt_id, t.prompt_id]),
+            claude_version: first_of(&[d.claude_version, t.claude_version]),
+            parent_agent_id: first_of(&[d.parent_agent_id, t.parent_agent_id]),
             ..Facts::default()
         };
 
@@ -348,5 +407,85 @@ impl Facts {
         }
         facts.content_key = content_key(event_type, &facts, tool_input, tool_params);
         facts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass reading of the common members against a lookup per member
+    /// (as `first_str` reads them), on every object of the fixtures' lines.
+    #[test]
+    fn one_pass_finds_what_a_lookup_per_member_finds() {
+        // The fixtures' lines, built in (the core reads no files).
+        macro_rules! fixture {
+            ($path:literal) => {
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path))
+            };
+        }
+        let texts = [
+            fixture!("../shared/fixtures/claude-code-hooks.jsonl"),
+            fixture!("../shared/fixtures/claude-mpm-monitor-capture.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-fast/hooks.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-fast/monitor-capture.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-fast/stream-1.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-fast/stream-2.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-full/hooks.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-full/monitor-capture.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-full/stream-1.jsonl"),
+            fixture!("../shared/fixtures/claude-code-2.1/a-mpm-full/stream-2.jsonl"),
+            fixture!("tests/transcript-fixtures/t-background-error-compact/hooks.jsonl"),
+        ];
+        let mut objects: Vec<Map<String, Value>> = Vec::new();
+        for line in texts.iter().flat_map(|t| t.lines()) {
+            // Every object at the first three levels of a line.
+            let mut level: Vec<Value> = serde_json::from_str(line).into_iter().collect();
+            for _ in 0..3 {
+                let mut next = Vec::new();
+                for v in level {
+                    if let Value::Object(o) = v {
+                        next.extend(o.values().cloned());
+                        objects.push(o);
+                    }
+                }
+                level = next;
+            }
+        }
+        assert!(objects.len() > 1500, "{}", objects.len());
+        let keys: [&[&str]; 10] = [
+            &["tool_name"],
+            &["tool_use_id"],
+            &["working_directory", "cwd"],
+            &["git_branch"],
+            &["launch_method"],
+            &["agent_id"],
+            &["prompt_id"],
+            &["claude_version"],
+            &["parent_agent_id"],
+            &["claude_pid"],
+        ];
+        let mut found = 0;
+        for pair in objects.windows(2) {
+            let (data, top) = (Some(&pair[0]), Some(&pair[1]));
+            let (d, t) = (Common::of(data), Common::of(top));
+            let one_pass = [
+                first_of(&[d.tool_name, t.tool_name]),
+                first_of(&[d.tool_use_id, t.tool_use_id]),
+                first_of(&[d.working_directory, d.cwd, t.working_directory, t.cwd]),
+                first_of(&[d.git_branch, t.git_branch]),
+                first_of(&[d.launch_method, t.launch_method]),
+                first_of(&[d.agent_id, t.agent_id]),
+                first_of(&[d.prompt_id, t.prompt_id]),
+                first_of(&[d.claude_version, t.claude_version]),
+                first_of(&[d.parent_agent_id, t.parent_agent_id]),
+                first_of(&[d.claude_pid, t.claude_pid]),
+            ];
+            for (keys, got) in keys.iter().zip(one_pass) {
+                assert_eq!(got, first_str(&[data, top], keys), "{keys:?}");
+                found += usize::from(got.is_some());
+            }
+        }
+        assert!(found > 1000, "{found}");
     }
 }

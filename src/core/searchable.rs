@@ -7,6 +7,8 @@
 //! stores or merges, and the V7 backfill as the SQL function
 //! `mpm_search_text`, so there is one definition.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// Longest searchable text of one event, in bytes (cut on a character boundary).
@@ -112,11 +114,28 @@ fn value(raw: Option<&serde_json::value::RawValue>) -> Option<Value> {
     serde_json::from_str(raw?.get()).ok()
 }
 
-/// A field that is a string with something in it.
-fn string(raw: Option<&serde_json::value::RawValue>) -> Option<String> {
-    match value(raw)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s),
-        _ => None,
+impl<'a> Fields<'a> {
+    /// The member `key` as read (JSON `null` reads as absent).
+    fn get(&self, key: &str) -> Option<&'a serde_json::value::RawValue> {
+        match key {
+            "prompt" => self.prompt,
+            "prompt_text" => self.prompt_text,
+            "last_assistant_message" => self.last_assistant_message,
+            "final_response" => self.final_response,
+            "response" => self.response,
+            "delta" => self.delta,
+            "message" => self.message,
+            "error" => self.error,
+            "error_message" => self.error_message,
+            "file_path" => self.file_path,
+            "tool_input" => self.tool_input,
+            "tool_parameters" => self.tool_parameters,
+            "tool_response" => self.tool_response,
+            "tool_output" => self.tool_output,
+            "output" => self.output,
+            "result" => self.result,
+            _ => None,
+        }
     }
 }
 
@@ -130,43 +149,66 @@ pub fn searchable_text(event_type: &str, data: &str) -> String {
     let Ok(f) = serde_json::from_str::<Fields<'_>>(data) else {
         return String::new();
     };
+    gather(event_type, |key| value(f.get(key)).map(Cow::Owned))
+}
+
+/// [`searchable_text`] of the JSON text of `data`, read from the object the
+/// normalizer has in hand instead of from its text (which has no repeated
+/// keys, the only thing the text's reading refuses).
+pub fn searchable_text_of(event_type: &str, data: &Map<String, Value>) -> String {
+    if !TYPES.contains(&event_type) {
+        return String::new();
+    }
+    // `null` reads as absent, as the text's `Option` fields read it.
+    gather(event_type, |key| {
+        data.get(key).filter(|v| !v.is_null()).map(Cow::Borrowed)
+    })
+}
+
+/// The rules, over the data's members as `get` reads them.
+fn gather<'v>(event_type: &str, get: impl Fn(&str) -> Option<Cow<'v, Value>>) -> String {
+    // A member that is a string with something in it.
+    let string = |key: &str| match get(key)?.as_ref() {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    };
     // Each part in the order of the rules; trees' strings copied out of them.
     let mut parts: Vec<String> = Vec::new();
-    let leaves = |tree: Option<Value>, skip: &[&str], parts: &mut Vec<String>| {
+    let leaves = |tree: Option<&Value>, skip: &[&str], parts: &mut Vec<String>| {
         let Some(tree) = tree else { return false };
         let mut found = Vec::new();
-        strings(&tree, skip, &mut found);
+        strings(tree, skip, &mut found);
         parts.extend(found.into_iter().map(str::to_string));
         true
     };
-    parts.extend(string(f.prompt).or_else(|| string(f.prompt_text)));
-    parts.extend(string(f.last_assistant_message).or_else(|| string(f.final_response)));
-    leaves(value(f.response), &[], &mut parts);
-    parts.extend(string(f.delta));
-    parts.extend(string(f.message));
-    match value(f.error) {
-        Some(Value::Bool(_) | Value::Null) | None => parts.extend(string(f.error_message)),
+    parts.extend(string("prompt").or_else(|| string("prompt_text")));
+    parts.extend(string("last_assistant_message").or_else(|| string("final_response")));
+    leaves(get("response").as_deref(), &[], &mut parts);
+    parts.extend(string("delta"));
+    parts.extend(string("message"));
+    match get("error").as_deref() {
+        Some(Value::Bool(_) | Value::Null) | None => parts.extend(string("error_message")),
         e => {
             leaves(e, &[], &mut parts);
         }
     }
-    parts.extend(string(f.file_path));
+    parts.extend(string("file_path"));
     match event_type {
         "PreToolUse" => {
-            let found = leaves(value(f.tool_input), &[], &mut parts);
-            if let (false, Some(Value::Object(p))) = (found, value(f.tool_parameters)) {
+            let found = leaves(get("tool_input").as_deref(), &[], &mut parts);
+            if let (false, Some(Value::Object(p))) = (found, get("tool_parameters").as_deref()) {
                 parts.extend(
                     PARAMETER_KEYS
                         .iter()
-                        .filter_map(|k| text(&p, k))
+                        .filter_map(|k| text(p, k))
                         .map(str::to_string),
                 );
             }
         }
         "PostToolUse" => {
-            let output = value(f.tool_response).or_else(|| value(f.tool_output));
-            if !leaves(output, &OUTPUT_NOISE, &mut parts) {
-                parts.extend(string(f.output).or_else(|| string(f.result)));
+            let output = get("tool_response").or_else(|| get("tool_output"));
+            if !leaves(output.as_deref(), &OUTPUT_NOISE, &mut parts) {
+                parts.extend(string("output").or_else(|| string("result")));
             }
         }
         _ => {}
@@ -233,6 +275,44 @@ mod tests {
         );
         assert_eq!(searchable_text("Stop", "not json"), "");
         assert_eq!(searchable_text("Stop", "[1]"), "");
+    }
+
+    #[test]
+    fn the_object_and_its_text_give_the_same_text() {
+        for (kind, data) in [
+            (
+                "PreToolUse",
+                r#"{"tool_input":null,"tool_parameters":{"command":"ls","input_type":"dict"}}"#,
+            ),
+            (
+                "PreToolUse",
+                r#"{"tool_input":{"command":"ls","n":[1,"two"]},"file_path":"/a"}"#,
+            ),
+            (
+                "PostToolUse",
+                r#"{"tool_response":null,"output":"done","error":null,"error_message":"e"}"#,
+            ),
+            (
+                "PostToolUse",
+                r#"{"tool_output":{"type":"x","text":"out"},"error":{"code":"E1"}}"#,
+            ),
+            (
+                "Stop",
+                r#"{"final_response":" ","response":{"content":[{"text":"hi"}]},"message":"m"}"#,
+            ),
+            (
+                "UserPromptSubmit",
+                r#"{"prompt":"","prompt_text":"second"}"#,
+            ),
+            ("hook_execution", r#"{"prompt":"x"}"#),
+        ] {
+            let map: Map<String, Value> = serde_json::from_str(data).unwrap();
+            assert_eq!(
+                searchable_text_of(kind, &map),
+                searchable_text(kind, data),
+                "{kind} {data}"
+            );
+        }
     }
 
     #[test]

@@ -514,6 +514,7 @@ mod tests {
             dedup_key: [0; 24],
             received_at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
             time_known: true,
+            search_text: None,
         }
     }
 

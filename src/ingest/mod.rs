@@ -74,6 +74,7 @@ impl StoredEvent<'_> {
             dedup_key: [0; 24],
             received_at: timestamp,
             time_known,
+            search_text: None,
         }
     }
 }

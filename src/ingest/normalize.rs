@@ -206,6 +206,28 @@ fn check_session_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The text serde_json writes for `map` with the members `skip` names taken
+/// out (same order, same escapes), without taking them out.
+fn object_text_without(map: &Map<String, Value>, skip: impl Fn(&str, &Value) -> bool) -> String {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (key, value) in map {
+        if skip(key, value) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        // Writing to a Vec fails only on a value serde_json cannot write,
+        // which a parsed Value never holds.
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Normalizes one Socket.IO event. `history` events expand into their elements.
 pub fn normalize(
     socket_event: &str,
@@ -298,7 +320,7 @@ fn normalize_one(
     opts: &NormalizeOptions,
     salt: &mut DedupSalt<'_>,
 ) -> Outcome {
-    let Value::Object(mut top) = payload else {
+    let Value::Object(top) = payload else {
         let kind = match &payload {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -321,19 +343,14 @@ fn normalize_one(
         return Outcome::Control(socket_event.to_string());
     }
 
-    // The data object: the inner `data` of wrapped shapes, else the payload itself.
-    let inner = match top.remove("data") {
-        Some(Value::Object(d)) => Some(d),
-        Some(other) => {
-            top.insert("data".into(), other);
-            None
-        }
-        None => None,
-    };
-    let data_obj: &Map<String, Value> = inner.as_ref().unwrap_or(&top);
-    let top_ref = inner.as_ref().map(|_| &top);
+    // The data object: the inner `data` of wrapped shapes, else the payload
+    // itself. Read in place: no reader of the top level looks at `data`, and
+    // the envelope is written without it (no map taken apart and rebuilt).
+    let inner = top.get("data").and_then(Value::as_object);
+    let data_obj: &Map<String, Value> = inner.unwrap_or(&top);
+    let top_ref = inner.map(|_| &top);
 
-    let session_id = match inner.as_ref() {
+    let session_id = match inner {
         Some(d) => find_session_id(&top, Some(d)),
         None => find_session_id(&top, None).or_else(|| {
             // Shapes without a data object keep the lookup's nested forms at the top.
@@ -344,14 +361,10 @@ fn normalize_one(
     };
     if let Some(id) = &session_id {
         if let Err(reason) = check_session_id(id) {
-            let mut whole = top;
-            if let Some(d) = inner {
-                whole.insert("data".into(), Value::Object(d));
-            }
             return reject(
                 socket_event,
                 format!("invalid session id: {reason}"),
-                &Value::Object(whole),
+                &Value::Object(top),
                 received_at,
             );
         }
@@ -404,22 +417,20 @@ fn normalize_one(
     let (data, envelope) = match inner {
         Some(d) => {
             // Envelope fields held verbatim in a column are not stored twice.
-            for (key, column) in [
-                ("type", &raw_type),
-                ("subtype", &subtype),
-                ("source", &source),
-                ("correlation_id", &correlation_id),
-                ("session_id", &session_id),
-            ] {
-                if matches!((top.get(key), column), (Some(Value::String(v)), Some(c)) if v == c) {
-                    top.remove(key);
-                }
-            }
-            let envelope = serde_json::to_string(&top).unwrap_or_default();
-            (
-                serde_json::to_string(&d).unwrap_or_default(),
-                Some(envelope),
-            )
+            let in_column = |key: &str, value: &Value| {
+                let column = match key {
+                    "data" => return true,
+                    "type" => &raw_type,
+                    "subtype" => &subtype,
+                    "source" => &source,
+                    "correlation_id" => &correlation_id,
+                    "session_id" => &session_id,
+                    _ => return false,
+                };
+                matches!((value, column), (Value::String(v), Some(c)) if v == c)
+            };
+            let envelope = object_text_without(&top, in_column);
+            (serde_json::to_string(d).unwrap_or_default(), Some(envelope))
         }
         None => (serde_json::to_string(&top).unwrap_or_default(), None),
     };
@@ -475,6 +486,7 @@ fn normalize_one(
     dedup_key[8..].copy_from_slice(&hasher.digest128().to_be_bytes());
 
     let kind = HookEvent::parse(&event_type);
+    let search_text = crate::core::searchable::searchable_text_of(kind.as_str(), data_obj);
     let identity = NormalizedEvent::identity_of(&kind, &facts);
     let origin = if source.as_deref() == Some("transcript") {
         Source::Transcript
@@ -499,6 +511,7 @@ fn normalize_one(
         dedup_key,
         received_at,
         time_known: own_time.is_some() || matches!(salt, DedupSalt::ReceivedAt),
+        search_text: Some(search_text),
     }))
 }
 

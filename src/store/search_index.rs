@@ -33,12 +33,17 @@ pub fn index_new(
     event_type: &str,
     data: &str,
 ) -> rusqlite::Result<()> {
-    let text = searchable_text(event_type, data);
+    index_text(conn, row, &searchable_text(event_type, data))
+}
+
+/// The statement that enters an event's text (the writer keeps it prepared for a batch).
+pub const INSERT: &str = "INSERT INTO event_search (rowid, body) VALUES (?1, ?2)";
+
+fn index_text(conn: &Connection, row: i64, text: &str) -> rusqlite::Result<()> {
     if text.is_empty() {
         return Ok(());
     }
-    conn.prepare_cached("INSERT INTO event_search (rowid, body) VALUES (?1, ?2)")?
-        .execute(params![row, text])?;
+    conn.prepare_cached(INSERT)?.execute(params![row, text])?;
     Ok(())
 }
 

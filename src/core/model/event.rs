@@ -70,6 +70,7 @@ impl SessionEvent {
             dedup_key: [0; 24],
             received_at: timestamp,
             time_known: true,
+            search_text: None,
         }
     }
 
