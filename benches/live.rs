@@ -79,7 +79,13 @@ fn run(n: usize, checkpoints: &[usize]) {
     let start = Instant::now();
     let mut marks = Vec::new();
     let mut next_mark = 0;
+    // The WAL's largest size while the stream runs (checkpoints keep it bounded).
+    let wal = db.with_extension("db-wal");
+    let mut wal_peak = 0u64;
     for i in 0..n {
+        if i % 4096 == 0 {
+            wal_peak = wal_peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
         let copy = i / base.len();
         let (name, data) = &base[i % base.len()];
         let data = data
@@ -109,6 +115,8 @@ fn run(n: usize, checkpoints: &[usize]) {
         std::thread::sleep(Duration::from_millis(2));
     }
     let lag = last_emit.elapsed();
+    wal_peak = wal_peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    let db_size = std::fs::metadata(&db).map_or(0, |m| m.len());
     let cpu = cpu_seconds(pid) - cpu_before;
     let peak = proc_field(pid, "status", "VmHWM:") / 1024.0;
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
@@ -130,6 +138,11 @@ fn run(n: usize, checkpoints: &[usize]) {
         cpu * 1e6 / n as f64
     );
     println!("  recorder peak RSS  : {:>9.1} MB", peak);
+    println!(
+        "  largest WAL        : {:>9.1} MB (the database: {:.1} MB)",
+        wal_peak as f64 / 1e6,
+        db_size as f64 / 1e6
+    );
     for (at, rss) in marks {
         println!("  RSS after {at:>8}  : {rss:>9.1} MB");
     }

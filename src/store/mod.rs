@@ -28,6 +28,9 @@ mod embedded {
 
 /// How long a connection waits for a lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The WAL file is cut back to this size when it starts over
+/// (`journal_size_limit`; the checkpointer makes it start over past it).
+pub const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 pub use crate::files::create_private_dir;
 
@@ -72,6 +75,8 @@ pub fn open_writable_waiting(path: &Path, busy: Duration) -> Result<Connection> 
          PRAGMA foreign_keys = OFF;",
     )
     .map_err(|e| AggregatorError::db(path, e))?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(|e| AggregatorError::db(path, e))?;
     // A database this build (or a later one) migrated says so in its user_version: one read
     // instead of the migration runner's look at its history (a `hook` process opens it each time).
     let latest = latest_migration();

@@ -1706,6 +1706,32 @@ impl WriterState {
         Ok(())
     }
 
+    /// The checkpointer's passive checkpoints never let the WAL start over
+    /// while this writer keeps committing (each copies what was there when it
+    /// began, and more has come by then): under a sustained stream the WAL
+    /// grew to 1.5 GB beside a 0.9 GB database. Past twice
+    /// [`super::WAL_SIZE_LIMIT`], between two transactions, a RESTART
+    /// checkpoint (most frames are copied already) lets the next transaction
+    /// write the WAL from its start, and `journal_size_limit` cuts the file
+    /// back. It waits briefly for readers of older snapshots, then gives up
+    /// until the next time.
+    fn bound_wal(&mut self) {
+        let mut wal = self.config.database.as_os_str().to_owned();
+        wal.push("-wal");
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if size < 2 * super::WAL_SIZE_LIMIT as u64 {
+            return;
+        }
+        let _ = self.conn.busy_timeout(std::time::Duration::from_millis(50));
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+        {
+            tracing::debug!("restart checkpoint: {e}");
+        }
+        let _ = self.conn.busy_timeout(self.config.busy_timeout);
+    }
+
     fn current_stats(&self) -> WriterStats {
         use std::sync::atomic::Ordering::Relaxed;
         WriterStats {
@@ -1717,6 +1743,9 @@ impl WriterState {
 
     fn after_commit(&mut self) {
         self.checkpointer.committed();
+        if self.batch.is_multiple_of(16) && !self.config.short_lived {
+            self.bound_wal();
+        }
         for (reply, mut report) in self.prunes.drain(..) {
             report.delete_files();
             let _ = reply.send(Ok(report));
