@@ -529,18 +529,24 @@ fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_im
     assert_eq!(count(&got, "SELECT count(*) FROM rejected_events"), 0);
 }
 
+/// A database whose session `s0` has started, and a connection holding its
+/// write lock (as a long import or prune does), for the hooks that follow.
+fn started_then_held(dir: &Path) -> (PathBuf, Vec<std::ffi::OsString>, rusqlite::Connection) {
+    let db = dir.join("agg.db");
+    assert_silent_success(&hook(dir, &payload("s0", "SessionStart")), "first");
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    (db, db_args(dir), holder)
+}
+
 #[test]
 fn a_hook_exits_at_once_and_its_background_writer_stores_the_burst_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("agg.db");
-    let args = db_args(dir.path());
-    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    assert_silent_success(&hook(dir.path(), &payload("s0", "SessionStart")), "first");
     // While another process holds the database, hooks still return at once,
     // their pipes closed (Claude Code waits for both): the writer they fork
     // waits for the lock in the background.
-    let holder = rusqlite::Connection::open(&db).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (db, args, holder) = started_then_held(dir.path());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let prompts: Vec<String> = (0..6).map(|i| format!("prompt {i}")).collect();
     for prompt in &prompts {
         let body = serde_json::json!({"session_id": "s0", "hook_event_name": "UserPromptSubmit",
@@ -589,15 +595,11 @@ fn a_hook_exits_at_once_and_its_background_writer_stores_the_burst_in_arrival_or
 #[test]
 fn a_background_writer_outlasts_a_database_busy_for_longer_than_one_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("agg.db");
-    let args = db_args(dir.path());
-    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    assert_silent_success(&hook(dir.path(), &payload("s0", "SessionStart")), "first");
     // Held past one busy wait of the writer, as a long import or prune may:
     // the payload is still stored once the database is free, with no hook
     // after it to drain the spool.
-    let holder = rusqlite::Connection::open(&db).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (db, args, holder) = started_then_held(dir.path());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let r = hook_no_wait(&refs, &payload("s0", "UserPromptSubmit"), &[]);
     assert_silent_success(&r, "while busy");
     let held = mpm_aggregate::import::hook::DRAIN_BUSY_WAIT * 2;
