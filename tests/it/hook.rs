@@ -490,17 +490,8 @@ fn sixteen_hooks_at_once_an_import_and_the_recorder_store_what_one_sequential_im
         log_lines(&live.join("hook.log")).len()
     );
     if spooled(&live) > 0 {
-        let out = Command::new(bin())
-            .args(&live_args)
-            .arg("import")
-            .arg(live.join("hook-spool"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let spool = live.join("hook-spool");
+        crate::common::cli_stdout(&live.join("agg.db"), &["import", spool.to_str().unwrap()]);
     }
     assert_eq!(spooled(&live), 0);
 
@@ -648,18 +639,12 @@ fn a_busy_database_spools_at_once_and_the_next_writers_drain_it() {
     drop(holder);
     // `status` tells what waits, and where, in words and in JSON.
     let status = |json: bool| {
-        let out = Command::new(bin())
-            .args(db_args(dir.path()))
-            .arg("status")
-            .args(json.then_some("--json"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let args: &[&str] = if json {
+            &["status", "--json"]
+        } else {
+            &["status"]
+        };
+        crate::common::cli_stdout(&db, args)
     };
     let text = status(false);
     let line = text

@@ -258,6 +258,19 @@ pub fn cli_on(db: &Path, args: &[&str]) -> std::process::Command {
     c
 }
 
+/// Runs [`cli_on`], which must succeed (its standard error shown if not);
+/// returns its standard output.
+pub fn cli_stdout(db: &Path, args: &[&str]) -> String {
+    let out = cli_on(db, args).output().expect("mpm-aggregate runs");
+    assert!(
+        out.status.success(),
+        "mpm-aggregate {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// The transcripts folder of one of our own real Claude Code runs
 /// (`tests/fixtures/claude-code/RUN/transcripts`), as a command argument.
 pub fn ours(run: &str) -> String {
