@@ -772,19 +772,7 @@ impl WriterState {
         }
         self.stats.stored += 1;
         let stored_row = self.conn.last_insert_rowid();
-        let made;
-        let text = match &event.search_text {
-            Some(text) => text,
-            None => {
-                made = crate::core::searchable::searchable_text(event.kind.as_str(), &event.data);
-                &made
-            }
-        };
-        if !text.is_empty() {
-            statements
-                .insert_search
-                .execute(params![stored_row, text])?;
-        }
+        super::search_index::index_stored(&mut statements.insert_search, stored_row, event)?;
         if match_key.is_some() {
             self.note_prompt(event, stored_row);
             if let Some(w) = event
