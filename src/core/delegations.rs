@@ -304,10 +304,10 @@ impl Delegations {
 
     /// Sub-agents named by more than one delegation, in the order of their first slot.
     pub fn twinned_agents(&self) -> Vec<String> {
+        // The keys are every index's (calls, types too): only agent ids have slots here.
         let mut firsts: BTreeMap<Slot, String> = BTreeMap::new();
         for key in self.keys.keys() {
-            let slots = self.of_agent(key);
-            if let [first, _, ..] = slots[..] {
+            if let (Some(first), true) = (self.first_of_agent(key), self.agent_twinned(key)) {
                 firsts.insert(first, key.clone());
             }
         }
