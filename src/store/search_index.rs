@@ -27,20 +27,6 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Enters a newly stored event (row `row`) in the index.
-pub fn index_new(
-    conn: &Connection,
-    row: i64,
-    event_type: &str,
-    data: &str,
-) -> rusqlite::Result<()> {
-    enter(
-        &mut *conn.prepare_cached(INSERT)?,
-        row,
-        &searchable_text(event_type, data),
-    )
-}
-
 /// The statement that enters an event's text (the writer keeps it prepared for a batch).
 pub const INSERT: &str = "INSERT INTO event_search (rowid, body) VALUES (?1, ?2)";
 
@@ -72,9 +58,16 @@ fn enter(insert: &mut Statement<'_>, row: i64, text: &str) -> rusqlite::Result<(
 }
 
 /// Replaces the entry of event `row` after its data changed to `data` (the
-/// writer has it in hand: no reading it back).
-pub fn reindex(conn: &Connection, row: i64, event_type: &str, data: &str) -> rusqlite::Result<()> {
+/// writer has it in hand: no reading it back), entering it through `insert`
+/// as [`index_stored`] does.
+pub fn reindex(
+    conn: &Connection,
+    insert: &mut Statement<'_>,
+    row: i64,
+    event_type: &str,
+    data: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM event_search WHERE rowid = ?1")?
         .execute([row])?;
-    index_new(conn, row, event_type, data)
+    enter(insert, row, &searchable_text(event_type, data))
 }
