@@ -226,11 +226,6 @@ impl Delegations {
         self.held.values().map(|(d, _)| d)
     }
 
-    /// In slot order.
-    pub fn slots(&self) -> impl DoubleEndedIterator<Item = (Slot, &DelegationState)> {
-        self.held.iter().map(|(s, (d, _))| (*s, d))
-    }
-
     pub fn get(&self, slot: Slot) -> Option<&DelegationState> {
         self.held.get(&slot).map(|(d, _)| d)
     }
