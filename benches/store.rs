@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use chrono::Utc;
-use mpm_aggregate::ingest::{normalize, split_capture_line, DedupSalt, NormalizeOptions};
+use mpm_aggregate::ingest::{normalize, split_capture_line, DedupSalt, NormalizeOptions, Outcome};
 use mpm_aggregate::store::writer::{Writer, WriterConfig, WriterMsg};
 use serde_json::Value;
 
@@ -36,6 +36,19 @@ fn store_writer(dir: &std::path::Path, name: &str) -> Writer {
     .expect("writer")
 }
 
+/// A capture line parsed and normalized, as the recorder's import does.
+fn normalized(line: &str, opts: &NormalizeOptions) -> Vec<Outcome> {
+    let value: Value = serde_json::from_str(line).expect("json");
+    let (name, payload) = split_capture_line(value);
+    normalize(
+        name.as_deref().unwrap_or("import"),
+        payload,
+        Utc::now(),
+        opts,
+        &mut DedupSalt::ReceivedAt,
+    )
+}
+
 /// CPU seconds (user + system) of this process so far, all its threads
 /// (ended ones included): steadier than a rate on a shared machine.
 fn cpu_seconds() -> f64 {
@@ -54,15 +67,7 @@ fn ours(lines: &[String], dir: &std::path::Path, run: usize) -> (f64, f64) {
     let cpu = cpu_seconds();
     let start = Instant::now();
     for line in lines {
-        let value: Value = serde_json::from_str(line).expect("json");
-        let (name, payload) = split_capture_line(value);
-        for outcome in normalize(
-            name.as_deref().unwrap_or("import"),
-            payload,
-            Utc::now(),
-            &opts,
-            &mut DedupSalt::ReceivedAt,
-        ) {
+        for outcome in normalized(line, &opts) {
             mpm_aggregate::store::writer::send_blocking(&tx, WriterMsg::from(outcome))
                 .map_err(|_| ())
                 .expect("send");
@@ -125,16 +130,7 @@ fn main() {
         let start = Instant::now();
         let mut kept = 0usize;
         for line in &lines {
-            let value: Value = serde_json::from_str(line).expect("json");
-            let (name, payload) = split_capture_line(value);
-            kept += normalize(
-                name.as_deref().unwrap_or("import"),
-                payload,
-                Utc::now(),
-                &opts,
-                &mut DedupSalt::ReceivedAt,
-            )
-            .len();
+            kept += normalized(line, &opts).len();
         }
         let rate = kept as f64 / start.elapsed().as_secs_f64();
         let cpu = (cpu_seconds() - cpu) * 1e6 / kept as f64;
@@ -167,15 +163,7 @@ fn main() {
     let start = Instant::now();
     let mut events = Vec::with_capacity(lines.len());
     for line in &lines {
-        let value: Value = serde_json::from_str(line).expect("json");
-        let (name, payload) = split_capture_line(value);
-        events.extend(normalize(
-            name.as_deref().unwrap_or("import"),
-            payload,
-            Utc::now(),
-            &opts,
-            &mut DedupSalt::ReceivedAt,
-        ));
+        events.extend(normalized(line, &opts));
     }
     let normalize_rate = lines.len() as f64 / start.elapsed().as_secs_f64();
     let writer = store_writer(dir.path(), "writer-only");

@@ -165,12 +165,51 @@ impl Shape {
 #[derive(Debug, Clone, Default)]
 pub struct Delegations {
     held: BTreeMap<Slot, (DelegationState, Shape)>,
+    /// Apart from `held`, so that a held delegation's entries can be moved
+    /// while it is borrowed.
+    index: Indexes,
+    next: Slot,
+}
+
+/// The entries of every index, in one ordered set.
+#[derive(Debug, Clone, Default)]
+struct Indexes {
     /// Each index's keys (agent ids, calls, types) as small numbers, so that
     /// moving an entry compares numbers, not strings.
     keys: HashMap<String, u32>,
-    index: BTreeSet<Held>,
-    next: Slot,
+    entries: BTreeSet<Held>,
     ended_idless: usize,
+}
+
+impl Indexes {
+    fn add(&mut self, slot: Slot, shape: &Shape) {
+        for (by, key, time, id, slot) in shape.entries(slot) {
+            if by == By::EndedIdless {
+                self.ended_idless += 1;
+            }
+            let key = match self.keys.get(key) {
+                Some(&k) => k,
+                None => {
+                    let k = self.keys.len() as u32;
+                    self.keys.insert(key.to_string(), k);
+                    k
+                }
+            };
+            self.entries.insert((by, key, time, id, slot));
+        }
+    }
+
+    fn remove(&mut self, slot: Slot, shape: &Shape) {
+        for (by, key, time, id, slot) in shape.entries(slot) {
+            if by == By::EndedIdless {
+                self.ended_idless -= 1;
+            }
+            let Some(&key) = self.keys.get(key) else {
+                continue;
+            };
+            self.entries.remove(&(by, key, time, id, slot));
+        }
+    }
 }
 
 impl Delegations {
@@ -187,11 +226,6 @@ impl Delegations {
         self.held.values().map(|(d, _)| d)
     }
 
-    /// In slot order.
-    pub fn slots(&self) -> impl DoubleEndedIterator<Item = (Slot, &DelegationState)> {
-        self.held.iter().map(|(s, (d, _))| (*s, d))
-    }
-
     pub fn get(&self, slot: Slot) -> Option<&DelegationState> {
         self.held.get(&slot).map(|(d, _)| d)
     }
@@ -203,41 +237,12 @@ impl Delegations {
         };
     }
 
-    fn add_entries(&mut self, slot: Slot, shape: &Shape) {
-        for (by, key, time, id, slot) in shape.entries(slot) {
-            if by == By::EndedIdless {
-                self.ended_idless += 1;
-            }
-            let key = match self.keys.get(key) {
-                Some(&k) => k,
-                None => {
-                    let k = self.keys.len() as u32;
-                    self.keys.insert(key.to_string(), k);
-                    k
-                }
-            };
-            self.index.insert((by, key, time, id, slot));
-        }
-    }
-
-    fn remove_entries(&mut self, slot: Slot, shape: &Shape) {
-        for (by, key, time, id, slot) in shape.entries(slot) {
-            if by == By::EndedIdless {
-                self.ended_idless -= 1;
-            }
-            let Some(&key) = self.keys.get(key) else {
-                continue;
-            };
-            self.index.remove(&(by, key, time, id, slot));
-        }
-    }
-
     /// Holds a delegation after the others; returns its slot.
     pub fn push(&mut self, d: DelegationState) -> Slot {
         let slot = self.next;
         self.next += 1;
         let shape = Shape::of(&d);
-        self.add_entries(slot, &shape);
+        self.index.add(slot, &shape);
         self.held.insert(slot, (d, shape));
         slot
     }
@@ -247,17 +252,16 @@ impl Delegations {
         let (d, shape) = self.held.get_mut(&slot).expect("a held delegation");
         let out = change(d);
         if !shape.matches(d) {
-            let new = Shape::of(d);
-            let old = std::mem::replace(shape, new.clone());
-            self.remove_entries(slot, &old);
-            self.add_entries(slot, &new);
+            let old = std::mem::replace(shape, Shape::of(d));
+            self.index.remove(slot, &old);
+            self.index.add(slot, shape);
         }
         out
     }
 
     pub fn remove(&mut self, slot: Slot) -> Option<DelegationState> {
         let (d, shape) = self.held.remove(&slot)?;
-        self.remove_entries(slot, &shape);
+        self.index.remove(slot, &shape);
         Some(d)
     }
 
@@ -278,11 +282,13 @@ impl Delegations {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> impl DoubleEndedIterator<Item = Slot> + '_ {
-        self.keys
+        self.index
+            .keys
             .get(key)
             .into_iter()
             .flat_map(move |&k| {
                 self.index
+                    .entries
                     .range((by, k, from, i64::MIN, 0)..=(by, k, to, i64::MAX, Slot::MAX))
             })
             .map(|e| e.4)
@@ -304,10 +310,10 @@ impl Delegations {
 
     /// Sub-agents named by more than one delegation, in the order of their first slot.
     pub fn twinned_agents(&self) -> Vec<String> {
+        // The keys are every index's (calls, types too): only agent ids have slots here.
         let mut firsts: BTreeMap<Slot, String> = BTreeMap::new();
-        for key in self.keys.keys() {
-            let slots = self.of_agent(key);
-            if let [first, _, ..] = slots[..] {
+        for key in self.index.keys.keys() {
+            if let (Some(first), true) = (self.first_of_agent(key), self.agent_twinned(key)) {
                 firsts.insert(first, key.clone());
             }
         }
@@ -392,7 +398,7 @@ impl Delegations {
     /// Lets go of the first ended delegations without `agent_id` already
     /// written, while more than `keep` of them (written or not) are held.
     pub fn trim_ended_idless(&mut self, keep: usize) {
-        let Some(excess) = self.ended_idless.checked_sub(keep).filter(|&n| n > 0) else {
+        let Some(excess) = self.index.ended_idless.checked_sub(keep).filter(|&n| n > 0) else {
             return;
         };
         let gone: Vec<Slot> = self

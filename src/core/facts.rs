@@ -11,11 +11,13 @@ use super::event::{ClaudeCodeAccount, Facts, Tokens};
 /// Longest text kept in a fact (prompts, responses); the full text stays in `data`.
 const MAX_FACT_CHARS: usize = 16 * 1024;
 
+/// A string with something in it, trimmed.
+fn nonempty(value: &Value) -> Option<&str> {
+    value.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
 fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    obj.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    obj.get(key).and_then(nonempty)
 }
 
 fn first_str(objs: &[Option<&Map<String, Value>>], keys: &[&str]) -> Option<String> {
@@ -85,13 +87,7 @@ impl<'a> Common<'a> {
 /// [`first_str`] over members already found: the first that is a string with
 /// something in it, clipped.
 fn first_of(members: &[Option<&Value>]) -> Option<String> {
-    members
-        .iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .map(str::trim)
-        .find(|s| !s.is_empty())
-        .map(clip)
+    members.iter().flatten().find_map(|v| nonempty(v)).map(clip)
 }
 
 fn obj<'a>(parent: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Map<String, Value>> {

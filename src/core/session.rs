@@ -160,8 +160,15 @@ pub struct Decision {
 /// Decides what `event` does to `state`'s delegations. `track` is off when
 /// delegations are not captured (configuration) or come from a document.
 pub fn decide(state: Option<&SessionState>, event: &NormalizedEvent, track: bool) -> Decision {
-    let none = Delegations::default();
-    let delegations = state.map_or(&none, |s| &s.delegations);
+    // An empty set only for a session not seen yet (not built at every event).
+    let none;
+    let delegations = match state {
+        Some(s) => &s.delegations,
+        None => {
+            none = Delegations::default();
+            &none
+        }
+    };
     let half = delegation::half_of(event).filter(|_| track).unwrap_or(0);
     let transition = if half != 0 {
         delegation::decide(delegations, event, half)

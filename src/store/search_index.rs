@@ -5,8 +5,9 @@
 //! `mpm_search_text(event_type, data)`, which V7's backfill calls.
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Statement};
 
+use crate::core::event::NormalizedEvent;
 use crate::core::searchable::searchable_text;
 
 /// Registers `mpm_search_text` on `conn` (before the migrations run: V7 calls it).
@@ -26,31 +27,47 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Enters a newly stored event (row `row`) in the index.
-pub fn index_new(
-    conn: &Connection,
-    row: i64,
-    event_type: &str,
-    data: &str,
-) -> rusqlite::Result<()> {
-    index_text(conn, row, &searchable_text(event_type, data))
-}
-
 /// The statement that enters an event's text (the writer keeps it prepared for a batch).
 pub const INSERT: &str = "INSERT INTO event_search (rowid, body) VALUES (?1, ?2)";
 
-fn index_text(conn: &Connection, row: i64, text: &str) -> rusqlite::Result<()> {
+/// Enters a newly stored `event` (row `row`) through `insert` (the [`INSERT`]
+/// statement the writer keeps prepared): the text its normalizer made, else
+/// made now.
+pub fn index_stored(
+    insert: &mut Statement<'_>,
+    row: i64,
+    event: &NormalizedEvent,
+) -> rusqlite::Result<()> {
+    match &event.search_text {
+        Some(text) => enter(insert, row, text),
+        None => enter(
+            insert,
+            row,
+            &searchable_text(event.kind.as_str(), &event.data),
+        ),
+    }
+}
+
+/// An event without searchable text has no entry.
+fn enter(insert: &mut Statement<'_>, row: i64, text: &str) -> rusqlite::Result<()> {
     if text.is_empty() {
         return Ok(());
     }
-    conn.prepare_cached(INSERT)?.execute(params![row, text])?;
+    insert.execute(params![row, text])?;
     Ok(())
 }
 
 /// Replaces the entry of event `row` after its data changed to `data` (the
-/// writer has it in hand: no reading it back).
-pub fn reindex(conn: &Connection, row: i64, event_type: &str, data: &str) -> rusqlite::Result<()> {
+/// writer has it in hand: no reading it back), entering it through `insert`
+/// as [`index_stored`] does.
+pub fn reindex(
+    conn: &Connection,
+    insert: &mut Statement<'_>,
+    row: i64,
+    event_type: &str,
+    data: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM event_search WHERE rowid = ?1")?
         .execute([row])?;
-    index_new(conn, row, event_type, data)
+    enter(insert, row, &searchable_text(event_type, data))
 }

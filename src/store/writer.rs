@@ -722,7 +722,7 @@ impl WriterState {
         }
         let match_key = self.match_key(event)?;
         if let Some(key) = &match_key {
-            match self.content_match(event, key)? {
+            match self.content_match(event, key, statements)? {
                 ContentMatch::Merged => {
                     self.stats.merged += 1;
                     return Ok(());
@@ -763,7 +763,7 @@ impl WriterState {
             match_key,
         ])?;
         if inserted == 0 {
-            if self.merge_observation(event)? {
+            if self.merge_observation(event, statements)? {
                 self.stats.merged += 1;
             } else {
                 self.stats.duplicates += 1;
@@ -772,19 +772,7 @@ impl WriterState {
         }
         self.stats.stored += 1;
         let stored_row = self.conn.last_insert_rowid();
-        let made;
-        let text = match &event.search_text {
-            Some(text) => text,
-            None => {
-                made = crate::core::searchable::searchable_text(event.kind.as_str(), &event.data);
-                &made
-            }
-        };
-        if !text.is_empty() {
-            statements
-                .insert_search
-                .execute(params![stored_row, text])?;
-        }
+        super::search_index::index_stored(&mut statements.insert_search, stored_row, event)?;
         if match_key.is_some() {
             self.note_prompt(event, stored_row);
             if let Some(w) = event
@@ -874,7 +862,11 @@ impl WriterState {
     /// A second observation of a happening already stored (same identity, other
     /// content): what it adds is merged into the stored event, and its session
     /// is rebuilt at the end of the batch. Returns false for an exact duplicate.
-    fn merge_observation(&mut self, event: &NormalizedEvent) -> rusqlite::Result<bool> {
+    fn merge_observation(
+        &mut self,
+        event: &NormalizedEvent,
+        statements: &mut BatchStatements<'_>,
+    ) -> rusqlite::Result<bool> {
         let (Some(session_id), Some(identity)) = (&event.session_id, &event.identity) else {
             return Ok(false);
         };
@@ -924,7 +916,13 @@ impl WriterState {
         self.conn
             .prepare_cached("UPDATE events SET data = ?2, origin = ?3, timestamp = ?4, agent_id = coalesce(agent_id, ?5) WHERE id = ?1")?
             .execute(params![row, merged, origins, timestamp, event.facts.agent_id])?;
-        super::search_index::reindex(&self.conn, row, &stored.event_type, &merged)?;
+        super::search_index::reindex(
+            &self.conn,
+            &mut statements.insert_search,
+            row,
+            &stored.event_type,
+            &merged,
+        )?;
         // A live observation (hook, monitor, transcript) that changes nothing
         // the projection reads (the new fields are not facts, the time is the
         // same) leaves the session as it is: no replay of the whole session,
@@ -1024,6 +1022,7 @@ impl WriterState {
         &mut self,
         event: &NormalizedEvent,
         key: &str,
+        statements: &mut BatchStatements<'_>,
     ) -> rusqlite::Result<ContentMatch> {
         let Some(session_id) = &event.session_id else {
             return Ok(ContentMatch::None);
@@ -1052,7 +1051,7 @@ impl WriterState {
         if known {
             return Ok(ContentMatch::None);
         }
-        self.pair(row, event)?;
+        self.pair(row, event, statements)?;
         self.note_prompt(event, row);
         Ok(ContentMatch::Merged)
     }
@@ -1165,7 +1164,12 @@ impl WriterState {
     /// the duplicate key of its observation without ids (so that a second
     /// delivery of it is found by the unique index); the other one's is kept
     /// in `merged_observations`.
-    fn pair(&mut self, row: i64, event: &NormalizedEvent) -> rusqlite::Result<()> {
+    fn pair(
+        &mut self,
+        row: i64,
+        event: &NormalizedEvent,
+        statements: &mut BatchStatements<'_>,
+    ) -> rusqlite::Result<()> {
         type Stored = (
             String,
             Option<String>,
@@ -1218,7 +1222,13 @@ impl WriterState {
                 event.facts.tool_name,
                 key,
             ])?;
-        super::search_index::reindex(&self.conn, row, &event_type, &data)?;
+        super::search_index::reindex(
+            &self.conn,
+            &mut statements.insert_search,
+            row,
+            &event_type,
+            &data,
+        )?;
         if let Some(session_id) = &event.session_id {
             self.remember_observation(&other_key, session_id, row)?;
             self.rebuild_with_source(session_id, event.origin.as_str(), true)?;
