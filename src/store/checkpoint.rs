@@ -2,6 +2,9 @@
 //! checkpoint on commit; this thread, with a connection of its own, copies the
 //! WAL back into the database (PASSIVE: it never blocks the writer or readers)
 //! after commits, at most every 250 ms. On shutdown the WAL is truncated.
+//! The one checkpoint that is not here is the writer's own RESTART between
+//! two transactions when a sustained stream keeps the WAL from starting over
+//! (`WriterState::bound_wal`): only the writer knows it is between two.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
