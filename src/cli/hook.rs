@@ -50,9 +50,7 @@ pub fn run_with(options: &HookOptions) -> ! {
             activity_directory: options.activity_dir.clone(),
             ..Default::default()
         };
-        let config = match crate::config::Config::load(options.config.as_deref(), &overrides)
-            .and_then(|c| c.validate().map(|()| c))
-        {
+        let config = match super::load_config_with(options.config.as_deref(), &overrides) {
             Ok(c) => c,
             Err(e) => {
                 let fallback = options.database_or_default();
