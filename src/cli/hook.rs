@@ -79,11 +79,7 @@ pub fn run_with(options: &HookOptions) -> ! {
             "internal error (panic); payload may be lost",
         );
     }
-    // Status 0 whatever happened. `_exit`: no flushing to do (nothing was
-    // printed, files are closed), and it skips the allocator's sweep of every
-    // heap at exit, a process that lives milliseconds having nothing to give back.
-    // SAFETY: ends the process; no Rust state outlives it.
-    unsafe { nix::libc::_exit(0) }
+    exit_0()
 }
 
 /// A `hook` command line that cannot be read: one line in the default hook
@@ -94,6 +90,13 @@ pub fn refuse_arguments(error: &str) -> ! {
         &crate::config::Config::default().database,
         &format!("hook arguments not understood, payload not read: {first}"),
     );
+    exit_0()
+}
+
+/// Status 0 whatever happened. `_exit`: no flushing to do (nothing was
+/// printed, files are closed), and it skips the allocator's sweep of every
+/// heap at exit, a process that lives milliseconds having nothing to give back.
+fn exit_0() -> ! {
     // SAFETY: ends the process; no Rust state outlives it.
     unsafe { nix::libc::_exit(0) }
 }
