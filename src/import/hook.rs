@@ -188,11 +188,17 @@ fn send_all(writer: &Writer, msgs: Vec<WriterMsg>) -> Result<()> {
 /// the spool first, reading the transcripts at a stop), or spools it. Never
 /// fails and never prints; problems go to the log.
 pub fn handle(config: &Config, input: &[u8], received_at: DateTime<Utc>) -> HookOutcome {
+    let parsed = parse_logged(config, input);
+    store_or_spool(config, &parsed, received_at)
+}
+
+/// The payload read from standard input; why it is no JSON, logged.
+fn parse_logged(config: &Config, input: &[u8]) -> Input {
     let parsed = parse(input, config.max_event_bytes);
     if let Input::Text(_, reason) = &parsed {
         log_line(&config.database, reason);
     }
-    store_or_spool(config, &parsed, received_at)
+    parsed
 }
 
 fn store_or_spool(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> HookOutcome {
@@ -329,10 +335,7 @@ fn remember_reads(
 /// payload and any that arrive meanwhile) and returns when it is empty. The
 /// caller exits either way. Never fails and never prints.
 pub fn hand_off(config: &Config, input: &[u8], received_at: DateTime<Utc>) {
-    let parsed = parse(input, config.max_event_bytes);
-    if let Input::Text(_, reason) = &parsed {
-        log_line(&config.database, reason);
-    }
+    let parsed = parse_logged(config, input);
     if let Err(e) = spool(&config.database, &parsed, received_at, false) {
         log_line(
             &config.database,
