@@ -9,16 +9,29 @@ use std::path::PathBuf;
 
 use super::Cli;
 
-/// What the `hook` command is told on its command line.
-#[derive(Debug, Clone, Default)]
+// What the `hook` command is told on its command line: `mpm-aggregate`'s
+// global options and `hook --wait`, or `mpm-aggregate-hook`'s own command
+// line, parsed into this (the derive is that program's parser and `--help`;
+// the doc comment below is its `--help` text).
+/// A Claude Code `command` hook: stores the payload on standard input (never fails, prints nothing; problems go to hook.log next to the database)
+#[derive(clap::Parser, Debug, Clone, Default)]
+#[command(
+    name = "mpm-aggregate-hook",
+    version,
+    after_help = "By default the payload is spooled and the process exits at once (Claude Code waits for its hooks); a background writer stores it within milliseconds.\n\nExample (what Claude Code runs; `mpm-aggregate hooks install` writes it):\n  mpm-aggregate-hook --db /abs/.claude-mpm/aggregator.db < payload.json"
+)]
 pub struct HookOptions {
-    /// `--config`.
+    /// Configuration file (default: .claude-mpm/config.toml when it exists)
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// `--db`.
+    /// SQLite database (default: .claude-mpm/aggregator.db)
+    #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// `--activity-dir`.
+    /// Where session files are written (default: .claude-mpm/activity)
+    #[arg(long, value_name = "DIR")]
     pub activity_dir: Option<PathBuf>,
-    /// `--wait`: stored before the process exits.
+    /// Store the payload before exiting (for scripts that read the database next)
+    #[arg(long)]
     pub wait: bool,
 }
 
