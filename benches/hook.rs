@@ -144,13 +144,9 @@ fn report(name: &str, runs: Vec<(Duration, Duration)>, dir: &Path, last_exit: In
     cpu.sort();
     let cpu_at = |q: f64| cpu[((cpu.len() as f64 - 1.0) * q).round() as usize];
     let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
-    let spooled = std::fs::read_dir(dir.join("hook-spool"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .count()
-        })
-        .unwrap_or(0);
+    // What `status` shows as waiting (every drainer has ended by now).
+    let spooled =
+        mpm_aggregate::import::hook::spool_figures(&dir.join("agg.db")).map_or(0, |f| f.waiting);
     let conn = rusqlite::Connection::open(dir.join("agg.db")).unwrap();
     let events: i64 = conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))

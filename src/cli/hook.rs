@@ -9,16 +9,29 @@ use std::path::PathBuf;
 
 use super::Cli;
 
-/// What the `hook` command is told on its command line.
-#[derive(Debug, Clone, Default)]
+// What the `hook` command is told on its command line: `mpm-aggregate`'s
+// global options and `hook --wait`, or `mpm-aggregate-hook`'s own command
+// line, parsed into this (the derive is that program's parser and `--help`;
+// the doc comment below is its `--help` text).
+/// A Claude Code `command` hook: stores the payload on standard input (never fails, prints nothing; problems go to hook.log next to the database)
+#[derive(clap::Parser, Debug, Clone, Default)]
+#[command(
+    name = "mpm-aggregate-hook",
+    version,
+    after_help = "By default the payload is spooled and the process exits at once (Claude Code waits for its hooks); a background writer stores it within milliseconds.\n\nExample (what Claude Code runs; `mpm-aggregate hooks install` writes it):\n  mpm-aggregate-hook --db /abs/.claude-mpm/aggregator.db < payload.json"
+)]
 pub struct HookOptions {
-    /// `--config`.
+    /// Configuration file (default: .claude-mpm/config.toml when it exists)
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// `--db`.
+    /// SQLite database (default: .claude-mpm/aggregator.db)
+    #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// `--activity-dir`.
+    /// Where session files are written (default: .claude-mpm/activity)
+    #[arg(long, value_name = "DIR")]
     pub activity_dir: Option<PathBuf>,
-    /// `--wait`: stored before the process exits.
+    /// Store the payload before exiting (for scripts that read the database next)
+    #[arg(long)]
     pub wait: bool,
 }
 
@@ -50,9 +63,7 @@ pub fn run_with(options: &HookOptions) -> ! {
             activity_directory: options.activity_dir.clone(),
             ..Default::default()
         };
-        let config = match crate::config::Config::load(options.config.as_deref(), &overrides)
-            .and_then(|c| c.validate().map(|()| c))
-        {
+        let config = match super::load_config_with(options.config.as_deref(), &overrides) {
             Ok(c) => c,
             Err(e) => {
                 let fallback = options.database_or_default();
@@ -81,11 +92,7 @@ pub fn run_with(options: &HookOptions) -> ! {
             "internal error (panic); payload may be lost",
         );
     }
-    // Status 0 whatever happened. `_exit`: no flushing to do (nothing was
-    // printed, files are closed), and it skips the allocator's sweep of every
-    // heap at exit, a process that lives milliseconds having nothing to give back.
-    // SAFETY: ends the process; no Rust state outlives it.
-    unsafe { nix::libc::_exit(0) }
+    exit_0()
 }
 
 /// A `hook` command line that cannot be read: one line in the default hook
@@ -96,6 +103,13 @@ pub fn refuse_arguments(error: &str) -> ! {
         &crate::config::Config::default().database,
         &format!("hook arguments not understood, payload not read: {first}"),
     );
+    exit_0()
+}
+
+/// Status 0 whatever happened. `_exit`: no flushing to do (nothing was
+/// printed, files are closed), and it skips the allocator's sweep of every
+/// heap at exit, a process that lives milliseconds having nothing to give back.
+fn exit_0() -> ! {
     // SAFETY: ends the process; no Rust state outlives it.
     unsafe { nix::libc::_exit(0) }
 }

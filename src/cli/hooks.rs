@@ -405,14 +405,12 @@ fn ours(hook: &Json) -> Option<Ours> {
         Some("command") => {
             let command = hook.get("command").and_then(Json::as_str)?;
             let words = shlex::split(command)?;
-            let exe = words.first().and_then(|w| {
-                Path::new(w)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .map(|n| n.trim_end_matches(".exe").to_string())
-            });
+            let exe = words
+                .first()
+                .and_then(|w| Path::new(w).file_name()?.to_str())
+                .map(|n| n.trim_end_matches(".exe"));
             // `mpm-aggregate … hook`, or the hook's own program.
-            let ours = match exe.as_deref() {
+            let ours = match exe {
                 Some("mpm-aggregate") => words.last().map(String::as_str) == Some("hook"),
                 Some(HOOK_PROGRAM) => true,
                 _ => false,

@@ -398,7 +398,13 @@ fn load_config(cli: &Cli) -> Result<Config> {
         dashboard_port: port,
         debug: cli.debug.then_some(true),
     };
-    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    load_config_with(cli.config.as_deref(), &overrides)
+}
+
+/// The configuration file (or the defaults) with the command line's
+/// overrides, validated.
+fn load_config_with(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Config> {
+    let config = Config::load(file, overrides)?;
     config.validate()?;
     Ok(config)
 }

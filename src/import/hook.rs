@@ -188,11 +188,17 @@ fn send_all(writer: &Writer, msgs: Vec<WriterMsg>) -> Result<()> {
 /// the spool first, reading the transcripts at a stop), or spools it. Never
 /// fails and never prints; problems go to the log.
 pub fn handle(config: &Config, input: &[u8], received_at: DateTime<Utc>) -> HookOutcome {
+    let parsed = parse_logged(config, input);
+    store_or_spool(config, &parsed, received_at)
+}
+
+/// The payload read from standard input; why it is no JSON, logged.
+fn parse_logged(config: &Config, input: &[u8]) -> Input {
     let parsed = parse(input, config.max_event_bytes);
     if let Input::Text(_, reason) = &parsed {
         log_line(&config.database, reason);
     }
-    store_or_spool(config, &parsed, received_at)
+    parsed
 }
 
 fn store_or_spool(config: &Config, parsed: &Input, received_at: DateTime<Utc>) -> HookOutcome {
@@ -329,10 +335,7 @@ fn remember_reads(
 /// payload and any that arrive meanwhile) and returns when it is empty. The
 /// caller exits either way. Never fails and never prints.
 pub fn hand_off(config: &Config, input: &[u8], received_at: DateTime<Utc>) {
-    let parsed = parse(input, config.max_event_bytes);
-    if let Input::Text(_, reason) = &parsed {
-        log_line(&config.database, reason);
-    }
+    let parsed = parse_logged(config, input);
     if let Err(e) = spool(&config.database, &parsed, received_at, false) {
         log_line(
             &config.database,
@@ -490,15 +493,7 @@ pub fn spool_figures(database: &Path) -> Option<SpoolFigures> {
     let mut waiting: Vec<PathBuf> = std::fs::read_dir(&folder)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.ends_with(SPOOL_EXT)
-                || name
-                    .strip_suffix(DRAINING_EXT)
-                    .and_then(|rest| rest.rsplit_once('.'))
-                    .and_then(|(_, owner)| owner.parse::<u32>().ok())
-                    .is_some_and(|owner| !process_alive(owner))
-        })
+        .filter(|p| claimable(&p.file_name().unwrap_or_default().to_string_lossy()).is_some())
         .collect();
     if waiting.is_empty() {
         return None;
@@ -619,22 +614,8 @@ fn claim_spool(dir: &Path) -> Vec<PathBuf> {
     names.sort();
     let mut claimed = Vec::new();
     for path in names {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let base = if name.ends_with(SPOOL_EXT) {
-            name.clone()
-        } else if let Some(rest) = name.strip_suffix(DRAINING_EXT) {
-            // `<base>.<pid>.draining`: taken again only when its process is gone.
-            let Some((base, owner)) = rest.rsplit_once('.') else {
-                continue;
-            };
-            if owner.parse::<u32>().map_or(true, process_alive) {
-                continue;
-            }
-            base.to_string()
-        } else {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let Some(base) = claimable(&name) else {
             continue;
         };
         let target = dir.join(format!("{base}.{pid}{DRAINING_EXT}"));
@@ -643,6 +624,20 @@ fn claim_spool(dir: &Path) -> Vec<PathBuf> {
         }
     }
     claimed
+}
+
+/// The spool name a file is claimed under, when it waits for a writer: a
+/// payload not yet claimed, or `<base>.<pid>.draining` whose process is gone.
+fn claimable(name: &str) -> Option<&str> {
+    if name.ends_with(SPOOL_EXT) {
+        return Some(name);
+    }
+    let (base, owner) = name.strip_suffix(DRAINING_EXT)?.rsplit_once('.')?;
+    // An owner that cannot be read is taken for alive: its file is left alone.
+    owner
+        .parse::<u32>()
+        .is_ok_and(|owner| !process_alive(owner))
+        .then_some(base)
 }
 
 fn process_alive(pid: u32) -> bool {

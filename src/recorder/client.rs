@@ -224,41 +224,44 @@ async fn on_received(shared: &Shared, item: Received, history: &mut HistoryWait)
         max_event_bytes: shared.max_event_bytes,
         ..NormalizeOptions::default()
     };
+    let is_history_answer = |name: &str| HISTORY_REQUESTS.iter().any(|(_, a)| *a == name);
     let outcomes =
         match item {
+            Received::Event { name, args } if is_history_answer(&name) => {
+                let (outcomes, items) =
+                    history_outcomes(&name, args.first().map(|b| &**b), at, &opts);
+                history.answered(&name, items);
+                outcomes
+            }
             Received::Event { name, args } => {
-                let first = args.first().map(|b| &**b);
-                if HISTORY_REQUESTS.iter().any(|(_, answer)| *answer == name) {
-                    let (outcomes, items) = history_outcomes(&name, first, at, &opts);
-                    history.answered(&name, items);
-                    outcomes
-                } else {
-                    event_outcomes(&name, first, at, &opts)
-                }
+                event_outcomes(&name, args.first().map(|b| &**b), at, &opts)
             }
-            Received::Parsed { name, first } => {
-                if HISTORY_REQUESTS.iter().any(|(_, answer)| *answer == name) {
-                    // Rare: read as raw text like any history answer.
-                    let raw = first.map(|v| serde_json::value::to_raw_value(&v));
-                    match raw.transpose() {
-                        Ok(raw) => {
-                            let (outcomes, items) =
-                                history_outcomes(&name, raw.as_deref(), at, &opts);
-                            history.answered(&name, items);
-                            outcomes
-                        }
-                        Err(e) => vec![Outcome::Rejected(Rejection::of_text(
-                            Some(&name),
-                            format!("payload cannot be written back as JSON: {e}"),
-                            "",
-                            at,
-                        ))],
+            // Rare: read as raw text like any history answer.
+            Received::Parsed { name, first } if is_history_answer(&name) => {
+                match first
+                    .map(|v| serde_json::value::to_raw_value(&v))
+                    .transpose()
+                {
+                    Ok(raw) => {
+                        let (outcomes, items) = history_outcomes(&name, raw.as_deref(), at, &opts);
+                        history.answered(&name, items);
+                        outcomes
                     }
-                } else {
-                    let value = first.unwrap_or(Value::Null);
-                    normalize(&name, value, at, &opts, &mut DedupSalt::ReceivedAt)
+                    Err(e) => vec![Outcome::Rejected(Rejection::of_text(
+                        Some(&name),
+                        format!("payload cannot be written back as JSON: {e}"),
+                        "",
+                        at,
+                    ))],
                 }
             }
+            Received::Parsed { name, first } => normalize(
+                &name,
+                first.unwrap_or(Value::Null),
+                at,
+                &opts,
+                &mut DedupSalt::ReceivedAt,
+            ),
             Received::Binary { name, bytes } => vec![Outcome::Rejected(Rejection {
                 socket_event: name,
                 reason: format!("binary payload of {bytes} bytes (events are JSON)"),

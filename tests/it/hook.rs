@@ -59,6 +59,18 @@ fn hook_no_wait_as(
     input: &[u8],
     env: &[(&str, &Path)],
 ) -> (i32, Vec<u8>, Vec<u8>, Duration) {
+    run_hook(form, args, &[], input, env)
+}
+
+/// Runs the hook in `form`, `args` before the subcommand and `hook_args`
+/// after it; returns as soon as it exits.
+fn run_hook(
+    form: Form,
+    args: &[&std::ffi::OsStr],
+    hook_args: &[&str],
+    input: &[u8],
+    env: &[(&str, &Path)],
+) -> (i32, Vec<u8>, Vec<u8>, Duration) {
     let started = Instant::now();
     let mut cmd = match form {
         Form::Subcommand => Command::new(bin()),
@@ -68,7 +80,8 @@ fn hook_no_wait_as(
     if let Form::Subcommand = form {
         cmd.arg("hook");
     }
-    cmd.stdin(Stdio::piped())
+    cmd.args(hook_args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -107,21 +120,9 @@ fn hook(dir: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<u8>, Duration) {
 /// `hook --wait`: stored before it exits, or spooled after a short wait
 /// for a busy database.
 fn hook_wait(dir: &Path, input: &[u8]) -> (i32, Vec<u8>, Vec<u8>, Duration) {
-    let mut args = db_args(dir);
-    args.push("hook".into());
-    args.push("--wait".into());
-    let started = Instant::now();
-    let out = assert_cmd::Command::new(bin())
-        .args(&args)
-        .write_stdin(input.to_vec())
-        .output()
-        .expect("hook --wait");
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        out.stderr,
-        started.elapsed(),
-    )
+    let args = db_args(dir);
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    run_hook(Form::Subcommand, &refs, &["--wait"], input, &[])
 }
 
 fn assert_silent_success(r: &(i32, Vec<u8>, Vec<u8>, Duration), ctx: &str) {
@@ -567,13 +568,8 @@ fn a_hook_exits_at_once_and_its_background_writer_stores_the_burst_in_arrival_or
     assert_eq!(stored, prompts, "stored once each, in the order they came");
 
     // `--wait`: stored before the process exits.
-    let out = assert_cmd::Command::new(bin())
-        .args(&args)
-        .args(["hook", "--wait"])
-        .write_stdin(payload("s-wait", "UserPromptSubmit"))
-        .output()
-        .unwrap();
-    assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty());
+    let r = hook_wait(dir.path(), &payload("s-wait", "UserPromptSubmit"));
+    assert_silent_success(&r, "--wait");
     assert_eq!(
         count(
             &db,

@@ -85,18 +85,20 @@ impl Env {
     /// The command our installer writes for this environment: the hook's own
     /// program, installed beside `mpm-aggregate`.
     fn our_command(&self) -> String {
-        let exe = assert_cmd::cargo::cargo_bin("mpm-aggregate-hook");
-        let exe = exe.canonicalize().unwrap_or(exe);
-        let db = self.project().join(".claude-mpm/aggregator.db");
-        format!("{} --db {}", exe.display(), db.display())
+        self.command_of("mpm-aggregate-hook", "")
     }
 
     /// The same hook as an older install wrote it: `mpm-aggregate … hook`.
     fn our_subcommand(&self) -> String {
-        let exe = assert_cmd::cargo::cargo_bin("mpm-aggregate");
+        self.command_of("mpm-aggregate", " hook")
+    }
+
+    /// `program --db <this project's database>`, then `tail`.
+    fn command_of(&self, program: &str, tail: &str) -> String {
+        let exe = assert_cmd::cargo::cargo_bin(program);
         let exe = exe.canonicalize().unwrap_or(exe);
         let db = self.project().join(".claude-mpm/aggregator.db");
-        format!("{} --db {} hook", exe.display(), db.display())
+        format!("{} --db {}{tail}", exe.display(), db.display())
     }
 }
 
