@@ -88,6 +88,7 @@ fn mix(name: &str, lines: &[String], dir: &Path) {
     let (w, c) = (common::median(wall), common::median(cpu));
     let db = dir.join(format!("{name}-0.db"));
     let writable = mpm_aggregate::store::open_writable(&db).expect("open");
+    mpm_aggregate::store::register_search_text(&writable).expect("mpm_search_text");
     let stored: i64 = writable
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .expect("count");

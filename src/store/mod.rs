@@ -33,6 +33,11 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
 pub use crate::files::create_private_dir;
+/// `mpm_search_text(event_type, data)` on a connection: registered before
+/// the migrations run (V7's backfill calls it); a connection to a database
+/// already migrated gets it only by asking (the search bench times V7's
+/// backfill again).
+pub use search_index::register as register_search_text;
 
 /// Opens (creating if needed) the database at `path` for writing, applies the
 /// pragmas and runs pending migrations. The file is created readable by the owner only.
